@@ -1,0 +1,226 @@
+//! HTTP routes of the api service. `main.rs` only wires config, listener and
+//! shutdown around `router`.
+
+pub mod config;
+pub mod db;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::OnceCell;
+use tokio_postgres::{Client, Row};
+
+pub use config::Config;
+pub use db::Db;
+
+/// /ready must answer within about a second, database down or not.
+const READY_TIMEOUT: Duration = Duration::from_secs(1);
+/// Bound for a notes request, so a stalled database yields 503, not a hang.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Baked in at compile time: the same source gives the same binary anywhere.
+const GIT_COMMIT: &str = match option_env!("PROV_GIT_COMMIT") {
+    Some(commit) => commit,
+    None => "unknown",
+};
+const GIT_TREE: &str = match option_env!("PROV_GIT_TREE") {
+    Some(tree) => tree,
+    None => "unknown",
+};
+
+struct AppState {
+    db: Db,
+    build_id: String,
+    /// Set once the notes table is known to exist; also serialises the first
+    /// CREATE TABLE, which PostgreSQL does not make safe to run concurrently.
+    notes_table: OnceCell<()>,
+    /// Last /ready outcome, so only changes get logged.
+    last_ready: Mutex<Option<bool>>,
+}
+
+pub fn router(db: Db, build_id: String) -> Router {
+    let state = AppState {
+        db,
+        build_id,
+        notes_table: OnceCell::new(),
+        last_ready: Mutex::new(None),
+    };
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/version", get(version))
+        .route("/notes", get(list_notes).post(create_note))
+        .layer(middleware::from_fn(log_request))
+        .with_state(Arc::new(state))
+}
+
+async fn log_request(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    println!(
+        "{method} {path} {} {}ms",
+        response.status().as_u16(),
+        started.elapsed().as_millis()
+    );
+    response
+}
+
+/// Liveness: the process serves. Never touches the database.
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: `SELECT 1` succeeds within READY_TIMEOUT, checkout included.
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if cfg!(feature = "dishonest-ready") {
+        // TEST-ONLY lie (see Cargo.toml).
+        return Json(json!({ "status": "ready" })).into_response();
+    }
+
+    let result = db::within(READY_TIMEOUT, async {
+        let client = state.db.client().await?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
+    })
+    .await;
+
+    {
+        let mut last = state.last_ready.lock().unwrap();
+        if *last != Some(result.is_ok()) {
+            match &result {
+                Ok(()) => println!("readiness: ready"),
+                Err(e) => println!("readiness: not ready: {}", e.0),
+            }
+            *last = Some(result.is_ok());
+        }
+    }
+
+    match result {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not ready", "reason": e.0 })),
+        )
+            .into_response(),
+    }
+}
+
+async fn version(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(json!({
+        "commit": GIT_COMMIT,
+        "tree": GIT_TREE,
+        "build_id": state.build_id,
+    }))
+}
+
+#[derive(Serialize)]
+struct Note {
+    id: i64,
+    text: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<&Row> for Note {
+    fn from(row: &Row) -> Note {
+        Note {
+            id: row.get("id"),
+            text: row.get("text"),
+            created_at: row.get("created_at"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct NewNote {
+    text: String,
+}
+
+async fn list_notes(State(state): State<Arc<AppState>>) -> Result<Json<Vec<Note>>, ApiError> {
+    let rows = db::within(QUERY_TIMEOUT, async {
+        let client = state.db.client().await?;
+        ensure_notes_table(&state, &client).await?;
+        Ok(client
+            .query("SELECT id, text, created_at FROM notes ORDER BY id", &[])
+            .await?)
+    })
+    .await?;
+    Ok(Json(rows.iter().map(Note::from).collect()))
+}
+
+async fn create_note(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<NewNote>, JsonRejection>,
+) -> Result<(StatusCode, Json<Note>), ApiError> {
+    // Any unusable body (bad JSON, missing `text`, ...) is the client's fault: 400.
+    let Json(new) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if new.text.trim().is_empty() {
+        return Err(ApiError::bad_request("text must not be empty".to_string()));
+    }
+
+    let row = db::within(QUERY_TIMEOUT, async {
+        let client = state.db.client().await?;
+        ensure_notes_table(&state, &client).await?;
+        Ok(client
+            .query_one(
+                "INSERT INTO notes (text) VALUES ($1) RETURNING id, text, created_at",
+                &[&new.text],
+            )
+            .await?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(Note::from(&row))))
+}
+
+/// The database may start empty, so the table is created on first use.
+async fn ensure_notes_table(state: &AppState, client: &Client) -> Result<(), db::DbError> {
+    state
+        .notes_table
+        .get_or_try_init(|| async {
+            client
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS notes (
+                        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                        text text NOT NULL,
+                        created_at timestamptz NOT NULL DEFAULT now()
+                    )",
+                )
+                .await
+        })
+        .await?;
+    Ok(())
+}
+
+/// An error response: `{"error": "..."}` with a status.
+struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn bad_request(message: String) -> ApiError {
+        ApiError(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<db::DbError> for ApiError {
+    fn from(e: db::DbError) -> ApiError {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database unavailable: {}", e.0),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The golden path, as the Makefile's targets call it: scripts/host/golden.sh TARGET.
+# NODE picks the node (default: the first in nodes.json); work on a node runs inside it.
+set -euo pipefail
+# shellcheck source=scripts/lib/host.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/host.sh"
+
+target=${1:-}
+NODE=${NODE:-}
+check_node_name "$NODE"
+ensure_host
+build_prov
+if [[ -n $NODE ]]; then
+  prov nodes --check "$NODE"
+  node=$NODE
+else
+  mapfile -t declared < <(prov nodes)
+  node=${declared[0]}
+fi
+
+up() {
+  ensure_bases
+  node_up "$node"
+  node_script "$node" scripts/node/up.sh
+}
+
+demo() {
+  ensure_vendor
+  ensure_bases
+  node_up "$node"
+  node_script "$node" scripts/node/demo.sh
+}
+
+verify() { prov verify --node "$node"; }
+
+# Stopping or cleaning a node that is not running has nothing to do.
+on_running_node() {
+  if node_running "$node"; then
+    node_script "$node" "$@"
+  else
+    log "node $node is not running: nothing to do"
+  fi
+}
+
+destroy() {
+  local nodes
+  if [[ -n $NODE ]]; then nodes=("$node"); else mapfile -t nodes < <(prov nodes); fi
+  for node in "${nodes[@]}"; do
+    if node_created "$node"; then
+      on_running_node scripts/node/clean.sh
+      log "destroying node $node"
+      (cd "$PROV_REPO" && vagrant destroy --force "$node")
+    fi
+    if docker volume inspect "prov-node-$node-docker" >/dev/null 2>&1; then
+      docker volume rm "prov-node-$node-docker" >/dev/null
+    fi
+    rm -f "$PROV_REPO/.cache/ssh/$node.config"
+  done
+}
+
+case "$target" in
+  up) up ;;
+  demo) demo ;;
+  verify) verify ;;
+  down) on_running_node scripts/node/down.sh ;;
+  clean) on_running_node scripts/node/clean.sh ;;
+  # Every step runs, in this order; a failing step stops the rest.
+  demo-reviewer)
+    ensure_bases
+    node_up "$node"
+    node_script "$node" scripts/node/clean.sh
+    demo
+    verify
+    ;;
+  destroy) destroy ;;
+  *) die "usage: scripts/host/golden.sh up|demo|verify|down|clean|demo-reviewer|destroy" ;;
+esac

@@ -1,0 +1,96 @@
+# shellcheck shell=bash
+# Host-side helpers: tools, the Docker engine, prov itself, and reaching nodes.
+#   source "$(dirname "${BASH_SOURCE[0]}")/../lib/host.sh"
+
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+export VAGRANT_CHECKPOINT_DISABLE=1
+PROV="$PROV_REPO/target/release/prov"
+PROVIDER="${PROVIDER:-docker}"
+
+# Refuses a node name with characters that could escape into paths or commands.
+check_node_name() {
+  [[ $1 =~ ^[A-Za-z0-9_-]*$ ]] ||
+    die "NODE='$1' has characters outside [A-Za-z0-9_-]; pick a node from nodes.json" \
+      "(make help lists the targets)"
+}
+
+# Installs missing Debian packages; each argument is "command:package".
+ensure_tools() {
+  local pair missing=()
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  done
+  ((${#missing[@]})) || return 0
+  [[ $(id -u) == 0 ]] || die "missing tools: ${missing[*]}; install them (apt-get install ${missing[*]}) and retry"
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Starts a Docker engine when none answers. PROV_DOCKER_DATA_ROOT picks its data root (CI gives
+# it a fresh one so no image or container of an earlier run can help).
+ensure_engine() {
+  docker info >/dev/null 2>&1 && return 0
+  [[ $(id -u) == 0 ]] || die "no Docker engine answers; start it (sudo service docker start) and retry"
+  local root="${PROV_DOCKER_DATA_ROOT:-/var/lib/docker}"
+  log "starting the Docker engine (data root $root, log /var/log/prov-dockerd.log)"
+  setsid nohup dockerd --data-root "$root" >>/var/log/prov-dockerd.log 2>&1 </dev/null &
+  local deadline=$((SECONDS + 60))
+  until docker info >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "the Docker engine did not start within 60 s: see /var/log/prov-dockerd.log"
+    sleep 1
+  done
+}
+
+ensure_host() {
+  ensure_tools dockerd:docker.io vagrant:vagrant debootstrap:debootstrap jq:jq ssh:openssh-client
+  ensure_engine
+}
+
+build_prov() {
+  (cd "$PROV_REPO" && cargo build --release --locked --quiet -p prov) ||
+    die "building prov failed (cargo build --release -p prov)"
+}
+
+# The api build is offline: vendor the workspace's crates whenever Cargo.lock changes.
+ensure_vendor() {
+  local stamp="$PROV_REPO/vendor/.cargo-lock.sha256" want
+  want="$(sha256sum "$PROV_REPO/Cargo.lock" | cut -d' ' -f1)"
+  [[ -f $stamp && $(<"$stamp") == "$want" ]] && return 0
+  log "vendoring crates for the offline api build"
+  (cd "$PROV_REPO" && cargo vendor --locked --quiet vendor >/dev/null)
+  printf '%s\n' "$want" >"$stamp"
+}
+
+ensure_bases() { "$PROV_REPO/scripts/host/bases.sh"; }
+
+prov() { "$PROV" --repo "$PROV_REPO" "$@"; }
+
+# Whether Vagrant reports the node as running.
+node_running() {
+  (cd "$PROV_REPO" && vagrant status "$1" --machine-readable) | grep -q ',state,running$'
+}
+
+node_created() {
+  ! (cd "$PROV_REPO" && vagrant status "$1" --machine-readable) | grep -q ',state,not_created$'
+}
+
+# Boots the node (a no-op when it runs), refreshes its ssh configuration, waits for its engine.
+node_up() {
+  local node=$1
+  log "booting node $node (provider $PROVIDER)"
+  (cd "$PROV_REPO" && vagrant up "$node" --provider="$PROVIDER") ||
+    die "vagrant up $node failed; see the output above"
+  rm -f "$PROV_REPO/.cache/ssh/$node.config"
+  prov exec --node "$node" -- timeout 60 sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done' ||
+    die "the Docker engine inside node $node did not start within 60 s"
+}
+
+# Runs a node script inside the node, as root, from /vagrant.
+node_script() {
+  local node=$1
+  shift
+  prov exec --node "$node" -- sudo -n env -C /vagrant "$@"
+}

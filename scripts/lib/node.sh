@@ -1,0 +1,83 @@
+# shellcheck shell=bash
+# Node-side helpers. Sourcing this file enforces the execution context: the calling script
+# stops unless it runs inside a node, from /vagrant, with the whole repository mounted there.
+#   source "$(dirname "${BASH_SOURCE[0]}")/../lib/node.sh"
+
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+# prov is built on the host by make and reached through the synced folder.
+PROV_BIN=/vagrant/target/release/prov
+COMPOSE_FILE=/vagrant/compose.yaml
+COMPOSE_PROJECT=prov
+IMAGE_IDS=/vagrant/.cache/images/ids.env
+BASES_TAR=/vagrant/.cache/images/bases.tar
+
+# The one rule lives in prov (`prov context`); this only hands it the script being run.
+require_node_context() {
+  local script
+  script="$(readlink -f "${BASH_SOURCE[-1]}")"
+  if [[ ! -x $PROV_BIN ]]; then
+    die "refusing to run ${script}: ${PROV_BIN} is missing. Operational scripts run only inside" \
+      "a node with the whole repository mounted at /vagrant; run them from the host with make" \
+      "(e.g. make demo NODE=<name>), which builds prov first."
+  fi
+  "$PROV_BIN" context --script "$script" || exit 1
+}
+require_node_context
+
+node_name() { hostname; }
+
+# Docker Compose v2 (plugin) when present, else v1; always the project's file and name.
+compose() {
+  if docker compose version >/dev/null 2>&1; then
+    docker compose -p "$COMPOSE_PROJECT" -f "$COMPOSE_FILE" "$@"
+  else
+    docker-compose -p "$COMPOSE_PROJECT" -f "$COMPOSE_FILE" "$@"
+  fi
+}
+
+# Reads the base image references made by `make bases` and loads any that this node's engine
+# lacks from the shared tarball (image IDs survive save/load, so every node builds on the same
+# bases).
+load_bases() {
+  [[ -r $IMAGE_IDS ]] || die "no base images recorded ($IMAGE_IDS): run make bases on the host"
+  # shellcheck source=/dev/null
+  source "$IMAGE_IDS"
+  local id missing=0
+  for id in "$BUILDER_IMAGE" "$RUNTIME_IMAGE" "$POSTGRES_IMAGE"; do
+    docker image inspect "$id" >/dev/null 2>&1 || missing=1
+  done
+  if ((missing)); then
+    log "loading base images into $(node_name)'s engine from $BASES_TAR"
+    docker load -i "$BASES_TAR"
+  fi
+  export PROV_DB_IMAGE=$POSTGRES_TAG
+}
+
+# The api image of the node's latest recorded build; refuses when there is none.
+latest_api_image() {
+  local tag
+  tag="$("$PROV_BIN" show --node "$(node_name)" --json | jq -r '.image.tag')" ||
+    die "no usable build recorded for $(node_name): run make demo NODE=$(node_name)"
+  docker image inspect "$tag" >/dev/null 2>&1 ||
+    die "image $tag of the latest build is not on $(node_name) (cleaned?): run make demo NODE=$(node_name)"
+  printf '%s\n' "$tag"
+}
+
+# Waits, with a bound, until the api container reports healthy.
+wait_api_healthy() {
+  local id status deadline=$((SECONDS + 90))
+  id="$(compose ps -q api)"
+  [[ -n $id ]] || die "compose started no api container"
+  while ((SECONDS < deadline)); do
+    status="$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id")"
+    if [[ $status == healthy ]]; then
+      log "api is healthy"
+      return 0
+    fi
+    sleep 1
+  done
+  compose logs --tail 50 api >&2
+  die "api did not become healthy within 90 s (last status: ${status:-none})"
+}

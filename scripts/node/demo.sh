@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Rebuilds the api image from source (no cache, no network) through prov build, which records
+# the manifest, then (re)starts the stack on that image.
+set -euo pipefail
+# shellcheck source=scripts/lib/node.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/node.sh"
+
+load_bases
+log "building the api on $(node_name) (output below, kept in provenance/$(node_name)/)"
+"$PROV_BIN" build --node "$(node_name)" \
+  --base "BUILDER_IMAGE=$BUILDER_TAG" --base "RUNTIME_IMAGE=$RUNTIME_TAG"
+PROV_API_IMAGE="$(latest_api_image)"
+export PROV_API_IMAGE
+log "starting the stack on $(node_name) with $PROV_API_IMAGE"
+compose up -d --no-build
+wait_api_healthy

@@ -1,0 +1,374 @@
+//! `prov build`: record the materials, run `docker build --no-cache --network=none` with the
+//! output streamed to the terminal and the log, stamp the image, write the manifest, move `latest`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::digest::{sha256_file, sha256_hex, HashingWriter};
+use crate::docker;
+use crate::manifest::Store;
+use crate::model::{
+    labels, BaseImage, BuildLog, BuildStatus, ComposeConfig, FileDigest, GitSource, ImageRecord,
+    LatestPointer, Manifest, ToolInfo, COMPOSE_IMAGE_PLACEHOLDER, MANIFEST_SCHEMA,
+};
+use crate::tree_hash;
+
+/// Compose project name used on every node.
+pub const COMPOSE_PROJECT: &str = "prov";
+/// The environment variable compose.yaml reads the api image reference from.
+pub const API_IMAGE_VAR: &str = "PROV_API_IMAGE";
+
+pub struct BuildRequest {
+    /// Repository root (`/vagrant` on a node).
+    pub repo: PathBuf,
+    pub node: String,
+    /// Relative to the repository root, like every path below.
+    pub dockerfile: PathBuf,
+    pub context: PathBuf,
+    pub compose_file: PathBuf,
+    pub image_name: String,
+    /// Dockerfile build argument -> base image reference (tag or id).
+    pub bases: Vec<(String, String)>,
+}
+
+/// Everything known before the build starts.
+struct Materials {
+    git: GitSource,
+    dockerfile: FileDigest,
+    compose: ComposeConfig,
+    cargo_lock: FileDigest,
+    base_images: Vec<BaseImage>,
+    tool: ToolInfo,
+    source_url: String,
+}
+
+pub fn new_build_id(started_at: DateTime<Utc>, node: &str) -> String {
+    let salt = sha256_hex(format!("{node} {started_at:?} {}", std::process::id()).as_bytes());
+    format!("{}-{}", started_at.format("%Y%m%d-%H%M%S-%3f"), &salt[..4])
+}
+
+/// Runs one build; on success returns the manifest that `latest` now points at.
+pub fn build(req: &BuildRequest) -> Result<Manifest> {
+    let store = Store::new(&req.repo.join("provenance"), &req.node);
+    let _lock = store.lock().with_context(|| {
+        format!(
+            "cannot take the build lock in {}: the folder must be writable by this user",
+            store.dir().display()
+        )
+    })?;
+    let prev = store
+        .head()
+        .context("the node's previous manifest cannot be chained onto")?;
+    let started_at = Utc::now();
+    let build_id = new_build_id(started_at, &req.node);
+    let materials = gather_materials(req)?;
+    let tag = format!("{}:{build_id}", req.image_name);
+    let image_labels = stamp(req, &materials, &build_id, started_at);
+
+    let log_rel = Path::new("provenance")
+        .join(&req.node)
+        .join(format!("{build_id}.log"));
+    let outcome = run_docker_build(
+        req,
+        &materials,
+        &tag,
+        &build_id,
+        &image_labels,
+        &req.repo.join(&log_rel),
+    );
+    let finished_at = Utc::now();
+
+    let (build_log, result) = match outcome {
+        Ok((log, status)) => (log, status),
+        Err(e) => return Err(e.context("the build did not run; no manifest was written")),
+    };
+    let image = match &result {
+        Ok(()) => Some(read_back(&tag, &image_labels)?),
+        Err(_) => None,
+    };
+    let manifest = Manifest {
+        schema: MANIFEST_SCHEMA.to_string(),
+        build_id: build_id.clone(),
+        node: req.node.clone(),
+        started_at,
+        finished_at,
+        status: if result.is_ok() {
+            BuildStatus::Success
+        } else {
+            BuildStatus::Failed
+        },
+        error: result.as_ref().err().map(|e| e.to_string()),
+        git: materials.git,
+        dockerfile: materials.dockerfile,
+        compose: materials.compose,
+        cargo_lock: materials.cargo_lock,
+        base_images: materials.base_images,
+        build_log: BuildLog {
+            path: log_rel.to_string_lossy().into_owned(),
+            ..build_log
+        },
+        image,
+        no_cache: true,
+        network: "none".to_string(),
+        prev_manifest_sha256: prev.map(|p| p.sha256),
+        tool: materials.tool,
+    };
+    let manifest_sha256 = store.write_manifest(&manifest)?;
+    if let Err(e) = result {
+        return Err(e.context(format!(
+            "build {build_id} failed; its manifest records the failure, `latest` is unchanged"
+        )));
+    }
+    store.set_latest(&LatestPointer {
+        build_id,
+        manifest_sha256,
+    })?;
+    Ok(manifest)
+}
+
+fn gather_materials(req: &BuildRequest) -> Result<Materials> {
+    let dockerfile_path = req.repo.join(&req.dockerfile);
+    if !dockerfile_path.is_file() {
+        bail!(
+            "no Dockerfile at {}: expected the api's Dockerfile there (pass --dockerfile)",
+            dockerfile_path.display()
+        );
+    }
+    let (docker_client, docker_engine) = docker::versions()?;
+    let compose = docker::compose_command();
+    let mut versions = BTreeMap::new();
+    versions.insert("prov".to_string(), env!("CARGO_PKG_VERSION").to_string());
+    versions.insert("docker_client".to_string(), docker_client);
+    versions.insert("docker_engine".to_string(), docker_engine);
+    versions.insert("compose".to_string(), docker::compose_version(&compose)?);
+
+    let tree = tree_hash::tree_state(&req.repo).context("hashing the source tree")?;
+    let base_images = req
+        .bases
+        .iter()
+        .map(|(arg, reference)| resolve_base(arg, reference))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Materials {
+        git: GitSource {
+            commit: tree.head_commit,
+            tree: tree.tree,
+            dirty: tree.dirty,
+        },
+        dockerfile: file_digest(&req.repo, &req.dockerfile)?,
+        compose: ComposeConfig {
+            path: req.compose_file.to_string_lossy().into_owned(),
+            config_sha256: compose_config_sha256(&compose, &req.repo, &req.compose_file)?,
+        },
+        cargo_lock: file_digest(&req.repo, Path::new("Cargo.lock"))?,
+        base_images,
+        tool: ToolInfo { versions },
+        source_url: source_url(&req.repo),
+    })
+}
+
+fn file_digest(repo: &Path, rel: &Path) -> Result<FileDigest> {
+    let sha256 =
+        sha256_file(&repo.join(rel)).with_context(|| format!("hashing {}", rel.display()))?;
+    Ok(FileDigest {
+        path: rel.to_string_lossy().into_owned(),
+        sha256,
+    })
+}
+
+fn resolve_base(arg: &str, reference: &str) -> Result<BaseImage> {
+    let image = docker::image_inspect(reference)?.ok_or_else(|| {
+        anyhow!(
+            "base image {reference} (build argument {arg}) is not on this node: \
+             run `make bases` on the host, then `make demo`"
+        )
+    })?;
+    Ok(BaseImage {
+        arg: arg.to_string(),
+        reference: reference.to_string(),
+        id: image.id,
+    })
+}
+
+/// The effective Compose configuration, with the per-build image reference held constant.
+fn compose_config_sha256(compose: &[String], repo: &Path, file: &Path) -> Result<String> {
+    let mut args: Vec<String> = compose[1..].to_vec();
+    args.extend([
+        "-p".into(),
+        COMPOSE_PROJECT.into(),
+        "-f".into(),
+        repo.join(file).to_string_lossy().into_owned(),
+        "config".into(),
+    ]);
+    let out = duct::cmd(&compose[0], &args)
+        .dir(repo)
+        .env(API_IMAGE_VAR, COMPOSE_IMAGE_PLACEHOLDER)
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .context("running compose config")?;
+    if !out.status.success() {
+        bail!(
+            "`{} config` rejected {}: {}",
+            compose.join(" "),
+            file.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(sha256_hex(&out.stdout))
+}
+
+fn source_url(repo: &Path) -> String {
+    git2::Repository::open(repo)
+        .ok()
+        .and_then(|r| {
+            r.find_remote("origin")
+                .ok()
+                .and_then(|o| o.url().map(str::to_string))
+        })
+        .unwrap_or_else(|| format!("file://{}", repo.display()))
+}
+
+fn stamp(
+    req: &BuildRequest,
+    m: &Materials,
+    build_id: &str,
+    started_at: DateTime<Utc>,
+) -> BTreeMap<String, String> {
+    let pairs = [
+        (
+            labels::OCI_REVISION,
+            m.git.commit.clone().unwrap_or_default(),
+        ),
+        (
+            labels::OCI_CREATED,
+            started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        ),
+        (labels::OCI_SOURCE, m.source_url.clone()),
+        (labels::OCI_TITLE, req.image_name.clone()),
+        (labels::BUILD_ID, build_id.to_string()),
+        (labels::NODE, req.node.clone()),
+        (labels::TREE, m.git.tree.clone()),
+        (labels::DOCKERFILE_SHA256, m.dockerfile.sha256.clone()),
+        (labels::NO_CACHE, "true".to_string()),
+    ];
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// Runs the build, copying its output to the terminal and the log while hashing it. The outer
+/// error means the build could not be run at all; the inner one that docker build failed.
+fn run_docker_build(
+    req: &BuildRequest,
+    m: &Materials,
+    tag: &str,
+    build_id: &str,
+    image_labels: &BTreeMap<String, String>,
+    log_path: &Path,
+) -> Result<(BuildLog, Result<()>)> {
+    let mut args: Vec<String> = vec![
+        "build".into(),
+        "--no-cache".into(),
+        "--network=none".into(),
+        "--force-rm".into(),
+        "--file".into(),
+        req.dockerfile.to_string_lossy().into_owned(),
+        "--tag".into(),
+        tag.into(),
+    ];
+    for base in &m.base_images {
+        args.push("--build-arg".into());
+        args.push(format!("{}={}", base.arg, base.id));
+    }
+    let version_args = [
+        ("PROV_GIT_COMMIT", m.git.commit.clone().unwrap_or_default()),
+        ("PROV_GIT_TREE", m.git.tree.clone()),
+        ("PROV_BUILD_ID", build_id.to_string()),
+    ];
+    for (k, v) in version_args {
+        args.push("--build-arg".into());
+        args.push(format!("{k}={v}"));
+    }
+    for (k, v) in image_labels {
+        args.push("--label".into());
+        args.push(format!("{k}={v}"));
+    }
+    args.push(req.context.to_string_lossy().into_owned());
+
+    let file = File::create(log_path).with_context(|| {
+        format!(
+            "cannot create the build log {}: the provenance folder must be writable",
+            log_path.display()
+        )
+    })?;
+    let mut log = HashingWriter::new(file);
+    // The exact command heads the log, so the log alone says how the image was made.
+    writeln!(log, "$ DOCKER_BUILDKIT=0 docker {}", args.join(" "))?;
+
+    // The legacy builder is the one that accepts `FROM <image id>` on this engine.
+    let mut reader = duct::cmd("docker", &args)
+        .dir(&req.repo)
+        .env("DOCKER_BUILDKIT", "0")
+        .stderr_to_stdout()
+        .unchecked()
+        .reader()
+        .context("starting docker build")?;
+    let mut terminal = std::io::stdout();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .context("reading docker build output")?;
+        if n == 0 {
+            break;
+        }
+        terminal.write_all(&buf[..n])?;
+        terminal.flush()?;
+        log.write_all(&buf[..n])
+            .with_context(|| format!("writing {}", log_path.display()))?;
+    }
+    let status = reader
+        .try_wait()?
+        .ok_or_else(|| anyhow!("docker build output ended before the process"))?
+        .status;
+    let (file, sha256, bytes) = log.finish()?;
+    file.sync_all()?;
+    let result = if status.success() {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "docker build exited with {status}; see the log {}",
+            log_path.display()
+        ))
+    };
+    Ok((
+        BuildLog {
+            path: String::new(),
+            sha256,
+            bytes,
+        },
+        result,
+    ))
+}
+
+fn read_back(tag: &str, expected_labels: &BTreeMap<String, String>) -> Result<ImageRecord> {
+    let image = docker::image_inspect(tag)?
+        .ok_or_else(|| anyhow!("docker build succeeded but {tag} is not in the engine"))?;
+    let labels = image.config.labels.unwrap_or_default();
+    for (k, v) in expected_labels {
+        if labels.get(k) != Some(v) {
+            bail!("image {tag} lacks label {k}={v}: the engine did not apply the build's labels");
+        }
+    }
+    Ok(ImageRecord {
+        id: image.id,
+        tag: tag.to_string(),
+        created: image.created,
+        labels,
+        layers: image.root_fs.layers,
+    })
+}

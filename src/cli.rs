@@ -1,0 +1,195 @@
+//! Command handlers: argument structs and the glue from parsed arguments to the modules.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::build::{self, BuildRequest};
+use crate::context;
+use crate::exit::Failure;
+use crate::manifest::Store;
+use crate::model::NodeSpec;
+use crate::nodes;
+use crate::report;
+use crate::show;
+use crate::transport::Transport;
+use crate::verify;
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// The node building; defaults to this machine's hostname, which must be a declared node.
+    #[arg(long)]
+    pub node: Option<String>,
+    #[arg(long, default_value = "api/Dockerfile")]
+    pub dockerfile: PathBuf,
+    #[arg(long, default_value = ".")]
+    pub context: PathBuf,
+    #[arg(long, default_value = "compose.yaml")]
+    pub compose_file: PathBuf,
+    /// Repository part of the image tag; the tag itself is the build id.
+    #[arg(long, default_value = "prov-api")]
+    pub image_name: String,
+    /// A base image: the Dockerfile's build argument and the image reference, as ARG=REF.
+    #[arg(long = "base", value_name = "ARG=REF", value_parser = parse_base)]
+    pub bases: Vec<(String, String)>,
+}
+
+fn parse_base(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((arg, reference)) if !arg.is_empty() && !reference.is_empty() => {
+            Ok((arg.to_string(), reference.to_string()))
+        }
+        _ => Err(format!(
+            "expected ARG=REF (e.g. RUNTIME_IMAGE=sha256:...), got {s:?}"
+        )),
+    }
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// A node to check (repeatable); defaults to the first node in nodes.json.
+    #[arg(long = "node", conflicts_with = "all")]
+    pub nodes: Vec<String>,
+    /// Check every node, in parallel.
+    #[arg(long)]
+    pub all: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the report as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    /// The node; defaults to the first one in nodes.json.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// A build id, or `latest`.
+    #[arg(default_value = "latest")]
+    pub build: String,
+    /// Print the manifest itself, as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn build(_repo: &Path, args: BuildArgs) -> Result<ExitCode> {
+    let exe = std::env::current_exe().context("locating the prov binary")?;
+    context::check(&exe).map_err(|e| Failure(e.to_string()))?;
+    let repo = PathBuf::from(context::NODE_MOUNT);
+    let node = match args.node {
+        Some(node) => node,
+        None => hostname()?,
+    };
+    nodes::load(&repo)?.get(&node)?;
+    let manifest = build::build(&BuildRequest {
+        repo,
+        node,
+        dockerfile: args.dockerfile,
+        context: args.context,
+        compose_file: args.compose_file,
+        image_name: args.image_name,
+        bases: args.bases,
+    })
+    .map_err(|e| Failure(format!("{e:#}")))?;
+    let image = manifest
+        .image
+        .as_ref()
+        .expect("a successful build has an image");
+    println!(
+        "prov: build {} recorded: image {} ({}), manifest provenance/{}/{}.json",
+        manifest.build_id, image.id, image.tag, manifest.node, manifest.build_id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn verify(repo: &Path, args: VerifyArgs) -> Result<ExitCode> {
+    let file = nodes::load(repo)?;
+    let targets: Vec<NodeSpec> = if args.all {
+        file.nodes.clone()
+    } else if args.nodes.is_empty() {
+        vec![file.default_node().clone()]
+    } else {
+        args.nodes
+            .iter()
+            .map(|n| file.get(n).cloned())
+            .collect::<Result<_>>()?
+    };
+    let outcomes = verify::verify_nodes(repo, &targets);
+    if args.json {
+        println!("{}", report::json(&outcomes));
+    } else {
+        print!("{}", report::human(&outcomes));
+    }
+    if let Some(path) = args.junit {
+        fs::write(&path, report::junit(&outcomes))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(ExitCode::from(report::exit_code(&outcomes)))
+}
+
+pub fn show(repo: &Path, args: ShowArgs) -> Result<ExitCode> {
+    let node = resolve_node(repo, args.node.as_deref())?;
+    let store = Store::new(&repo.join("provenance"), &node);
+    let stored = store.resolve(&args.build)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&stored.manifest)?);
+    } else {
+        print!("{}", show::render(&stored));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn context(script: Option<PathBuf>) -> Result<ExitCode> {
+    let program = match script {
+        Some(script) => script,
+        None => std::env::current_exe().context("locating the prov binary")?,
+    };
+    context::check(&program).map_err(|e| Failure(e.to_string()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn nodes(repo: &Path, check: Option<String>, port: Option<String>) -> Result<ExitCode> {
+    let file = nodes::load(repo)?;
+    if let Some(name) = check {
+        file.get(&name)?;
+    } else if let Some(name) = port {
+        println!("{}", file.get(&name)?.api_port);
+    } else {
+        for node in &file.nodes {
+            println!("{}", node.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn exec(repo: &Path, node: &str, command: &[String]) -> Result<ExitCode> {
+    nodes::load(repo)?.get(node)?;
+    let status = Transport::connect(repo, node)?.exec(command)?;
+    Ok(match status.code() {
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => bail!("the remote command on {node} was killed by a signal"),
+    })
+}
+
+/// A node named on the command line, or the default one.
+pub fn resolve_node(repo: &Path, node: Option<&str>) -> Result<String> {
+    let file = nodes::load(repo)?;
+    Ok(match node {
+        Some(name) => file.get(name)?.name.clone(),
+        None => file.default_node().name.clone(),
+    })
+}
+
+fn hostname() -> Result<String> {
+    let name = fs::read_to_string("/proc/sys/kernel/hostname").context("reading the hostname")?;
+    let name = name.trim();
+    if name.is_empty() {
+        bail!("this machine has no hostname; pass --node");
+    }
+    Ok(name.to_string())
+}

@@ -1,0 +1,224 @@
+//! The Docker and Compose command-line tools, as prov uses them inside a node.
+//!
+//! prov drives the CLI rather than the engine API so that what it runs is exactly what an
+//! operator would type, and appears in the build log as such.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+/// The subset of `docker image inspect` prov reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImageInspect {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "RepoTags", default)]
+    pub repo_tags: Vec<String>,
+    #[serde(rename = "RepoDigests", default)]
+    pub repo_digests: Vec<String>,
+    #[serde(rename = "Created")]
+    pub created: DateTime<Utc>,
+    #[serde(rename = "Config")]
+    pub config: ImageConfig,
+    #[serde(rename = "RootFS")]
+    pub root_fs: RootFs,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImageConfig {
+    #[serde(rename = "Labels", default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RootFs {
+    #[serde(rename = "Layers", default)]
+    pub layers: Vec<String>,
+}
+
+/// `docker image inspect REF`, or `None` when the engine has no such image.
+pub fn image_inspect(reference: &str) -> Result<Option<ImageInspect>> {
+    let out = duct::cmd!("docker", "image", "inspect", reference)
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .context("running `docker image inspect`")?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("No such image") {
+            return Ok(None);
+        }
+        bail!("docker image inspect {reference}: {}", stderr.trim());
+    }
+    let mut images: Vec<ImageInspect> =
+        serde_json::from_slice(&out.stdout).context("parsing `docker image inspect` output")?;
+    images
+        .pop()
+        .map(Some)
+        .ok_or_else(|| anyhow!("docker image inspect {reference} printed no image"))
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionInfo {
+    #[serde(rename = "Client")]
+    client: Component,
+    #[serde(rename = "Server")]
+    server: Option<Component>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Component {
+    #[serde(rename = "Version")]
+    version: String,
+}
+
+/// Client and engine versions; fails with a clear message when the engine does not answer.
+pub fn versions() -> Result<(String, String)> {
+    let out = duct::cmd!("docker", "version", "--format", "{{json .}}")
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .context("running `docker version`: is the docker client installed on this node?")?;
+    let info: Option<VersionInfo> = serde_json::from_slice(&out.stdout).ok();
+    match info {
+        Some(VersionInfo {
+            client,
+            server: Some(server),
+        }) if out.status.success() => Ok((client.version, server.version)),
+        _ => bail!(
+            "the Docker engine on this node does not answer ({}); start it \
+             (`sudo service docker start`, or `make up` from the host) and build again",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    }
+}
+
+/// The Compose command of this node: the v2 plugin when present, else v1 `docker-compose`.
+pub fn compose_command() -> Vec<String> {
+    let v2 = duct::cmd!("docker", "compose", "version")
+        .stdout_null()
+        .stderr_null()
+        .unchecked()
+        .run()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if v2 {
+        vec!["docker".into(), "compose".into()]
+    } else {
+        vec!["docker-compose".into()]
+    }
+}
+
+pub fn compose_version(compose: &[String]) -> Result<String> {
+    let mut args: Vec<&str> = compose[1..].iter().map(String::as_str).collect();
+    args.extend(["version", "--short"]);
+    let out = duct::cmd(&compose[0], &args)
+        .read()
+        .with_context(|| format!("running `{} version --short`", compose.join(" ")))?;
+    Ok(out.trim().to_string())
+}
+
+/// The subset of `docker inspect CONTAINER` prov reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ContainerInspect {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Created")]
+    pub created: DateTime<Utc>,
+    /// The image id the container runs.
+    #[serde(rename = "Image")]
+    pub image: String,
+    #[serde(rename = "State")]
+    pub state: ContainerState,
+    #[serde(rename = "RestartCount")]
+    pub restart_count: i64,
+    #[serde(rename = "Config")]
+    pub config: ContainerConfig,
+    #[serde(rename = "Mounts", default)]
+    pub mounts: Vec<Mount>,
+    #[serde(rename = "NetworkSettings")]
+    pub network_settings: NetworkSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ContainerState {
+    #[serde(rename = "Status")]
+    pub status: String,
+    #[serde(rename = "Running")]
+    pub running: bool,
+    #[serde(rename = "Restarting")]
+    pub restarting: bool,
+    #[serde(rename = "StartedAt")]
+    pub started_at: String,
+    #[serde(rename = "Pid")]
+    pub pid: i64,
+    #[serde(rename = "Health")]
+    pub health: Option<Health>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Health {
+    #[serde(rename = "Status")]
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ContainerConfig {
+    #[serde(rename = "Labels", default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Mount {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(rename = "Name", default)]
+    pub name: Option<String>,
+    #[serde(rename = "Destination")]
+    pub destination: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NetworkSettings {
+    #[serde(rename = "Networks", default)]
+    pub networks: BTreeMap<String, serde_json::Value>,
+}
+
+impl ContainerInspect {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.config.labels.as_ref()?.get(key).map(String::as_str)
+    }
+}
+
+/// One line of `docker history --human=false --format '{{json .}}'`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HistoryEntry {
+    #[serde(rename = "CreatedAt")]
+    pub created_at: DateTime<chrono::FixedOffset>,
+    #[serde(rename = "CreatedBy")]
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImageHistory {
+    pub image: String,
+    pub entries: Vec<HistoryEntry>,
+}
+
+/// A node's Docker state as `src/probe.sh` prints it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NodeState {
+    pub engine: String,
+    pub containers: Vec<ContainerInspect>,
+    pub images: Vec<ImageInspect>,
+    pub history: Vec<ImageHistory>,
+}
+
+/// The read-only probe run on a node by `prov verify`.
+pub const PROBE_SCRIPT: &str = include_str!("probe.sh");

@@ -1,0 +1,16 @@
+//! prov as a library: the CLI in `main.rs` is a thin layer over these modules.
+
+pub mod build;
+pub mod cli;
+pub mod context;
+pub mod digest;
+pub mod docker;
+pub mod exit;
+pub mod manifest;
+pub mod model;
+pub mod nodes;
+pub mod report;
+pub mod show;
+pub mod transport;
+pub mod tree_hash;
+pub mod verify;

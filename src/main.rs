@@ -1,0 +1,84 @@
+//! prov: build provenance for Docker Compose stacks on Vagrant nodes.
+//!
+//! Exit codes: 0 ok; 1 a check failed (or the build failed, or the context was refused);
+//! 2 something could not be checked or run (bad input, node unreachable, no manifest).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use prov::exit::{Failure, EXIT_COULD_NOT_CHECK};
+
+#[derive(Parser)]
+#[command(
+    name = "prov",
+    version,
+    about = "Build provenance for Compose stacks on Vagrant nodes"
+)]
+struct Cli {
+    /// The project's root folder (where nodes.json and provenance/ are).
+    #[arg(long, global = true, default_value = ".")]
+    repo: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the api image inside a node and record its manifest (runs inside the node).
+    Build(prov::cli::BuildArgs),
+    /// Check from the host that nodes run exactly their latest recorded build (read-only).
+    Verify(prov::cli::VerifyArgs),
+    /// Show a node's build manifest.
+    Show(prov::cli::ShowArgs),
+    /// Check that this process runs inside a node from /vagrant (used by every script).
+    Context {
+        /// The script being run; its real path must be under /vagrant.
+        #[arg(long)]
+        script: Option<PathBuf>,
+    },
+    /// List the nodes, or check that one exists.
+    Nodes {
+        /// Fail with the list of nodes unless NAME is one of them.
+        #[arg(long, value_name = "NAME")]
+        check: Option<String>,
+        /// Print the host port forwarded to NAME's api.
+        #[arg(long, value_name = "NAME", conflicts_with = "check")]
+        port: Option<String>,
+    },
+    /// Run a command on a node over the node transport (ssh).
+    Exec {
+        #[arg(long)]
+        node: String,
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("prov: error: {err:#}");
+            match err.downcast_ref::<Failure>() {
+                Some(failure) => failure.exit_code(),
+                None => ExitCode::from(EXIT_COULD_NOT_CHECK),
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let repo = cli.repo;
+    match cli.command {
+        Command::Build(args) => prov::cli::build(&repo, args),
+        Command::Verify(args) => prov::cli::verify(&repo, args),
+        Command::Show(args) => prov::cli::show(&repo, args),
+        Command::Context { script } => prov::cli::context(script),
+        Command::Nodes { check, port } => prov::cli::nodes(&repo, check, port),
+        Command::Exec { node, command } => prov::cli::exec(&repo, &node, &command),
+    }
+}

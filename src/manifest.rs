@@ -1,0 +1,318 @@
+//! The per-node manifest store: `provenance/<node>/<build-id>.json`, the `latest` pointer, and
+//! the hash chain that links every manifest to the one before it.
+//!
+//! Build ids start with a fixed-width UTC timestamp, so their lexical order is the chain order.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::digest::sha256_hex;
+use crate::model::{BuildStatus, LatestPointer, Manifest, MANIFEST_SCHEMA};
+
+const LATEST: &str = "latest";
+const LOCK: &str = ".lock";
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not a valid manifest ({reason}); earlier builds are untouched. Inspect it with \
+         `prov log --node <node>`; to start a new chain, move the node's provenance folder aside"
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "{path} has schema {found:?}, this prov reads {MANIFEST_SCHEMA:?}; use the prov version \
+         that wrote it"
+    )]
+    UnknownSchema { path: PathBuf, found: String },
+    #[error("no build recorded for node {node} in {dir}: run `make demo NODE={node}`")]
+    NoLatest { node: String, dir: PathBuf },
+    #[error("build {build_id} is not recorded in {dir}")]
+    NoSuchBuild { build_id: String, dir: PathBuf },
+    #[error(
+        "another build holds the lock {path}: wait for it to finish (only one build per node at \
+         a time)"
+    )]
+    Locked { path: PathBuf },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A manifest read from disk together with the digest of its exact bytes.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub manifest: Manifest,
+    pub sha256: String,
+}
+
+/// How one manifest sits in the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Link {
+    Intact,
+    /// The manifest's `prev_manifest_sha256` does not match the file before it.
+    Broken {
+        expected: Option<String>,
+        found: Option<String>,
+    },
+}
+
+/// One entry of the chain walk: the build id (from the file name) and either its manifest or why
+/// it could not be read.
+#[derive(Debug)]
+pub struct ChainEntry {
+    pub build_id: String,
+    pub read: Result<Stored, StoreError>,
+    pub link: Link,
+}
+
+impl ChainEntry {
+    /// Intact here and everywhere before (the caller folds this along the chain).
+    pub fn is_intact(&self) -> bool {
+        self.read.is_ok() && self.link == Link::Intact
+    }
+}
+
+/// The manifests of one node.
+pub struct Store {
+    node: String,
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn new(provenance_root: &Path, node: &str) -> Self {
+        Store {
+            node: node.to_string(),
+            dir: provenance_root.join(node),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn manifest_path(&self, build_id: &str) -> PathBuf {
+        self.dir.join(format!("{build_id}.json"))
+    }
+
+    pub fn log_path(&self, build_id: &str) -> PathBuf {
+        self.dir.join(format!("{build_id}.log"))
+    }
+
+    /// Creates the node's folder and takes its build lock; the lock is released on drop.
+    pub fn lock(&self) -> Result<File, StoreError> {
+        fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
+        let path = self.dir.join(LOCK);
+        let file = File::create(&path).map_err(io_err(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path }),
+            Err(fs::TryLockError::Error(source)) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    /// Build ids of every manifest file, in chain order.
+    pub fn build_ids(&self) -> Result<Vec<String>, StoreError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&self.dir)(e)),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let name = entry.map_err(io_err(&self.dir))?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(id) = name.strip_suffix(".json") {
+                if !id.starts_with('.') {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    pub fn read(&self, build_id: &str) -> Result<Stored, StoreError> {
+        let path = self.manifest_path(build_id);
+        let bytes = match fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NoSuchBuild {
+                    build_id: build_id.to_string(),
+                    dir: self.dir.clone(),
+                })
+            }
+            other => other.map_err(io_err(&path))?,
+        };
+        let manifest = parse_manifest(&path, &bytes)?;
+        if manifest.build_id != build_id {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!("it names build {}", manifest.build_id),
+            });
+        }
+        Ok(Stored {
+            manifest,
+            sha256: sha256_hex(&bytes),
+        })
+    }
+
+    /// The newest manifest file, which a new build must chain onto; it must be readable.
+    pub fn head(&self) -> Result<Option<Stored>, StoreError> {
+        match self.build_ids()?.last() {
+            Some(id) => self.read(id).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn latest_pointer(&self) -> Result<Option<LatestPointer>, StoreError> {
+        let path = self.dir.join(LATEST);
+        let bytes = match fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            other => other.map_err(io_err(&path))?,
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                path,
+                reason: e.to_string(),
+            })
+    }
+
+    /// The build `latest` points at, checked against the digest the pointer pins.
+    pub fn latest(&self) -> Result<Stored, StoreError> {
+        let pointer = self.latest_pointer()?.ok_or_else(|| StoreError::NoLatest {
+            node: self.node.clone(),
+            dir: self.dir.clone(),
+        })?;
+        let stored = self.read(&pointer.build_id)?;
+        if stored.sha256 != pointer.manifest_sha256 {
+            return Err(StoreError::Corrupt {
+                path: self.manifest_path(&pointer.build_id),
+                reason: format!(
+                    "its sha256 is {}, but `latest` pinned {} when it was written: it was edited",
+                    stored.sha256, pointer.manifest_sha256
+                ),
+            });
+        }
+        Ok(stored)
+    }
+
+    /// Resolves `latest` or a build id.
+    pub fn resolve(&self, build: &str) -> Result<Stored, StoreError> {
+        if build == LATEST {
+            self.latest()
+        } else {
+            self.read(build)
+        }
+    }
+
+    /// Walks every manifest in order and checks each link of the hash chain.
+    pub fn chain(&self) -> Result<Vec<ChainEntry>, StoreError> {
+        let mut entries = Vec::new();
+        let mut prev_sha: Option<String> = None;
+        for build_id in self.build_ids()? {
+            let read = self.read(&build_id);
+            let link = match &read {
+                Ok(stored) if stored.manifest.prev_manifest_sha256 == prev_sha => Link::Intact,
+                Ok(stored) => Link::Broken {
+                    expected: prev_sha.clone(),
+                    found: stored.manifest.prev_manifest_sha256.clone(),
+                },
+                Err(_) => Link::Broken {
+                    expected: prev_sha.clone(),
+                    found: None,
+                },
+            };
+            prev_sha = read.as_ref().ok().map(|s| s.sha256.clone());
+            entries.push(ChainEntry {
+                build_id,
+                read,
+                link,
+            });
+        }
+        Ok(entries)
+    }
+
+    /// The newest successful build in the chain: what `latest` must point at.
+    pub fn newest_success(chain: &[ChainEntry]) -> Option<&Stored> {
+        chain
+            .iter()
+            .rev()
+            .filter_map(|e| e.read.as_ref().ok())
+            .find(|s| s.manifest.status == BuildStatus::Success)
+    }
+
+    /// Writes a manifest atomically and returns the sha256 of the bytes written.
+    pub fn write_manifest(&self, manifest: &Manifest) -> Result<String, StoreError> {
+        let mut bytes = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
+        bytes.push(b'\n');
+        write_atomic(&self.manifest_path(&manifest.build_id), &bytes)?;
+        Ok(sha256_hex(&bytes))
+    }
+
+    pub fn set_latest(&self, pointer: &LatestPointer) -> Result<(), StoreError> {
+        let mut bytes = serde_json::to_vec_pretty(pointer).expect("pointer serializes");
+        bytes.push(b'\n');
+        write_atomic(&self.dir.join(LATEST), &bytes)
+    }
+}
+
+/// Parses manifest bytes, telling an unknown schema apart from garbage.
+pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest, StoreError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    match value.get("schema").and_then(|s| s.as_str()) {
+        Some(MANIFEST_SCHEMA) => {}
+        Some(other) => {
+            return Err(StoreError::UnknownSchema {
+                path: path.to_path_buf(),
+                found: other.to_string(),
+            })
+        }
+        None => {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "no \"schema\" field".to_string(),
+            })
+        }
+    }
+    serde_json::from_value(value).map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// Temporary file, fsync, rename, fsync of the folder: readers see the old file or the new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().expect("a file path has a parent");
+    let name = path
+        .file_name()
+        .expect("a file path has a name")
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(io_err(path))
+}

@@ -1,0 +1,160 @@
+//! The data prov writes and reads: build manifests, the `latest` pointer, check results.
+//! Plain serde structs, kept in one place so the on-disk format is readable at a glance.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Version tag of the manifest format. Readers refuse any other value.
+pub const MANIFEST_SCHEMA: &str = "prov.build-manifest/v1";
+
+/// Label keys prov stamps on every image it builds.
+pub mod labels {
+    pub const OCI_REVISION: &str = "org.opencontainers.image.revision";
+    pub const OCI_CREATED: &str = "org.opencontainers.image.created";
+    pub const OCI_SOURCE: &str = "org.opencontainers.image.source";
+    pub const OCI_TITLE: &str = "org.opencontainers.image.title";
+    pub const BUILD_ID: &str = "dev.prov.build.id";
+    pub const NODE: &str = "dev.prov.build.node";
+    pub const TREE: &str = "dev.prov.source.tree";
+    pub const DOCKERFILE_SHA256: &str = "dev.prov.dockerfile.sha256";
+    pub const NO_CACHE: &str = "dev.prov.build.no-cache";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildStatus {
+    Success,
+    Failed,
+}
+
+/// One build, as recorded by `prov build` in `provenance/<node>/<build_id>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema: String,
+    pub build_id: String,
+    pub node: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub status: BuildStatus,
+    /// Why the build failed; absent on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub git: GitSource,
+    pub dockerfile: FileDigest,
+    pub compose: ComposeConfig,
+    pub cargo_lock: FileDigest,
+    pub base_images: Vec<BaseImage>,
+    pub build_log: BuildLog,
+    /// The built image; absent when the build failed.
+    pub image: Option<ImageRecord>,
+    pub no_cache: bool,
+    pub network: String,
+    /// sha256 of the node's previous manifest file, byte for byte: the hash chain.
+    pub prev_manifest_sha256: Option<String>,
+    pub tool: ToolInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GitSource {
+    /// HEAD commit, absent in a repository without commits.
+    pub commit: Option<String>,
+    /// What `git add -A && git write-tree` would print for the working tree at build time.
+    pub tree: String,
+    pub dirty: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileDigest {
+    /// Path relative to the repository root.
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComposeConfig {
+    pub path: String,
+    /// sha256 of `compose config` output, with the per-build image reference replaced by
+    /// [`COMPOSE_IMAGE_PLACEHOLDER`] so equal configurations hash equal across builds and nodes.
+    pub config_sha256: String,
+}
+
+/// Stands in for the per-build api image reference when the Compose configuration is hashed.
+pub const COMPOSE_IMAGE_PLACEHOLDER: &str = "prov-api:build";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaseImage {
+    /// The Dockerfile build argument that carries this base.
+    pub arg: String,
+    /// How the caller named it (tag or id).
+    pub reference: String,
+    /// What that resolved to on the node, and what the build was given.
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildLog {
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// `sha256:...` as the engine reports it.
+    pub id: String,
+    pub tag: String,
+    pub created: DateTime<Utc>,
+    pub labels: BTreeMap<String, String>,
+    /// RootFS diff ids, bottom layer first.
+    pub layers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub versions: BTreeMap<String, String>,
+}
+
+/// `provenance/<node>/latest`: which build the node's stack runs, pinned by manifest digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatestPointer {
+    pub build_id: String,
+    pub manifest_sha256: String,
+}
+
+/// One verification check, as printed by `prov verify`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub expected: String,
+    pub observed: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hint: String,
+}
+
+/// A node's verification result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeReport {
+    pub node: String,
+    pub ok: bool,
+    /// Set when the node could not be checked (unreachable, nothing recorded): never ok then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub checks: Vec<Check>,
+}
+
+/// A node as declared in `nodes.json` (shared with the Vagrantfile).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSpec {
+    pub name: String,
+    /// Host port (on 127.0.0.1) forwarded to the node's api port.
+    pub api_port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodesFile {
+    pub api_guest_port: u16,
+    pub nodes: Vec<NodeSpec>,
+}

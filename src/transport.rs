@@ -1,0 +1,113 @@
+//! The node transport: ssh, configured from `vagrant ssh-config`, with connections reused.
+//!
+//! One `vagrant ssh -c` costs about two seconds; plain ssh with a shared master connection costs
+//! about ten milliseconds, so every remote call goes through here.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::manifest::write_atomic;
+
+/// A node reachable over ssh.
+pub struct Transport {
+    node: String,
+    config: PathBuf,
+}
+
+impl Transport {
+    /// Uses the cached ssh configuration of the node, asking Vagrant for it when there is none.
+    pub fn connect(repo: &Path, node: &str) -> Result<Self> {
+        let config = repo.join(".cache/ssh").join(format!("{node}.config"));
+        if !config.is_file() {
+            refresh_config(repo, node, &config)?;
+        }
+        Ok(Transport {
+            node: node.to_string(),
+            config,
+        })
+    }
+
+    fn ssh(&self) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-F")
+            .arg(&self.config)
+            .args(["-o", "ControlMaster=auto"])
+            .args(["-o", "ControlPath=/tmp/prov-ssh-%C"])
+            .args(["-o", "ControlPersist=120"])
+            .args(["-o", "LogLevel=ERROR"])
+            .args(["-o", "ConnectTimeout=10"])
+            .args(["-o", "BatchMode=yes"])
+            .arg(&self.node);
+        cmd
+    }
+
+    /// Runs a command on the node with the terminal attached; returns its exit status.
+    pub fn exec(&self, argv: &[String]) -> Result<ExitStatus> {
+        let remote = shlex::try_join(argv.iter().map(String::as_str))
+            .context("quoting the remote command")?;
+        let mut cmd = self.ssh();
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            cmd.arg("-t");
+        }
+        cmd.arg(remote)
+            .status()
+            .with_context(|| format!("running ssh to node {}", self.node))
+    }
+
+    /// Runs a bash script (fed on stdin) with arguments on the node and captures its output.
+    pub fn run_script(&self, script: &str, args: &[String]) -> Result<Output> {
+        let remote = shlex::try_join(
+            ["bash", "-s", "--"]
+                .into_iter()
+                .chain(args.iter().map(String::as_str)),
+        )
+        .context("quoting the remote command")?;
+        let mut child = self
+            .ssh()
+            .arg(remote)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running ssh to node {}", self.node))?;
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(script.as_bytes())?;
+        let out = child.wait_with_output()?;
+        // ssh itself exits with 255 when it cannot reach the node.
+        if out.status.code() == Some(255) {
+            bail!(
+                "node {} is unreachable over ssh ({}); is it up? `make up NODE={}`",
+                self.node,
+                String::from_utf8_lossy(&out.stderr).trim(),
+                self.node
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Writes `vagrant ssh-config NODE` to the cache; stale after the node is recreated.
+pub fn refresh_config(repo: &Path, node: &str, path: &Path) -> Result<()> {
+    let out = Command::new("vagrant")
+        .args(["ssh-config", node])
+        .current_dir(repo)
+        .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+        .output()
+        .context("running `vagrant ssh-config`: is Vagrant installed?")?;
+    if !out.status.success() {
+        bail!(
+            "node {node} has no ssh configuration (is it up? `make up NODE={node}`): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    fs::create_dir_all(path.parent().expect("config path has a parent"))?;
+    write_atomic(path, &out.stdout)?;
+    Ok(())
+}

@@ -1,0 +1,550 @@
+//! The git tree id of a working tree "as it is now".
+//!
+//! [`tree_state`] returns exactly the tree id that
+//! `git add -A && git write-tree` would print in the checkout, without
+//! running git, without touching the repository's index and without writing
+//! a single object, lock file or index into the repository.
+//!
+//! # How
+//!
+//! libgit2 implements `git add -A` itself (`git_index_add_all`: a diff of the
+//! index against the working tree, including untracked files, honouring
+//! ignore rules, `core.filemode`, `core.symlinks`, `.gitattributes` filters
+//! such as CRLF conversion and `ident`, conflicts, and nested repositories /
+//! submodules, which become gitlinks). Its diff reuses the blob id recorded in
+//! the index for every tracked file whose stat data (mode, size, mtime, ctime
+//! when `core.trustctime` is on, inode, uid, gid) still matches, and re-hashes
+//! "racily clean" entries (file mtime not older than the index file), just as
+//! git does; only changed and untracked files are read.
+//!
+//! We run it on a private handle of the repository whose object database has
+//! been replaced by an in-memory one (a mempack backend and nothing else):
+//!
+//! * the index is loaded from `.git/index` into memory, updated there and
+//!   never written back;
+//! * the blobs that `add_all` creates, and the trees that `write_tree`
+//!   creates, land in the mempack, which is dropped at the end. The mempack is
+//!   emptied before each file is added, so memory stays bounded by the
+//!   largest single file rather than the sum of all changed files;
+//! * because the in-memory database does not hold the blobs and subtrees that
+//!   were already in the repository, libgit2's "strict object creation" check
+//!   (every id a new tree refers to must exist) is switched off for the
+//!   duration of `write_tree` and switched back on afterwards. That switch is
+//!   process-global in libgit2; see [`LaxObjectCreation`].
+//!
+//! Reading the real object database is still needed for HEAD, which is done
+//! before the database is swapped.
+//!
+//! Known limits (same as libgit2's): external filter drivers (e.g. git-lfs
+//! `filter=` attributes) are not run; split indexes and sha256 repositories
+//! cannot be read and give an error.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use git2::{
+    AttrCheckFlags, Delta, DiffOptions, ErrorCode, Index, IndexEntry, IndexTime, ObjectType, Odb,
+    Oid, Repository, RepositoryOpenFlags,
+};
+use serde::Serialize;
+
+/// What the working tree hashes to, next to what HEAD says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TreeState {
+    /// Full hex id of the commit HEAD points at; `None` when the branch has no
+    /// commit yet.
+    pub head_commit: Option<String>,
+    /// Full hex id of that commit's tree.
+    pub head_tree: Option<String>,
+    /// Full hex id of the tree `git add -A && git write-tree` would print.
+    pub tree: String,
+    /// `tree` differs from `head_tree`, or there is no HEAD commit.
+    pub dirty: bool,
+}
+
+/// Why a working tree could not be hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum TreeHashError {
+    #[error(
+        "not a git repository: {path} (expected the project checkout; run from the repository root)"
+    )]
+    NotARepository {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+
+    #[error(
+        "repository is owned by another user: {path} (expected a checkout owned by the current \
+         user; if it is trusted, run `git config --global --add safe.directory {path}`)"
+    )]
+    DubiousOwnership {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+
+    #[error(
+        "bare repository has no working tree: {path} (expected a checkout with files; run from a \
+         clone that has a working tree)"
+    )]
+    BareRepository { path: PathBuf },
+
+    #[error(
+        "cannot resolve HEAD in {path}: {source} (expected HEAD to name a commit or an unborn \
+         branch; check the checkout with `git status`)"
+    )]
+    Head {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+
+    #[error(
+        "cannot read the index of {path}: {source} (expected a .git/index that libgit2 can read; \
+         split indexes and sha256 repositories are not supported: try `git status`, or \
+         `git update-index --no-split-index`)"
+    )]
+    Index {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+
+    #[error(
+        "cannot hash the working tree of {path}: {source} (expected every non-ignored file to be \
+         readable and every nested repository to have a commit checked out; fix the permissions, \
+         commit in the nested repository, or add the path to .gitignore)"
+    )]
+    WorkingTree {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+
+    #[error(
+        "cannot write the tree of {path} in memory: {source} (expected an index without \
+         unresolved conflicts; resolve them or remove the conflicted files, then retry)"
+    )]
+    WriteTree {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+
+    #[error(
+        "cannot set up the in-memory object database for {path}: {source} (expected libgit2 to \
+         allocate it; this is a bug or an out-of-memory condition, retry)"
+    )]
+    MemoryOdb {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+}
+
+/// Hash the working tree of the checkout at `repo_dir` (its root, or its
+/// `.git` directory) the way `git add -A && git write-tree` would, without
+/// writing anything into the repository.
+pub fn tree_state(repo_dir: &Path) -> Result<TreeState, TreeHashError> {
+    let repo = open(repo_dir)?;
+    let path =
+        repo.workdir()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| TreeHashError::BareRepository {
+                path: repo_dir.to_path_buf(),
+            })?;
+
+    // HEAD first: it needs the real object database, which is swapped below.
+    let (head_commit, head_tree) = head_ids(&repo, &path)?;
+    let tree = worktree_tree(&repo, &path)?;
+
+    let tree = tree.to_string();
+    let head_commit = head_commit.map(|id| id.to_string());
+    let head_tree = head_tree.map(|id| id.to_string());
+    let dirty = head_tree.as_deref() != Some(tree.as_str());
+    Ok(TreeState {
+        head_commit,
+        head_tree,
+        tree,
+        dirty,
+    })
+}
+
+fn open(repo_dir: &Path) -> Result<Repository, TreeHashError> {
+    Repository::open_ext(
+        repo_dir,
+        RepositoryOpenFlags::NO_SEARCH,
+        std::iter::empty::<&OsStr>(),
+    )
+    .map_err(|source| {
+        let path = repo_dir.to_path_buf();
+        if source.code() == ErrorCode::Owner {
+            TreeHashError::DubiousOwnership { path, source }
+        } else {
+            TreeHashError::NotARepository { path, source }
+        }
+    })
+}
+
+fn head_ids(repo: &Repository, path: &Path) -> Result<(Option<Oid>, Option<Oid>), TreeHashError> {
+    let err = |source| TreeHashError::Head {
+        path: path.to_path_buf(),
+        source,
+    };
+    let head = match repo.head() {
+        Ok(head) => head,
+        // No commit yet on the current branch.
+        Err(e) if matches!(e.code(), ErrorCode::UnbornBranch | ErrorCode::NotFound) => {
+            return Ok((None, None))
+        }
+        Err(e) => return Err(err(e)),
+    };
+    let commit = head.peel_to_commit().map_err(err)?;
+    Ok((Some(commit.id()), Some(commit.tree_id())))
+}
+
+/// `git add -A && git write-tree`, in memory.
+///
+/// `real` is a normal handle on the repository: it only reads (HEAD, the
+/// diff of the index against the working tree, old blobs). `scratch` is a
+/// second handle on the same repository whose object database is replaced by
+/// an in-memory one before anything else is done with it; it owns the index
+/// we update and receives the blobs and trees we create.
+fn worktree_tree(real: &Repository, path: &Path) -> Result<Oid, TreeHashError> {
+    let mem_err = |source| TreeHashError::MemoryOdb {
+        path: path.to_path_buf(),
+        source,
+    };
+    let wt_err = |source| TreeHashError::WorkingTree {
+        path: path.to_path_buf(),
+        source,
+    };
+
+    // The repository's index, read from .git/index into memory (once) and
+    // only changed there: nothing here calls `Index::write`. Loaded through
+    // the repository so that it follows core.filemode / core.symlinks /
+    // core.ignorecase, and so that the diff below finds it loaded.
+    let mut index = real.index().map_err(|source| TreeHashError::Index {
+        path: path.to_path_buf(),
+        source,
+    })?;
+
+    // What `git add -A` would touch: tracked files that changed (libgit2
+    // reuses the recorded id when the stat data matches and the entry is not
+    // racily clean relative to the index file, and re-hashes otherwise),
+    // deleted ones, and untracked files that are not ignored. Submodules are
+    // handled below, from their HEAD, as git does (it does not look at their
+    // working trees). The diff runs on the real handle, which can read the
+    // recorded blobs when its filters need them; it only reads.
+    let mut opts = DiffOptions::new();
+    opts.include_typechange(true)
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .ignore_submodules(true);
+    let changes = {
+        let diff = real
+            .diff_index_to_workdir(Some(&index), Some(&mut opts))
+            .map_err(wt_err)?;
+        diff.deltas()
+            .map(Change::from_delta)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(wt_err)?
+    };
+    let filters = FilterInputs::new(real, &index).map_err(wt_err)?;
+
+    // Hand the index over to a second handle on the repository whose object
+    // database is in memory only: blobs created while adding files, and the
+    // trees written at the end, go to that handle's database (its index owner)
+    // and never reach .git/objects. `real` keeps a reference to the same
+    // in-memory index and must outlive this function's use of it.
+    let scratch = open(path)?;
+    let odb = Odb::new().map_err(mem_err)?;
+    let mempack = odb.add_new_mempack_backend(1).map_err(mem_err)?;
+    scratch.set_odb(&odb).map_err(mem_err)?;
+    scratch.set_index(&mut index).map_err(mem_err)?;
+
+    // From here on, entries and trees refer to blobs and subtrees that are in
+    // the repository but not in the in-memory database.
+    let _lax = LaxObjectCreation::begin();
+
+    let scratch_odb = scratch.odb().map_err(mem_err)?;
+    // Git updates tracked paths first, then adds untracked ones; the order
+    // matters when a deleted .gitattributes is still read from the index.
+    let (tracked, untracked): (Vec<Change>, Vec<Change>) = changes
+        .into_iter()
+        .flatten()
+        .partition(|c| !matches!(c, Change::Embedded(_) | Change::AddUntracked(_)));
+    for change in tracked.into_iter().chain(untracked) {
+        match change {
+            Change::Remove(rel) => index.remove_path(&rel).map_err(wt_err)?,
+            Change::Embedded(rel) => {
+                let entry = embedded_repo_entry(path, &rel).map_err(wt_err)?;
+                index.add(&entry).map_err(wt_err)?;
+            }
+            Change::Add(rel) | Change::AddUntracked(rel) => {
+                // Keep at most one file's blob in memory at a time.
+                mempack.reset().map_err(mem_err)?;
+                filters
+                    .seed(real, &scratch_odb, &index, &rel)
+                    .map_err(wt_err)?;
+                index.add_path(&rel).map_err(wt_err)?;
+            }
+        }
+    }
+    mempack.reset().map_err(mem_err)?;
+
+    // Submodules: the commit checked out in them now.
+    for (entry_path, recorded) in gitlinks(&index) {
+        let rel = bytes_to_path(&entry_path);
+        let Some(head) = submodule_head(&path.join(rel)) else {
+            continue;
+        };
+        if head == recorded {
+            continue;
+        }
+        if let Some(mut entry) = index.get_path(rel, 0) {
+            entry.id = head;
+            index.add(&entry).map_err(wt_err)?;
+        }
+    }
+
+    // The index keeps the tree ids git cached for directories (the TREE
+    // extension; updating entries above invalidated the changed paths), and
+    // git's write-tree reuses them, so we do too: for an unchanged checkout
+    // the root id comes straight from that cache. But after writing a root,
+    // libgit2 re-reads the whole tree to rebuild its cache, and trees it took
+    // from the cache are in the repository, not in the in-memory database,
+    // so that fails. Then drop the cache and write every tree into memory,
+    // which is cheap.
+    if let Ok(id) = index.write_tree() {
+        return Ok(id);
+    }
+    let entries: Vec<IndexEntry> = index.iter().collect();
+    index.clear().map_err(mem_err)?;
+    for entry in &entries {
+        index.add(entry).map_err(mem_err)?;
+    }
+    drop(entries);
+    mempack.reset().map_err(mem_err)?;
+    index
+        .write_tree()
+        .map_err(|source| TreeHashError::WriteTree {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// What one diff delta asks of `git add -A`.
+enum Change {
+    /// Gone from the working tree: drop it (and any conflict stages).
+    Remove(PathBuf),
+    /// Update a tracked path from the working tree (also resolves
+    /// conflicts).
+    Add(PathBuf),
+    /// Add an untracked file.
+    AddUntracked(PathBuf),
+    /// An untracked directory the diff did not descend into because it is a
+    /// nested repository: `git add` records it as a gitlink to its HEAD.
+    Embedded(Vec<u8>),
+}
+
+impl Change {
+    fn from_delta(delta: git2::DiffDelta<'_>) -> Result<Option<Change>, git2::Error> {
+        let new = delta.new_file();
+        let new_path = new.path_bytes().unwrap_or_default();
+        match delta.status() {
+            Delta::Unmodified | Delta::Ignored => return Ok(None),
+            Delta::Unreadable => {
+                return Err(git2::Error::from_str(&format!(
+                    "cannot read '{}'",
+                    String::from_utf8_lossy(new_path)
+                )))
+            }
+            _ => {}
+        }
+        if !new.exists() {
+            let old = delta.old_file();
+            let old_path = old.path_bytes().unwrap_or(new_path);
+            return Ok(Some(Change::Remove(bytes_to_path(old_path).to_path_buf())));
+        }
+        let rel = bytes_to_path(new_path).to_path_buf();
+        Ok(Some(match new_path.strip_suffix(b"/") {
+            Some(dir) => Change::Embedded(dir.to_vec()),
+            None if delta.status() == Delta::Untracked => Change::AddUntracked(rel),
+            None => Change::Add(rel),
+        }))
+    }
+}
+
+#[cfg(unix)]
+fn bytes_to_path(bytes: &[u8]) -> &Path {
+    use std::os::unix::ffi::OsStrExt;
+    Path::new(OsStr::from_bytes(bytes))
+}
+
+#[cfg(not(unix))]
+fn bytes_to_path(bytes: &[u8]) -> &Path {
+    Path::new(std::str::from_utf8(bytes).unwrap_or_default())
+}
+
+/// `(path, commit)` of every stage-0 gitlink (submodule) entry.
+fn gitlinks(index: &Index) -> Vec<(Vec<u8>, Oid)> {
+    index
+        .iter()
+        .filter(|e| e.mode == GITLINK_MODE && stage(e) == 0)
+        .map(|e| (e.path, e.id))
+        .collect()
+}
+
+const GITLINK_MODE: u32 = 0o160000;
+const REGULAR_MODES: [u32; 2] = [0o100644, 0o100755];
+
+fn stage(e: &IndexEntry) -> u16 {
+    (e.flags >> 12) & 0x3
+}
+
+/// The commit a submodule has checked out, as `git add` sees it: `None`
+/// (keep the recorded commit) when the directory is not a repository or has
+/// no commit yet.
+fn submodule_head(dir: &Path) -> Option<Oid> {
+    let sub = Repository::open_ext(
+        dir,
+        RepositoryOpenFlags::NO_SEARCH,
+        std::iter::empty::<&OsStr>(),
+    )
+    .ok()?;
+    let head = sub.head().ok()?;
+    let id = head.resolve().ok()?.target();
+    id
+}
+
+/// Gitlink index entry for an untracked nested repository.
+fn embedded_repo_entry(workdir: &Path, rel: &[u8]) -> Result<IndexEntry, git2::Error> {
+    let rel_path = bytes_to_path(rel);
+    let head = submodule_head(&workdir.join(rel_path)).ok_or_else(|| {
+        git2::Error::from_str(&format!(
+            "nested repository '{}' has no commit checked out",
+            rel_path.display()
+        ))
+    })?;
+    let zero = IndexTime::new(0, 0);
+    Ok(IndexEntry {
+        ctime: zero,
+        mtime: zero,
+        dev: 0,
+        ino: 0,
+        mode: GITLINK_MODE,
+        uid: 0,
+        gid: 0,
+        file_size: 0,
+        id: head,
+        flags: 0,
+        flags_extended: 0,
+        path: rel.to_vec(),
+    })
+}
+
+/// What libgit2's checkin filters may look up in the object database while a
+/// file is added, so that the in-memory database can be given exactly that:
+///
+/// * with `core.autocrlf` true/input or `text=auto` / `crlf=auto`, the CRLF
+///   filter leaves a file alone when the blob recorded in the index already
+///   contains a CR (git's "safer autocrlf"), so it reads that blob;
+/// * `.gitattributes` files that are tracked but missing from the working
+///   tree are read from the index, i.e. from their blobs.
+struct FilterInputs {
+    autocrlf: bool,
+    attribute_blobs: Vec<Oid>,
+}
+
+impl FilterInputs {
+    fn new(real: &Repository, index: &Index) -> Result<Self, git2::Error> {
+        let config = real.config()?;
+        let autocrlf = match config.get_bool("core.autocrlf") {
+            Ok(on) => on,
+            Err(_) => config
+                .get_string("core.autocrlf")
+                .map(|v| v.eq_ignore_ascii_case("input"))
+                .unwrap_or(false),
+        };
+        let workdir = real.workdir().unwrap_or_else(|| Path::new(""));
+        let attribute_blobs = index
+            .iter()
+            .filter(|e| {
+                (e.path == b".gitattributes" || e.path.ends_with(b"/.gitattributes"))
+                    && REGULAR_MODES.contains(&e.mode)
+                    && std::fs::symlink_metadata(workdir.join(bytes_to_path(&e.path))).is_err()
+            })
+            .map(|e| e.id)
+            .collect();
+        Ok(FilterInputs {
+            autocrlf,
+            attribute_blobs,
+        })
+    }
+
+    /// Copy into `scratch_odb` the blobs the filters may read for `rel`.
+    /// Called after each mempack reset, right before adding `rel`.
+    fn seed(
+        &self,
+        real: &Repository,
+        scratch_odb: &Odb<'_>,
+        index: &Index,
+        rel: &Path,
+    ) -> Result<(), git2::Error> {
+        let copy = |id: Oid| -> Result<(), git2::Error> {
+            let blob = real.find_blob(id)?;
+            scratch_odb.write(ObjectType::Blob, blob.content())?;
+            Ok(())
+        };
+        for id in &self.attribute_blobs {
+            copy(*id)?;
+        }
+        let Some(entry) = index.get_path(rel, 0).or_else(|| index.get_path(rel, 1)) else {
+            return Ok(());
+        };
+        if !REGULAR_MODES.contains(&entry.mode) {
+            return Ok(());
+        }
+        let auto = |name: &str| -> Result<bool, git2::Error> {
+            Ok(real.get_attr(rel, name, AttrCheckFlags::FILE_THEN_INDEX)? == Some("auto"))
+        };
+        if self.autocrlf || auto("text")? || auto("crlf")? {
+            copy(entry.id)?;
+        }
+        Ok(())
+    }
+}
+
+/// Serialises the windows in which libgit2's process-global "strict object
+/// creation" check is off.
+static LAX_OBJECT_CREATION: Mutex<()> = Mutex::new(());
+
+/// While alive, libgit2 does not check that the objects a new tree refers to
+/// exist in the object database (they are in the repository, not in our
+/// in-memory database). The check is turned back on — libgit2's default — on
+/// drop, also on error or panic. Calls from this module are serialised by a
+/// mutex; other threads creating objects at the same moment would merely skip
+/// the existence check for that short window.
+struct LaxObjectCreation {
+    _guard: std::sync::MutexGuard<'static, ()>,
+}
+
+impl LaxObjectCreation {
+    fn begin() -> Self {
+        let guard = LAX_OBJECT_CREATION
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        git2::opts::strict_object_creation(false);
+        LaxObjectCreation { _guard: guard }
+    }
+}
+
+impl Drop for LaxObjectCreation {
+    fn drop(&mut self) {
+        git2::opts::strict_object_creation(true);
+    }
+}

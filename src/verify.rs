@@ -1,0 +1,546 @@
+//! `prov verify`: the authoritative, read-only check, run from the host.
+//!
+//! It reads the node's manifests from the synced `provenance/` folder, gathers the node's Docker
+//! state in one ssh round trip (`src/probe.sh`, which only inspects), asks the api through the
+//! forwarded port, and reports every check. It changes nothing anywhere.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use chrono::{DateTime, Duration as Span, DurationRound, Utc};
+
+use crate::build::COMPOSE_PROJECT;
+use crate::context::NODE_MOUNT;
+use crate::docker::{ContainerInspect, NodeState, PROBE_SCRIPT};
+use crate::manifest::{Link, Store, StoreError};
+use crate::model::{labels, BuildStatus, Check, Manifest, NodeReport, NodeSpec};
+use crate::transport::Transport;
+use crate::tree_hash;
+
+const SERVICES: [&str; 2] = ["api", "db"];
+const DB_DATA_DIR: &str = "/var/lib/postgresql/data";
+const DB_VOLUME: &str = "dbdata";
+
+/// Collects checks in order.
+#[derive(Default)]
+struct Checks(Vec<Check>);
+
+impl Checks {
+    fn add(&mut self, name: &str, ok: bool, expected: String, observed: String, hint: &str) {
+        self.0.push(Check {
+            name: name.to_string(),
+            ok,
+            expected,
+            observed,
+            hint: if ok { String::new() } else { hint.to_string() },
+        });
+    }
+}
+
+/// Verifies one node. An `Err` means the node could not be checked at all.
+pub fn verify_node(repo: &Path, node: &NodeSpec) -> Result<NodeReport> {
+    let store = Store::new(&repo.join("provenance"), &node.name);
+    let mut checks = Checks::default();
+    let manifest = check_manifests(&store, &node.name, &mut checks)?;
+
+    let mut images: Vec<String> = Vec::new();
+    if let Some(m) = &manifest {
+        images.extend(m.image.iter().map(|i| i.id.clone()));
+        images.extend(m.base_images.iter().map(|b| b.id.clone()));
+    }
+    let transport = Transport::connect(repo, &node.name)?;
+    let out = transport.run_script(PROBE_SCRIPT, &images)?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "could not read node {}'s Docker state: {}",
+            node.name,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let state: NodeState =
+        serde_json::from_slice(&out.stdout).context("parsing the node's Docker state")?;
+
+    let services = check_services(&state, &mut checks);
+    if let Some(m) = &manifest {
+        check_image(m, &state, services.first().copied().flatten(), &mut checks);
+    }
+    check_wiring(&services, &mut checks);
+    check_no_bypass(&state, manifest.as_ref(), &mut checks);
+    if let Some(m) = &manifest {
+        check_source(repo, m, &mut checks)?;
+    }
+    check_http(node, manifest.as_ref(), &mut checks);
+
+    let ok = checks.0.iter().all(|c| c.ok);
+    Ok(NodeReport {
+        node: node.name.clone(),
+        ok,
+        error: None,
+        checks: checks.0,
+    })
+}
+
+/// Verifies several nodes in parallel; a node that could not be checked carries the reason.
+pub fn verify_nodes(repo: &Path, nodes: &[NodeSpec]) -> Vec<NodeReport> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .map(|node| scope.spawn(move || verify_node(repo, node)))
+            .collect();
+        handles
+            .into_iter()
+            .zip(nodes)
+            .map(|(handle, node)| match handle.join() {
+                Ok(Ok(report)) => report,
+                Ok(Err(e)) => unchecked(&node.name, format!("{e:#}")),
+                Err(_) => unchecked(&node.name, "the check panicked".to_string()),
+            })
+            .collect()
+    })
+}
+
+fn unchecked(node: &str, reason: String) -> NodeReport {
+    NodeReport {
+        node: node.to_string(),
+        ok: false,
+        error: Some(reason),
+        checks: Vec::new(),
+    }
+}
+
+/// The latest manifest, its pinned digest and the hash chain. Returns the manifest when it can be
+/// trusted enough to check the node against; `Err` when there is nothing to check against.
+fn check_manifests(store: &Store, node: &str, checks: &mut Checks) -> Result<Option<Manifest>> {
+    let chain = store.chain()?;
+    let latest = match store.latest() {
+        Err(e @ StoreError::NoLatest { .. }) if chain.is_empty() => return Err(e.into()),
+        other => other,
+    };
+    let manifest = match latest {
+        Ok(stored) if stored.manifest.status == BuildStatus::Success => {
+            checks.add(
+                "manifest",
+                true,
+                "latest build recorded, successful, digest as pinned".into(),
+                format!(
+                    "{} (sha256 {})",
+                    stored.manifest.build_id,
+                    &stored.sha256[..12]
+                ),
+                "",
+            );
+            Some(stored.manifest)
+        }
+        Ok(stored) => {
+            checks.add(
+                "manifest",
+                false,
+                "latest points at a successful build".into(),
+                format!(
+                    "{} has status {:?}",
+                    stored.manifest.build_id, stored.manifest.status
+                ),
+                "run `make demo` to record a good build",
+            );
+            None
+        }
+        Err(e) => {
+            checks.add(
+                "manifest",
+                false,
+                "a readable latest manifest whose digest matches the pointer".into(),
+                e.to_string(),
+                "the record was edited or removed: run `make demo` to record a fresh build",
+            );
+            None
+        }
+    };
+
+    let broken: Vec<String> = chain
+        .iter()
+        .filter(|e| !e.is_intact())
+        .map(|e| match (&e.read, &e.link) {
+            (Err(err), _) => format!("{}: {err}", e.build_id),
+            (Ok(_), Link::Broken { .. }) => {
+                format!("{}: previous-manifest digest does not match", e.build_id)
+            }
+            (Ok(_), Link::Intact) => unreachable!("filtered out"),
+        })
+        .collect();
+    checks.add(
+        "hash-chain",
+        broken.is_empty(),
+        format!(
+            "{} manifest(s), each chained to the one before",
+            chain.len()
+        ),
+        if broken.is_empty() {
+            "intact".into()
+        } else {
+            broken.join("; ")
+        },
+        "a manifest was deleted or edited after it was written; prov log shows where",
+    );
+    if let Some(m) = &manifest {
+        let newest = Store::newest_success(&chain).map(|s| s.manifest.build_id.clone());
+        checks.add(
+            "latest-is-newest",
+            newest.as_deref() == Some(&m.build_id),
+            format!(
+                "latest = newest successful build ({})",
+                newest.as_deref().unwrap_or("none")
+            ),
+            format!("latest = {}", m.build_id),
+            &format!("`latest` was moved by hand: run `make demo NODE={node}`"),
+        );
+    }
+    Ok(manifest)
+}
+
+/// Exactly one running, healthy container per service; returns them in `SERVICES` order.
+fn check_services<'a>(
+    state: &'a NodeState,
+    checks: &mut Checks,
+) -> Vec<Option<&'a ContainerInspect>> {
+    SERVICES
+        .iter()
+        .map(|service| {
+            let found: Vec<&ContainerInspect> = state
+                .containers
+                .iter()
+                .filter(|c| {
+                    c.label("com.docker.compose.project") == Some(COMPOSE_PROJECT)
+                        && c.label("com.docker.compose.service") == Some(service)
+                        && c.label("com.docker.compose.oneoff") != Some("True")
+                })
+                .collect();
+            let observed = match found.as_slice() {
+                [] => "no container".to_string(),
+                [c] => describe_state(c),
+                many => format!("{} containers", many.len()),
+            };
+            let healthy = |c: &ContainerInspect| {
+                c.state.running
+                    && !c.state.restarting
+                    && c.state
+                        .health
+                        .as_ref()
+                        .is_none_or(|h| h.status == "healthy")
+            };
+            let ok = found.len() == 1 && healthy(found[0]);
+            checks.add(
+                &format!("service:{service}"),
+                ok,
+                "exactly one container, running, healthy".into(),
+                observed,
+                "start the stack through the golden path: `make up` (or `make demo`)",
+            );
+            (found.len() == 1).then(|| found[0])
+        })
+        .collect()
+}
+
+fn describe_state(c: &ContainerInspect) -> String {
+    let health = c.state.health.as_ref().map(|h| h.status.as_str());
+    format!(
+        "{} {}{}",
+        short(&c.id),
+        c.state.status,
+        health.map(|h| format!(", {h}")).unwrap_or_default()
+    )
+}
+
+fn short(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
+
+/// The running api is exactly the manifest's image, local, fresh, and created after the build.
+fn check_image(
+    m: &Manifest,
+    state: &NodeState,
+    api: Option<&ContainerInspect>,
+    checks: &mut Checks,
+) {
+    let Some(recorded) = &m.image else { return };
+    let hint = "the running image is not the recorded build: run `make demo`";
+    checks.add(
+        "image-id",
+        api.is_some_and(|c| c.image == recorded.id),
+        recorded.id.clone(),
+        api.map_or("no api container".into(), |c| c.image.clone()),
+        hint,
+    );
+    let image = state.images.iter().find(|i| i.id == recorded.id);
+    let Some(image) = image else {
+        checks.add(
+            "image-labels",
+            false,
+            format!("image {} on the node", short(&recorded.id)),
+            "absent".into(),
+            hint,
+        );
+        return;
+    };
+    let node_labels = image.config.labels.clone().unwrap_or_default();
+    let differing: Vec<String> = recorded
+        .labels
+        .iter()
+        .filter(|(k, v)| node_labels.get(*k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .chain(
+            node_labels
+                .keys()
+                .filter(|k| !recorded.labels.contains_key(*k))
+                .cloned(),
+        )
+        .collect();
+    checks.add(
+        "image-labels",
+        differing.is_empty(),
+        format!("{} labels as recorded", recorded.labels.len()),
+        if differing.is_empty() {
+            "identical".into()
+        } else {
+            format!("differ: {}", differing.join(", "))
+        },
+        hint,
+    );
+    let floating = image.repo_tags.iter().any(|t| t.ends_with(":latest"));
+    checks.add(
+        "image-local",
+        image.repo_digests.is_empty() && !floating && image.repo_tags.contains(&recorded.tag),
+        format!(
+            "local build (no registry digest), tagged {}, never :latest",
+            recorded.tag
+        ),
+        format!(
+            "digests {:?}, tags {:?}",
+            image.repo_digests, image.repo_tags
+        ),
+        "the image came from elsewhere or was retagged: run `make demo`",
+    );
+    check_layers_fresh(m, state, image, checks);
+    checks.add(
+        "container-fresh",
+        api.is_some_and(|c| c.created > m.finished_at),
+        format!(
+            "api container created after the build finished ({})",
+            m.finished_at
+        ),
+        api.map_or("no api container".into(), |c| {
+            format!("created {}", c.created)
+        }),
+        "the container predates the build: run `make demo`",
+    );
+}
+
+/// Every layer above the final stage's base was made inside the build's time window: a layer
+/// taken from a cache would carry an older time.
+fn check_layers_fresh(
+    m: &Manifest,
+    state: &NodeState,
+    image: &crate::docker::ImageInspect,
+    checks: &mut Checks,
+) {
+    let layers = &image.root_fs.layers;
+    let base = state
+        .images
+        .iter()
+        .filter(|b| m.base_images.iter().any(|mb| mb.id == b.id))
+        .filter(|b| layers.starts_with(&b.root_fs.layers))
+        .max_by_key(|b| b.root_fs.layers.len());
+    let history_of = |id: &str| state.history.iter().find(|h| h.image == id);
+    let (Some(base), Some(history)) = (base, history_of(&image.id)) else {
+        checks.add(
+            "layers-fresh",
+            false,
+            "the image's history and its base on the node".into(),
+            "not found".into(),
+            "the base image is missing on the node: run `make demo`",
+        );
+        return;
+    };
+    let base_len = history_of(&base.id).map_or(0, |h| h.entries.len());
+    let own = &history.entries[..history.entries.len().saturating_sub(base_len)];
+    // History times have one-second resolution.
+    let from = m
+        .started_at
+        .duration_trunc(Span::seconds(1))
+        .unwrap_or(m.started_at);
+    let to = m.finished_at + Span::seconds(1);
+    let stale: Vec<String> = own
+        .iter()
+        .filter(|e| {
+            let t: DateTime<Utc> = e.created_at.into();
+            t < from || t > to
+        })
+        .map(|e| {
+            format!(
+                "{} ({})",
+                e.created_by.chars().take(40).collect::<String>(),
+                e.created_at
+            )
+        })
+        .collect();
+    checks.add(
+        "layers-fresh",
+        !own.is_empty() && stale.is_empty(),
+        format!(
+            "{} layer(s) above the base, all created {from} .. {to}",
+            own.len()
+        ),
+        if stale.is_empty() {
+            "all inside the window".into()
+        } else {
+            format!("outside: {}", stale.join("; "))
+        },
+        "a layer was reused from a cache or the image was made elsewhere: run `make demo`",
+    );
+}
+
+/// Compose put the stack together from /vagrant: project, directory, file, network, volume.
+fn check_wiring(services: &[Option<&ContainerInspect>], checks: &mut Checks) {
+    let expected_file = format!("{NODE_MOUNT}/compose.yaml");
+    let mut problems = Vec::new();
+    for (service, container) in SERVICES.iter().zip(services) {
+        let Some(c) = container else {
+            problems.push(format!("{service}: no single container"));
+            continue;
+        };
+        let label = |k: &str| c.label(k).unwrap_or("(none)").to_string();
+        let dir = label("com.docker.compose.project.working_dir");
+        if dir != NODE_MOUNT {
+            problems.push(format!("{service}: working_dir {dir}"));
+        }
+        let files = label("com.docker.compose.project.config_files");
+        if files != expected_file {
+            problems.push(format!("{service}: config_files {files}"));
+        }
+        let network = format!("{COMPOSE_PROJECT}_default");
+        if !c.network_settings.networks.contains_key(&network) {
+            let on: Vec<&String> = c.network_settings.networks.keys().collect();
+            problems.push(format!("{service}: not on {network} (on {on:?})"));
+        }
+    }
+    if let Some(db) = services.get(1).copied().flatten() {
+        let volume = format!("{COMPOSE_PROJECT}_{DB_VOLUME}");
+        let on_volume = db.mounts.iter().any(|mnt| {
+            mnt.destination == DB_DATA_DIR
+                && mnt.kind == "volume"
+                && mnt.name.as_deref() == Some(&volume)
+        });
+        if !on_volume {
+            problems.push(format!("db: {DB_DATA_DIR} is not on volume {volume}"));
+        }
+    }
+    checks.add(
+        "compose-wiring",
+        problems.is_empty(),
+        format!(
+            "project {COMPOSE_PROJECT}, working_dir {NODE_MOUNT}, config {expected_file}, shared network, db data on its volume"
+        ),
+        if problems.is_empty() {
+            "as expected".into()
+        } else {
+            problems.join("; ")
+        },
+        "the stack was started outside the golden path: `make clean && make demo`",
+    );
+}
+
+/// No container runs an api image outside the compose project (a hand-made `docker run`).
+fn check_no_bypass(state: &NodeState, m: Option<&Manifest>, checks: &mut Checks) {
+    let recorded = m.and_then(|m| m.image.as_ref()).map(|i| i.id.as_str());
+    let strays: Vec<String> = state
+        .containers
+        .iter()
+        .filter(|c| c.state.running)
+        .filter(|c| c.label(labels::BUILD_ID).is_some() || Some(c.image.as_str()) == recorded)
+        .filter(|c| {
+            c.label("com.docker.compose.project") != Some(COMPOSE_PROJECT)
+                || c.label("com.docker.compose.service") != Some("api")
+        })
+        .map(|c| format!("{} {}", short(&c.id), c.name.trim_start_matches('/')))
+        .collect();
+    checks.add(
+        "no-bypass",
+        strays.is_empty(),
+        "api images run only as the compose project's api service".into(),
+        if strays.is_empty() {
+            "none elsewhere".into()
+        } else {
+            format!("also running: {}", strays.join(", "))
+        },
+        "a container was started by hand; `make clean && make demo` removes it",
+    );
+}
+
+/// The host's source tree is the one the running image was built from.
+fn check_source(repo: &Path, m: &Manifest, checks: &mut Checks) -> Result<()> {
+    let now = tree_hash::tree_state(repo).context("hashing the host's source tree")?;
+    checks.add(
+        "source-tree",
+        now.tree == m.git.tree,
+        format!("tree {} (built)", m.git.tree),
+        format!("tree {} (now)", now.tree),
+        "the source changed since this build: the running image is stale, run `make demo`",
+    );
+    Ok(())
+}
+
+/// What the api answers through the forwarded port on the host.
+fn check_http(node: &NodeSpec, m: Option<&Manifest>, checks: &mut Checks) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(3)))
+        .build()
+        .into();
+    let base = format!("http://127.0.0.1:{}", node.api_port);
+    let get = |path: &str| -> Result<(u16, String)> {
+        let mut response = agent.get(&format!("{base}{path}")).call()?;
+        let body = response.body_mut().read_to_string()?;
+        Ok((response.status().as_u16(), body))
+    };
+    for (path, hint) in [
+        (
+            "/health",
+            "the api process does not serve: see `make up` output",
+        ),
+        (
+            "/ready",
+            "the api cannot reach its database (is db running?)",
+        ),
+    ] {
+        let observed = get(path);
+        checks.add(
+            &format!("http{path}"),
+            matches!(observed, Ok((200, _))),
+            "200".into(),
+            match observed {
+                Ok((status, body)) => format!("{status} {}", body.trim()),
+                Err(e) => format!("no answer: {e}"),
+            },
+            hint,
+        );
+    }
+    if let Some(m) = m {
+        let expected = (m.build_id.clone(), m.git.commit.clone().unwrap_or_default());
+        let observed = get("/version").and_then(|(_, body)| {
+            let v: serde_json::Value = serde_json::from_str(&body)?;
+            let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+            Ok((field("build_id"), field("commit")))
+        });
+        checks.add(
+            "http/version",
+            observed.as_ref().is_ok_and(|o| *o == expected),
+            format!("build_id {} commit {}", expected.0, expected.1),
+            match &observed {
+                Ok((b, c)) => format!("build_id {b} commit {c}"),
+                Err(e) => format!("no answer: {e}"),
+            },
+            "the api that answers is not the recorded build: run `make demo`",
+        );
+    }
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bats
+# The golden path on the default node: demo-reviewer, data survival, down and clean.
+
+load helpers
+
+NODE=main
+
+@test "a NODE with characters outside [A-Za-z0-9_-] is refused before anything runs" {
+  run golden up 'NODE=main;touch /tmp/prov-injected'
+  [ "$status" -ne 0 ]
+  assert_output_has "outside [A-Za-z0-9_-]"
+  [ ! -e /tmp/prov-injected ]
+  run golden up 'NODE=../x'
+  [ "$status" -ne 0 ]
+  assert_output_has "outside [A-Za-z0-9_-]"
+}
+
+@test "an unknown NODE is refused with the list of nodes" {
+  run golden up NODE=nosuchnode
+  [ "$status" -ne 0 ]
+  assert_output_has "unknown node \"nosuchnode\""
+  assert_output_has "main, worker1"
+}
+
+@test "make demo-reviewer passes on the default node, with the rebuild visible" {
+  run golden demo-reviewer
+  echo "$output" | tail -n 40
+  [ "$status" -eq 0 ]
+  assert_output_has "removing the stack's containers"
+  assert_output_has "Step 1/"
+  assert_output_has "node main: OK"
+}
+
+@test "data survives make clean then make demo; make up refuses after clean" {
+  note="survivor-$RANDOM"
+  run curl -sS -X POST -H 'content-type: application/json' -d "{\"text\":\"$note\"}" \
+    "http://127.0.0.1:$(prov nodes --port "$NODE")/notes"
+  [ "$status" -eq 0 ]
+  assert_output_has "$note"
+
+  golden clean NODE="$NODE"
+  run on_node "$NODE" docker ps --all --quiet --filter label=com.docker.compose.project=prov
+  [ -z "$output" ]
+  run on_node "$NODE" docker image ls --quiet prov-api
+  [ -z "$output" ]
+  on_node "$NODE" docker volume inspect prov_dbdata >/dev/null
+
+  # Nothing to start from now: make up refuses and names make demo.
+  run golden up NODE="$NODE"
+  [ "$status" -ne 0 ]
+  assert_output_has "run make demo"
+
+  golden demo NODE="$NODE"
+  run http_body "$NODE" /notes
+  assert_output_has "$note"
+  golden verify NODE="$NODE"
+}
+
+@test "make down stops the containers and keeps images and volumes; make up restarts them" {
+  image="$(prov show --node "$NODE" --json | jq -r .image.id)"
+  golden down NODE="$NODE"
+  run on_node "$NODE" docker ps --quiet --filter label=com.docker.compose.project=prov
+  [ -z "$output" ]
+  run on_node "$NODE" docker ps --all --quiet --filter label=com.docker.compose.project=prov
+  [ "$(wc -l <<<"$output")" -eq 2 ]
+  on_node "$NODE" docker image inspect "$image" >/dev/null
+  on_node "$NODE" docker volume inspect prov_dbdata >/dev/null
+  run golden verify NODE="$NODE"
+  [ "$status" -eq 1 ]
+
+  golden up NODE="$NODE"
+  golden verify NODE="$NODE"
+}

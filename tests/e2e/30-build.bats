@@ -1,0 +1,119 @@
+#!/usr/bin/env bats
+# prov build on a real node: the manifest agrees with the engine, the log digest is honest, and
+# every bad input fails clearly without losing anything.
+
+load helpers
+
+NODE=main
+DIR="$REPO/provenance/$NODE"
+
+# Runs prov build on the node as root from /vagrant, with extra shell set-up before it.
+build_on_node() {
+  local prelude=${2:-true}
+  run root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && $prelude && \
+    target/release/prov build --node $NODE --base BUILDER_IMAGE=\$BUILDER_TAG \
+    --base RUNTIME_IMAGE=\$RUNTIME_TAG $1"
+}
+
+snapshot() { (cd "$DIR" && sha256sum latest ./*.json); }
+
+@test "the manifest has every documented key, and the engine agrees with it" {
+  m="$(prov show --node "$NODE" --json)"
+  for key in schema build_id node started_at finished_at status git.commit git.tree git.dirty \
+    dockerfile.path dockerfile.sha256 compose.config_sha256 build_log.path build_log.sha256 \
+    build_log.bytes image.id image.tag image.labels no_cache network base_images \
+    prev_manifest_sha256 tool.versions; do
+    jq -e --arg k "$key" 'getpath($k | split(".")) | . != null or ($k == "prev_manifest_sha256")' \
+      <<<"$m" >/dev/null || { echo "missing $key"; return 1; }
+  done
+  [ "$(jq -r .no_cache <<<"$m")" = true ]
+  [ "$(jq -r .network <<<"$m")" = none ]
+  [ "$(jq -r .status <<<"$m")" = success ]
+  [ "$(jq -r '.base_images | length' <<<"$m")" -eq 2 ]
+  [[ "$(jq -r .image.tag <<<"$m")" != *latest* ]]
+
+  id="$(jq -r .image.id <<<"$m")"
+  inspect="$(on_node "$NODE" docker image inspect "$id")"
+  [ "$(jq -r '.[0].Id' <<<"$inspect")" = "$id" ]
+  diff <(jq -S '.[0].Config.Labels' <<<"$inspect") <(jq -S .image.labels <<<"$m")
+  [ "$(jq -r '.[0].Config.Labels["dev.prov.build.id"]' <<<"$inspect")" = "$(jq -r .build_id <<<"$m")" ]
+  [ "$(jq -r '.[0].Config.Labels["org.opencontainers.image.revision"]' <<<"$inspect")" = "$(git -C "$REPO" rev-parse HEAD)" ]
+  diff <(jq -c '.[0].RootFS.Layers' <<<"$inspect") <(jq -c .image.layers <<<"$m")
+}
+
+@test "the build log's sha256 and size equal the manifest's" {
+  m="$(prov show --node "$NODE" --json)"
+  log="$REPO/$(jq -r .build_log.path <<<"$m")"
+  [ "$(sha256sum "$log" | cut -d' ' -f1)" = "$(jq -r .build_log.sha256 <<<"$m")" ]
+  [ "$(stat -c %s "$log")" -eq "$(jq -r .build_log.bytes <<<"$m")" ]
+  grep -q -- "--no-cache --network=none" "$log"
+}
+
+@test "the chain links each manifest to the previous one" {
+  m="$(prov show --node "$NODE" --json)"
+  prev="$(jq -r .prev_manifest_sha256 <<<"$m")"
+  previous_file="$(find "$DIR" -name '*.json' | sort | tail -n 2 | head -n 1)"
+  [ "$prev" = "$(sha256sum "$previous_file" | cut -d' ' -f1)" ]
+}
+
+@test "a missing Dockerfile fails clearly and changes nothing" {
+  before="$(snapshot)"
+  build_on_node "--dockerfile api/NoSuchDockerfile"
+  [ "$status" -ne 0 ]
+  assert_output_has "no Dockerfile at /vagrant/api/NoSuchDockerfile"
+  [ "$(snapshot)" = "$before" ]
+}
+
+@test "a Docker engine that does not answer fails clearly and changes nothing" {
+  before="$(snapshot)"
+  build_on_node "" "export DOCKER_HOST=unix:///tmp/no-engine.sock"
+  [ "$status" -ne 0 ]
+  assert_output_has "Docker engine on this node does not answer"
+  [ "$(snapshot)" = "$before" ]
+}
+
+@test "an unwritable provenance folder fails clearly and changes nothing" {
+  before="$(snapshot)"
+  run root_on "$NODE" "unshare --mount --propagation private bash -c '\
+    mount --bind /vagrant/provenance /vagrant/provenance && \
+    mount -o remount,bind,ro /vagrant/provenance && cd /vagrant && \
+    target/release/prov build --node $NODE'"
+  [ "$status" -ne 0 ]
+  assert_output_has "must be writable"
+  [ "$(snapshot)" = "$before" ]
+}
+
+@test "a corrupt previous manifest fails clearly and changes nothing else" {
+  before="$(snapshot)"
+  bogus="$DIR/29991231-235959-999-ffff.json"
+  echo '{ "schema": "prov.build-manifest/v1", "truncated' >"$bogus"
+  build_on_node ""
+  rm -f "$bogus"
+  [ "$status" -ne 0 ]
+  assert_output_has "not a valid manifest"
+  [ "$(snapshot)" = "$before" ]
+}
+
+@test "a second build on the same node waits for nobody: it fails on the lock" {
+  before="$(snapshot)"
+  build_on_node "" "(flock provenance/$NODE/.lock sleep 6 &) && sleep 1"
+  [ "$status" -ne 0 ]
+  assert_output_has "another build holds the lock"
+  [ "$(snapshot)" = "$before" ]
+}
+
+@test "a failing build is recorded as failed and does not move latest" {
+  before_latest="$(cat "$DIR/latest")"
+  count="$(find "$DIR" -name '*.json' | wc -l)"
+  build_on_node "--dockerfile tests/fixtures/failing.Dockerfile"
+  [ "$status" -eq 1 ]
+  assert_output_has "this build fails on purpose"
+  assert_output_has "latest\` is unchanged"
+  [ "$(cat "$DIR/latest")" = "$before_latest" ]
+  [ "$(find "$DIR" -name '*.json' | wc -l)" -eq $((count + 1)) ]
+  newest="$(find "$DIR" -name '*.json' | sort | tail -n 1)"
+  [ "$(jq -r .status "$newest")" = failed ]
+  [ "$(jq -r .image "$newest")" = null ]
+  # The stack still runs the latest good build, and verify still passes.
+  golden verify NODE="$NODE"
+}
