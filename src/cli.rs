@@ -16,6 +16,7 @@ use crate::nodes;
 use crate::report;
 use crate::show;
 use crate::transport::Transport;
+use crate::tree_hash;
 use crate::verify;
 
 #[derive(Args)]
@@ -150,6 +151,12 @@ pub fn context(script: Option<PathBuf>) -> Result<ExitCode> {
         None => std::env::current_exe().context("locating the prov binary")?,
     };
     context::check(&program).map_err(|e| Failure(e.to_string()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn tree(path: &Path) -> Result<ExitCode> {
+    let state = tree_hash::tree_state(path)?;
+    println!("{}{}", state.tree, if state.dirty { " dirty" } else { "" });
     Ok(ExitCode::SUCCESS)
 }
 

@@ -39,6 +39,12 @@ enum Command {
         #[arg(long)]
         script: Option<PathBuf>,
     },
+    /// Print the working tree's hash (what `git add -A && git write-tree` would print) and
+    /// whether it differs from HEAD, without touching the repository.
+    Tree {
+        #[arg(default_value = ".")]
+        path: PathBuf,
+    },
     /// List the nodes, or check that one exists.
     Nodes {
         /// Fail with the list of nodes unless NAME is one of them.
@@ -78,6 +84,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(args) => prov::cli::verify(&repo, args),
         Command::Show(args) => prov::cli::show(&repo, args),
         Command::Context { script } => prov::cli::context(script),
+        Command::Tree { path } => prov::cli::tree(&path),
         Command::Nodes { check, port } => prov::cli::nodes(&repo, check, port),
         Command::Exec { node, command } => prov::cli::exec(&repo, &node, &command),
     }

@@ -10,7 +10,8 @@ DIR="$REPO/provenance/$NODE"
 # Runs prov build on the node as root from /vagrant, with extra shell set-up before it.
 build_on_node() {
   local prelude=${2:-true}
-  run root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && $prelude && \
+  run root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && \
+    export PROV_DB_IMAGE=\$POSTGRES_TAG && $prelude && \
     target/release/prov build --node $NODE --base BUILDER_IMAGE=\$BUILDER_TAG \
     --base RUNTIME_IMAGE=\$RUNTIME_TAG $1"
 }
@@ -51,9 +52,14 @@ snapshot() { (cd "$DIR" && sha256sum latest ./*.json); }
 
 @test "the chain links each manifest to the previous one" {
   m="$(prov show --node "$NODE" --json)"
+  mapfile -t files < <(find "$DIR" -name '*.json' | sort)
+  [ "$(basename "${files[-1]}" .json)" = "$(jq -r .build_id <<<"$m")" ]
   prev="$(jq -r .prev_manifest_sha256 <<<"$m")"
-  previous_file="$(find "$DIR" -name '*.json' | sort | tail -n 2 | head -n 1)"
-  [ "$prev" = "$(sha256sum "$previous_file" | cut -d' ' -f1)" ]
+  if ((${#files[@]} == 1)); then
+    [ "$prev" = null ]
+  else
+    [ "$prev" = "$(sha256sum "${files[-2]}" | cut -d' ' -f1)" ]
+  fi
 }
 
 @test "a missing Dockerfile fails clearly and changes nothing" {
