@@ -9,12 +9,13 @@ use clap::Args;
 
 use crate::build::{self, BuildRequest};
 use crate::context;
-use crate::exit::Failure;
+use crate::diff;
+use crate::exit::{Failure, EXIT_FAILED, EXIT_OK};
 use crate::manifest::Store;
 use crate::model::NodeSpec;
 use crate::nodes;
 use crate::report;
-use crate::show;
+use crate::show::{self, Paint, Running};
 use crate::transport::Transport;
 use crate::tree_hash;
 use crate::verify;
@@ -76,6 +77,31 @@ pub struct ShowArgs {
     /// Print the manifest itself, as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Do not ask the node whether it runs this build.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+#[derive(Args)]
+pub struct LogArgs {
+    /// The node; defaults to the first one in nodes.json.
+    #[arg(long)]
+    pub node: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct DiffArgs {
+    /// NODE or NODE:BUILD (a build id or `latest`).
+    pub a: diff::Side,
+    /// NODE or NODE:BUILD.
+    pub b: diff::Side,
+    #[arg(long)]
+    pub json: bool,
+    /// Skip the file-by-file comparison of the two images (no node is contacted).
+    #[arg(long)]
+    pub no_files: bool,
 }
 
 pub fn build(_repo: &Path, args: BuildArgs) -> Result<ExitCode> {
@@ -139,10 +165,57 @@ pub fn show(repo: &Path, args: ShowArgs) -> Result<ExitCode> {
     let stored = store.resolve(&args.build)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&stored.manifest)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let chain = show::chain_position(&store.chain()?, &stored.manifest.build_id);
+    let running = if args.offline {
+        Running::NotAsked
     } else {
-        print!("{}", show::render(&stored));
+        match (
+            verify::running_api_image(repo, &node),
+            &stored.manifest.image,
+        ) {
+            (Ok(Some(id)), Some(image)) if id == image.id => Running::Yes,
+            (Ok(other), _) => Running::No(other),
+            (Err(e), _) => Running::Unknown(format!("{e:#}")),
+        }
+    };
+    print!(
+        "{}",
+        show::render(&stored, &chain, &running, Paint::for_stdout())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn log(repo: &Path, args: LogArgs) -> Result<ExitCode> {
+    let node = resolve_node(repo, args.node.as_deref())?;
+    let store = Store::new(&repo.join("provenance"), &node);
+    let chain = store.chain()?;
+    let latest = store.latest_pointer().ok().flatten().map(|p| p.build_id);
+    if args.json {
+        let entries = show::log_entries(&chain, latest.as_deref());
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+    } else {
+        print!(
+            "{}",
+            show::render_log(&chain, latest.as_deref(), Paint::for_stdout())
+        );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn diff(repo: &Path, args: DiffArgs) -> Result<ExitCode> {
+    let report = diff::diff(repo, &args.a, &args.b, !args.no_files)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", diff::render(&report));
+    }
+    Ok(ExitCode::from(if report.ok {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }))
 }
 
 pub fn context(script: Option<PathBuf>) -> Result<ExitCode> {

@@ -3,9 +3,11 @@
 pub mod build;
 pub mod cli;
 pub mod context;
+pub mod diff;
 pub mod digest;
 pub mod docker;
 pub mod exit;
+pub mod image_fs;
 pub mod manifest;
 pub mod model;
 pub mod nodes;

@@ -33,6 +33,10 @@ enum Command {
     Verify(prov::cli::VerifyArgs),
     /// Show a node's build manifest.
     Show(prov::cli::ShowArgs),
+    /// One line per build of a node, newest first, with the state of the hash chain.
+    Log(prov::cli::LogArgs),
+    /// Compare two builds (across nodes): what must match, what may differ, and the images.
+    Diff(prov::cli::DiffArgs),
     /// Check that this process runs inside a node from /vagrant (used by every script).
     Context {
         /// The script being run; its real path must be under /vagrant.
@@ -83,6 +87,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Build(args) => prov::cli::build(&repo, args),
         Command::Verify(args) => prov::cli::verify(&repo, args),
         Command::Show(args) => prov::cli::show(&repo, args),
+        Command::Log(args) => prov::cli::log(&repo, args),
+        Command::Diff(args) => prov::cli::diff(&repo, args),
         Command::Context { script } => prov::cli::context(script),
         Command::Tree { path } => prov::cli::tree(&path),
         Command::Nodes { check, port } => prov::cli::nodes(&repo, check, port),

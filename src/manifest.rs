@@ -43,6 +43,20 @@ pub enum StoreError {
     Locked { path: PathBuf },
 }
 
+impl StoreError {
+    /// A few words for a table cell; the full message is the `Display`.
+    pub fn brief(&self) -> String {
+        match self {
+            StoreError::Io { source, .. } => source.to_string(),
+            StoreError::Corrupt { .. } => "not a valid manifest".to_string(),
+            StoreError::UnknownSchema { found, .. } => format!("unknown schema {found}"),
+            StoreError::NoLatest { .. } => "no latest build".to_string(),
+            StoreError::NoSuchBuild { .. } => "missing".to_string(),
+            StoreError::Locked { .. } => "locked".to_string(),
+        }
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.to_path_buf(),

@@ -158,3 +158,68 @@ pub struct NodesFile {
     pub api_guest_port: u16,
     pub nodes: Vec<NodeSpec>,
 }
+
+/// One field compared between two builds, as `prov diff` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldComparison {
+    pub field: String,
+    pub a: String,
+    pub b: String,
+    pub same: bool,
+}
+
+/// Whether two images hold the same bits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageComparison {
+    pub a_id: String,
+    pub b_id: String,
+    pub same_id: bool,
+    pub same_layers: bool,
+    /// Diff ids present at the same position in both images, from the bottom.
+    pub shared_layers: usize,
+    pub layers_a: usize,
+    pub layers_b: usize,
+    /// File-by-file comparison of the filesystems; absent when skipped or unreadable.
+    pub files: Option<FileComparison>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileComparison {
+    pub same: bool,
+    pub compared: usize,
+    pub differing: Vec<String>,
+    pub only_a: Vec<String>,
+    pub only_b: Vec<String>,
+}
+
+/// `prov diff A B`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiffReport {
+    pub a: String,
+    pub b: String,
+    /// Every must-match field agrees.
+    pub ok: bool,
+    pub must_match: Vec<FieldComparison>,
+    pub expected_to_differ: Vec<FieldComparison>,
+    /// Tool versions: reported, not judged.
+    pub environment: Vec<FieldComparison>,
+    pub image: Option<ImageComparison>,
+}
+
+/// One line of `prov log --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub build_id: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub status: Option<BuildStatus>,
+    pub commit: Option<String>,
+    pub image_id: Option<String>,
+    /// Every link of the chain up to and including this build holds.
+    pub chain_intact: bool,
+    pub latest: bool,
+    /// Why the manifest could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

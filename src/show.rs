@@ -1,37 +1,264 @@
-//! `prov show`: a build manifest, readable by a reviewer.
+//! `prov show` and `prov log`: a build, and a node's builds, for a reviewer's terminal.
+//! Renderers are pure functions of their inputs, so golden tests cover them without a node.
 
 use std::fmt::Write;
 
-use crate::manifest::Stored;
+use anstyle::{AnsiColor, Style};
+use chrono::{DateTime, Utc};
 
-pub fn render(stored: &Stored) -> String {
+use crate::manifest::{ChainEntry, Link, Stored};
+use crate::model::{BuildStatus, LogEntry};
+
+/// Whether the node runs the shown build now, as far as could be learned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Running {
+    Yes,
+    /// The api container runs another image (or none, when `None`).
+    No(Option<String>),
+    Unknown(String),
+    NotAsked,
+}
+
+/// Colour only on a terminal, and never with NO_COLOR set.
+#[derive(Debug, Clone, Copy)]
+pub struct Paint(pub bool);
+
+impl Paint {
+    pub fn for_stdout() -> Self {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        Paint(terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
+    }
+
+    fn paint(self, color: AnsiColor, text: &str) -> String {
+        if self.0 {
+            let style = Style::new().fg_color(Some(color.into())).bold();
+            format!("{style}{text}{style:#}")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn good(self, text: &str) -> String {
+        self.paint(AnsiColor::Green, text)
+    }
+
+    fn bad(self, text: &str) -> String {
+        self.paint(AnsiColor::Red, text)
+    }
+}
+
+fn short(s: &str) -> &str {
+    let s = s.strip_prefix("sha256:").unwrap_or(s);
+    &s[..s.len().min(12)]
+}
+
+/// Cuts a line to `width` characters, marking the cut.
+pub fn clip(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(width - 1).collect::<String>())
+    }
+}
+
+fn duration(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let secs = (to - from).num_seconds().max(0);
+    format!("{}m{:02}s", secs / 60, secs % 60)
+}
+
+fn status_text(paint: Paint, status: BuildStatus) -> String {
+    match status {
+        BuildStatus::Success => paint.good("success"),
+        BuildStatus::Failed => paint.bad("FAILED"),
+    }
+}
+
+/// Where a build sits in its node's chain: "#n of N" and whether the chain is intact up to it.
+pub fn chain_position(chain: &[ChainEntry], build_id: &str) -> String {
+    let Some(index) = chain.iter().position(|e| e.build_id == build_id) else {
+        return "not in the chain".to_string();
+    };
+    let broken = chain[..=index].iter().find(|e| !e.is_intact());
+    format!(
+        "#{} of {}, {}",
+        index + 1,
+        chain.len(),
+        match broken {
+            None => "intact up to here".to_string(),
+            Some(e) => format!("BROKEN at {}", e.build_id),
+        }
+    )
+}
+
+/// One build, within 80 columns.
+pub fn render(stored: &Stored, chain: &str, running: &Running, paint: Paint) -> String {
     let m = &stored.manifest;
     let mut out = String::new();
+    let w = &mut out;
     let _ = writeln!(
-        out,
-        "build     {} on {} ({:?})",
-        m.build_id, m.node, m.status
+        w,
+        "build    {} on {}: {}",
+        m.build_id,
+        m.node,
+        status_text(paint, m.status)
     );
     let _ = writeln!(
-        out,
-        "source    commit {} tree {}{}",
-        m.git.commit.as_deref().unwrap_or("(none)"),
-        m.git.tree,
-        if m.git.dirty { " (dirty)" } else { "" }
+        w,
+        "         {} .. {} ({})",
+        m.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        m.finished_at.format("%H:%M:%S"),
+        duration(m.started_at, m.finished_at)
     );
-    let _ = writeln!(
-        out,
-        "dockerfile {} sha256:{}",
-        m.dockerfile.path, m.dockerfile.sha256
-    );
-    if let Some(image) = &m.image {
-        let _ = writeln!(out, "image     {} {}", image.id, image.tag);
+    if let Some(error) = &m.error {
+        let options = textwrap::Options::new(80)
+            .initial_indent("error    ")
+            .subsequent_indent("         ");
+        let _ = writeln!(w, "{}", textwrap::fill(error, options));
     }
     let _ = writeln!(
-        out,
-        "log       {} ({} bytes, sha256:{})",
-        m.build_log.path, m.build_log.bytes, m.build_log.sha256
+        w,
+        "what     commit {}\n         tree   {} ({})",
+        m.git.commit.as_deref().unwrap_or("(no commit)"),
+        m.git.tree,
+        if m.git.dirty {
+            "dirty: uncommitted changes"
+        } else {
+            "clean"
+        }
     );
-    let _ = writeln!(out, "manifest  sha256:{}", stored.sha256);
+    let inputs = [
+        ("Dockerfile", &m.dockerfile.path, &m.dockerfile.sha256),
+        ("compose", &m.compose.path, &m.compose.config_sha256),
+        ("lockfile", &m.cargo_lock.path, &m.cargo_lock.sha256),
+    ];
+    for (i, (label, path, sha)) in inputs.iter().enumerate() {
+        let head = if i == 0 { "from" } else { "" };
+        let _ = writeln!(w, "{head:<8} {label:<11} {path:<18} sha256 {}", short(sha));
+    }
+    for base in &m.base_images {
+        let _ = writeln!(w, "         base {:<14} {}", base.arg, base.reference);
+        let _ = writeln!(w, "{:<28}= {}", "", short(&base.id));
+    }
+    let _ = writeln!(
+        w,
+        "how      {}, network {}",
+        if m.no_cache {
+            "no cache"
+        } else {
+            "CACHE ALLOWED"
+        },
+        m.network,
+    );
+    for (tool, version) in &m.tool.versions {
+        let _ = writeln!(w, "         {tool:<14} {version}");
+    }
+    match &m.image {
+        Some(image) => {
+            let _ = writeln!(w, "result   image\n         {}", image.id);
+            let _ = writeln!(w, "         tag {}", image.tag);
+            let _ = writeln!(w, "         {} layers, labels:", image.layers.len());
+            for (k, v) in &image.labels {
+                let _ = writeln!(w, "{}", clip(&format!("           {k}={v}"), 80));
+            }
+        }
+        None => {
+            let _ = writeln!(w, "result   no image");
+        }
+    }
+    let _ = writeln!(
+        w,
+        "log      {}\n         {} bytes, sha256 {}",
+        m.build_log.path,
+        m.build_log.bytes,
+        short(&m.build_log.sha256)
+    );
+    let _ = writeln!(
+        w,
+        "chain    {chain}\n         manifest sha256 {}, previous {}",
+        short(&stored.sha256),
+        m.prev_manifest_sha256.as_deref().map_or("(first)", short)
+    );
+    let running = match running {
+        Running::Yes => paint.good("yes: the node's api container runs this image"),
+        Running::No(Some(other)) => {
+            paint.bad(&format!("no: the api container runs {}", short(other)))
+        }
+        Running::No(None) => paint.bad("no: no api container runs on the node"),
+        Running::Unknown(why) => format!("unknown: {why}"),
+        Running::NotAsked => "not asked (--offline)".to_string(),
+    };
+    let _ = writeln!(w, "running  {running}");
+    out
+}
+
+/// The log as data, newest first.
+pub fn log_entries(chain: &[ChainEntry], latest: Option<&str>) -> Vec<LogEntry> {
+    let mut intact = true;
+    let mut entries: Vec<LogEntry> = chain
+        .iter()
+        .map(|entry| {
+            intact &= entry.is_intact();
+            let m = entry.read.as_ref().ok().map(|s| &s.manifest);
+            LogEntry {
+                build_id: entry.build_id.clone(),
+                started_at: m.map(|m| m.started_at),
+                status: m.map(|m| m.status),
+                commit: m.and_then(|m| m.git.commit.clone()),
+                image_id: m.and_then(|m| m.image.as_ref().map(|i| i.id.clone())),
+                chain_intact: intact,
+                latest: Some(entry.build_id.as_str()) == latest,
+                error: entry.read.as_ref().err().map(|e| e.to_string()),
+            }
+        })
+        .collect();
+    entries.reverse();
+    entries
+}
+
+/// One line per build, newest first; `*` marks the build `latest` points at.
+pub fn render_log(chain: &[ChainEntry], latest: Option<&str>, paint: Paint) -> String {
+    let mut out = format!(
+        "  {:<24}  {:<11}  {:<7}  {:<7}  {:<12}  {}\n",
+        "BUILD", "TIME (UTC)", "STATUS", "COMMIT", "IMAGE", "CHAIN"
+    );
+    for (line, entry) in log_entries(chain, latest).iter().zip(chain.iter().rev()) {
+        let marker = if line.latest { "*" } else { " " };
+        let chain_text = if line.chain_intact {
+            paint.good("intact")
+        } else {
+            paint.bad("BROKEN")
+        };
+        let columns = match (&entry.read, line.status) {
+            (Err(e), _) => format!(
+                "{:<43}",
+                paint.bad(&clip(&format!("unreadable: {}", e.brief()), 43))
+            ),
+            (Ok(_), status) => format!(
+                "{:<11}  {:<7}  {:<7}  {:<12}",
+                line.started_at
+                    .map_or(String::new(), |t| t.format("%m-%d %H:%M").to_string()),
+                status.map_or(String::new(), |s| status_text(paint, s)),
+                line.commit.as_deref().map_or("-", |c| &c[..c.len().min(7)]),
+                line.image_id.as_deref().map_or("-", short),
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "{marker} {:<24}  {columns}  {chain_text}",
+            line.build_id
+        );
+        if let (Ok(_), Link::Broken { expected, found }) = (&entry.read, &entry.link) {
+            let _ = writeln!(
+                out,
+                "{:<28}prev digest {} != file before {}",
+                "",
+                found.as_deref().map_or("(none)", short),
+                expected.as_deref().map_or("(none)", short)
+            );
+        }
+    }
+    if latest.is_some() {
+        out.push_str("* latest\n");
+    }
     out
 }

@@ -31,8 +31,12 @@ impl Transport {
         })
     }
 
-    fn ssh(&self) -> Command {
+    /// ssh to the node with the connection options; `tty` asks for a terminal on the node.
+    fn ssh(&self, tty: bool, argv: &[&str]) -> Result<Command> {
         let mut cmd = Command::new("ssh");
+        if tty {
+            cmd.arg("-t");
+        }
         cmd.arg("-F")
             .arg(&self.config)
             .args(["-o", "ControlMaster=auto"])
@@ -41,34 +45,32 @@ impl Transport {
             .args(["-o", "LogLevel=ERROR"])
             .args(["-o", "ConnectTimeout=10"])
             .args(["-o", "BatchMode=yes"])
-            .arg(&self.node);
-        cmd
+            .arg(&self.node)
+            .arg(shlex::try_join(argv.iter().copied()).context("quoting the remote command")?);
+        Ok(cmd)
+    }
+
+    /// The ssh command that runs `argv` on the node, for the caller to wire up and spawn.
+    pub fn command(&self, argv: &[String]) -> Result<Command> {
+        self.ssh(false, &argv.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// Runs a command on the node with the terminal attached; returns its exit status.
     pub fn exec(&self, argv: &[String]) -> Result<ExitStatus> {
-        let remote = shlex::try_join(argv.iter().map(String::as_str))
-            .context("quoting the remote command")?;
-        let mut cmd = self.ssh();
-        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-            cmd.arg("-t");
-        }
-        cmd.arg(remote)
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
+        self.ssh(tty, &argv.iter().map(String::as_str).collect::<Vec<_>>())?
             .status()
             .with_context(|| format!("running ssh to node {}", self.node))
     }
 
     /// Runs a bash script (fed on stdin) with arguments on the node and captures its output.
     pub fn run_script(&self, script: &str, args: &[String]) -> Result<Output> {
-        let remote = shlex::try_join(
-            ["bash", "-s", "--"]
-                .into_iter()
-                .chain(args.iter().map(String::as_str)),
-        )
-        .context("quoting the remote command")?;
+        let argv: Vec<&str> = ["bash", "-s", "--"]
+            .into_iter()
+            .chain(args.iter().map(String::as_str))
+            .collect();
         let mut child = self
-            .ssh()
-            .arg(remote)
+            .ssh(false, &argv)?
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

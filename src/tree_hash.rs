@@ -1,43 +1,50 @@
 //! The git tree id of a working tree "as it is now".
 //!
-//! [`tree_state`] returns exactly the tree id that
-//! `git add -A && git write-tree` would print in the checkout, without
-//! running git, without touching the repository's index and without writing
-//! a single object, lock file or index into the repository.
+//! [`tree_state`] returns exactly the tree id that `git add -A && git
+//! write-tree` would print in the checkout, computed in-process with libgit2,
+//! without touching the repository's index and without writing anything into
+//! the repository: no object, no index, no lock file.
 //!
 //! # How
 //!
-//! libgit2 implements `git add -A` itself (`git_index_add_all`: a diff of the
-//! index against the working tree, including untracked files, honouring
-//! ignore rules, `core.filemode`, `core.symlinks`, `.gitattributes` filters
-//! such as CRLF conversion and `ident`, conflicts, and nested repositories /
-//! submodules, which become gitlinks). Its diff reuses the blob id recorded in
-//! the index for every tracked file whose stat data (mode, size, mtime, ctime
-//! when `core.trustctime` is on, inode, uid, gid) still matches, and re-hashes
-//! "racily clean" entries (file mtime not older than the index file), just as
-//! git does; only changed and untracked files are read.
+//! 1. HEAD is resolved on a normal handle (`real`).
+//! 2. The index is loaded from `.git/index` into memory, once, through `real`
+//!    (so it follows `core.filemode`, `core.symlinks`, `core.ignorecase`).
+//! 3. `real` diffs that index against the working tree, with untracked files
+//!    (recursing into untracked directories, without ignored ones) and type
+//!    changes. That diff is git's stat shortcut: a tracked file whose mode,
+//!    size, mtime (with nanoseconds), ctime (if `core.trustctime`), inode, uid
+//!    and gid match its index entry keeps the recorded blob id without being
+//!    read, unless the entry is "racily clean" (mtime not older than the index
+//!    file), in which case it is re-hashed, as git does. Stat-dirty files are
+//!    hashed through the checkin filters and dropped if unchanged.
+//! 4. The in-memory index is handed to a second handle (`scratch`) whose
+//!    object database is an in-memory mempack and nothing else. Each changed
+//!    path is then applied as `git add -A` does: deleted paths are removed
+//!    (which also resolves conflicts), changed and untracked files are added
+//!    with `Index::add_path` (libgit2's `git add <path>`: filters such as CRLF
+//!    normalisation and `ident`, executable bit, symlink targets), untracked
+//!    nested repositories become gitlinks to their HEAD, and submodules get the
+//!    commit checked out in them (git records it too; it does not look at
+//!    their working trees). The blob created for each file goes to the
+//!    mempack, which is emptied before the next file, so memory is bounded by
+//!    the largest file.
+//! 5. `write_tree` on that index: the root comes straight from git's cached
+//!    tree ids when nothing changed; otherwise every tree is written into the
+//!    mempack. The mempack is dropped with `scratch`.
 //!
-//! We run it on a private handle of the repository whose object database has
-//! been replaced by an in-memory one (a mempack backend and nothing else):
+//! The in-memory database does not hold the blobs and subtrees that are
+//! already in the repository, so libgit2's process-global "strict object
+//! creation" check (every id an index entry or a new tree refers to must
+//! exist) is switched off while entries are added and the tree is written,
+//! and back on afterwards; see [`LaxObjectCreation`]. The only reads the
+//! checkin filters make from the object database (the index blob for the
+//! CRLF "safer autocrlf" rule, `.gitattributes` read from the index) are
+//! served by copying exactly those blobs into the mempack first.
 //!
-//! * the index is loaded from `.git/index` into memory, updated there and
-//!   never written back;
-//! * the blobs that `add_all` creates, and the trees that `write_tree`
-//!   creates, land in the mempack, which is dropped at the end. The mempack is
-//!   emptied before each file is added, so memory stays bounded by the
-//!   largest single file rather than the sum of all changed files;
-//! * because the in-memory database does not hold the blobs and subtrees that
-//!   were already in the repository, libgit2's "strict object creation" check
-//!   (every id a new tree refers to must exist) is switched off for the
-//!   duration of `write_tree` and switched back on afterwards. That switch is
-//!   process-global in libgit2; see [`LaxObjectCreation`].
-//!
-//! Reading the real object database is still needed for HEAD, which is done
-//! before the database is swapped.
-//!
-//! Known limits (same as libgit2's): external filter drivers (e.g. git-lfs
-//! `filter=` attributes) are not run; split indexes and sha256 repositories
-//! cannot be read and give an error.
+//! Known limits, shared with libgit2: external filter drivers (`filter=`
+//! attributes such as git-lfs) are not run; split indexes and sha256
+//! repositories cannot be read and give an error.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -253,7 +260,7 @@ fn worktree_tree(real: &Repository, path: &Path) -> Result<Oid, TreeHashError> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(wt_err)?
     };
-    let filters = FilterInputs::new(real, &index).map_err(wt_err)?;
+    let (filters, gitlinks) = scan_index(real, path, &index).map_err(wt_err)?;
 
     // Hand the index over to a second handle on the repository whose object
     // database is in memory only: blobs created while adding files, and the
@@ -296,8 +303,10 @@ fn worktree_tree(real: &Repository, path: &Path) -> Result<Oid, TreeHashError> {
     }
     mempack.reset().map_err(mem_err)?;
 
-    // Submodules: the commit checked out in them now.
-    for (entry_path, recorded) in gitlinks(&index) {
+    // Submodules: the commit checked out in them now. (A submodule that was
+    // deleted or replaced above is no longer a repository or no longer a
+    // gitlink entry, and is skipped.)
+    for (entry_path, recorded) in gitlinks {
         let rel = bytes_to_path(&entry_path);
         let Some(head) = submodule_head(&path.join(rel)) else {
             continue;
@@ -306,8 +315,10 @@ fn worktree_tree(real: &Repository, path: &Path) -> Result<Oid, TreeHashError> {
             continue;
         }
         if let Some(mut entry) = index.get_path(rel, 0) {
-            entry.id = head;
-            index.add(&entry).map_err(wt_err)?;
+            if entry.mode == GITLINK_MODE {
+                entry.id = head;
+                index.add(&entry).map_err(wt_err)?;
+            }
         }
     }
 
@@ -390,15 +401,6 @@ fn bytes_to_path(bytes: &[u8]) -> &Path {
     Path::new(std::str::from_utf8(bytes).unwrap_or_default())
 }
 
-/// `(path, commit)` of every stage-0 gitlink (submodule) entry.
-fn gitlinks(index: &Index) -> Vec<(Vec<u8>, Oid)> {
-    index
-        .iter()
-        .filter(|e| e.mode == GITLINK_MODE && stage(e) == 0)
-        .map(|e| (e.path, e.id))
-        .collect()
-}
-
 const GITLINK_MODE: u32 = 0o160000;
 const REGULAR_MODES: [u32; 2] = [0o100644, 0o100755];
 
@@ -455,37 +457,50 @@ fn embedded_repo_entry(workdir: &Path, rel: &[u8]) -> Result<IndexEntry, git2::E
 ///   contains a CR (git's "safer autocrlf"), so it reads that blob;
 /// * `.gitattributes` files that are tracked but missing from the working
 ///   tree are read from the index, i.e. from their blobs.
+///
+/// Built in the same pass over the index that lists the submodules.
 struct FilterInputs {
     autocrlf: bool,
     attribute_blobs: Vec<Oid>,
 }
 
-impl FilterInputs {
-    fn new(real: &Repository, index: &Index) -> Result<Self, git2::Error> {
-        let config = real.config()?;
-        let autocrlf = match config.get_bool("core.autocrlf") {
-            Ok(on) => on,
-            Err(_) => config
-                .get_string("core.autocrlf")
-                .map(|v| v.eq_ignore_ascii_case("input"))
-                .unwrap_or(false),
-        };
-        let workdir = real.workdir().unwrap_or_else(|| Path::new(""));
-        let attribute_blobs = index
-            .iter()
-            .filter(|e| {
-                (e.path == b".gitattributes" || e.path.ends_with(b"/.gitattributes"))
-                    && REGULAR_MODES.contains(&e.mode)
-                    && std::fs::symlink_metadata(workdir.join(bytes_to_path(&e.path))).is_err()
-            })
-            .map(|e| e.id)
-            .collect();
-        Ok(FilterInputs {
-            autocrlf,
-            attribute_blobs,
-        })
-    }
+/// `(path, recorded commit)` of a stage-0 gitlink (submodule) index entry.
+type Gitlink = (Vec<u8>, Oid);
 
+/// One pass over the index: filter inputs and every gitlink entry.
+fn scan_index(
+    real: &Repository,
+    workdir: &Path,
+    index: &Index,
+) -> Result<(FilterInputs, Vec<Gitlink>), git2::Error> {
+    let config = real.config()?;
+    let autocrlf = match config.get_bool("core.autocrlf") {
+        Ok(on) => on,
+        Err(_) => config
+            .get_string("core.autocrlf")
+            .map(|v| v.eq_ignore_ascii_case("input"))
+            .unwrap_or(false),
+    };
+    let mut attribute_blobs = Vec::new();
+    let mut gitlinks = Vec::new();
+    for e in index.iter() {
+        if e.mode == GITLINK_MODE && stage(&e) == 0 {
+            gitlinks.push((e.path, e.id));
+        } else if (e.path == b".gitattributes" || e.path.ends_with(b"/.gitattributes"))
+            && REGULAR_MODES.contains(&e.mode)
+            && std::fs::symlink_metadata(workdir.join(bytes_to_path(&e.path))).is_err()
+        {
+            attribute_blobs.push(e.id);
+        }
+    }
+    let filters = FilterInputs {
+        autocrlf,
+        attribute_blobs,
+    };
+    Ok((filters, gitlinks))
+}
+
+impl FilterInputs {
     /// Copy into `scratch_odb` the blobs the filters may read for `rel`.
     /// Called after each mempack reset, right before adding `rel`.
     fn seed(
@@ -523,12 +538,13 @@ impl FilterInputs {
 /// creation" check is off.
 static LAX_OBJECT_CREATION: Mutex<()> = Mutex::new(());
 
-/// While alive, libgit2 does not check that the objects a new tree refers to
-/// exist in the object database (they are in the repository, not in our
-/// in-memory database). The check is turned back on — libgit2's default — on
-/// drop, also on error or panic. Calls from this module are serialised by a
-/// mutex; other threads creating objects at the same moment would merely skip
-/// the existence check for that short window.
+/// While alive, libgit2 does not check that the objects an index entry or a
+/// new tree refers to exist in the object database (they are in the
+/// repository, not in our in-memory database). The check is turned back on —
+/// libgit2's default — on drop, also on error or panic. Calls from this module
+/// are serialised by a mutex; other code in the process creating objects
+/// during that window (a few milliseconds, plus the time to hash the changed
+/// files) would merely skip the existence check.
 struct LaxObjectCreation {
     _guard: std::sync::MutexGuard<'static, ()>,
 }

@@ -100,6 +100,21 @@ pub fn verify_nodes(repo: &Path, nodes: &[NodeSpec]) -> Vec<NodeReport> {
     })
 }
 
+/// The image id the node's api container runs, if any (one light, read-only round trip).
+pub fn running_api_image(repo: &Path, node: &str) -> Result<Option<String>> {
+    let script = format!(
+        "docker ps --quiet --filter label=com.docker.compose.project={COMPOSE_PROJECT} \
+         --filter label=com.docker.compose.service=api | head -n 1 | \
+         xargs -r docker inspect --format '{{{{.Image}}}}'"
+    );
+    let out = Transport::connect(repo, node)?.run_script(&script, &[])?;
+    if !out.status.success() {
+        anyhow::bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Ok((!id.is_empty()).then_some(id))
+}
+
 fn unchecked(node: &str, reason: String) -> NodeReport {
     NodeReport {
         node: node.to_string(),

@@ -1,0 +1,308 @@
+//! `prov diff A B`: two builds compared field by field, and their images file by file.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+use std::path::Path;
+use std::process::Stdio;
+
+use anyhow::{bail, Context, Result};
+
+use crate::image_fs::{self, Listing};
+use crate::manifest::{Store, Stored};
+use crate::model::{DiffReport, FieldComparison, FileComparison, ImageComparison, Manifest};
+use crate::nodes;
+use crate::show::clip;
+use crate::transport::Transport;
+
+/// `node` (its latest build) or `node:build`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Side {
+    pub node: String,
+    pub build: String,
+}
+
+impl std::str::FromStr for Side {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (node, build) = s.split_once(':').unwrap_or((s, "latest"));
+        if !nodes::is_valid_name(node) || build.is_empty() {
+            return Err(format!(
+                "expected NODE or NODE:BUILD (e.g. main:latest), got {s:?}"
+            ));
+        }
+        Ok(Side {
+            node: node.to_string(),
+            build: build.to_string(),
+        })
+    }
+}
+
+fn field(name: &str, a: String, b: String) -> FieldComparison {
+    FieldComparison {
+        field: name.to_string(),
+        same: a == b,
+        a,
+        b,
+    }
+}
+
+fn bases(m: &Manifest) -> String {
+    m.base_images
+        .iter()
+        .map(|b| format!("{}={}", b.arg, b.id))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The manifest-level comparison; `image` is left for [`compare_images`].
+pub fn compare_manifests(a: &Stored, b: &Stored) -> DiffReport {
+    let (ma, mb) = (&a.manifest, &b.manifest);
+    let must_match = vec![
+        field("source tree", ma.git.tree.clone(), mb.git.tree.clone()),
+        field(
+            "Dockerfile",
+            ma.dockerfile.sha256.clone(),
+            mb.dockerfile.sha256.clone(),
+        ),
+        field(
+            "compose configuration",
+            ma.compose.config_sha256.clone(),
+            mb.compose.config_sha256.clone(),
+        ),
+        field("base images", bases(ma), bases(mb)),
+        field(
+            "lockfile",
+            ma.cargo_lock.sha256.clone(),
+            mb.cargo_lock.sha256.clone(),
+        ),
+        field(
+            "build flags",
+            format!("no_cache={} network={}", ma.no_cache, ma.network),
+            format!("no_cache={} network={}", mb.no_cache, mb.network),
+        ),
+    ];
+    let expected_to_differ = vec![
+        field("node", ma.node.clone(), mb.node.clone()),
+        field("build id", ma.build_id.clone(), mb.build_id.clone()),
+        field(
+            "started",
+            ma.started_at.to_rfc3339(),
+            mb.started_at.to_rfc3339(),
+        ),
+        field(
+            "finished",
+            ma.finished_at.to_rfc3339(),
+            mb.finished_at.to_rfc3339(),
+        ),
+        field(
+            "build log",
+            ma.build_log.sha256.clone(),
+            mb.build_log.sha256.clone(),
+        ),
+    ];
+    let tools: BTreeSet<&String> = ma
+        .tool
+        .versions
+        .keys()
+        .chain(mb.tool.versions.keys())
+        .collect();
+    let version = |m: &Manifest, k: &str| m.tool.versions.get(k).cloned().unwrap_or_default();
+    let environment = tools
+        .into_iter()
+        .map(|k| field(k, version(ma, k), version(mb, k)))
+        .collect();
+    DiffReport {
+        a: format!("{}:{}", ma.node, ma.build_id),
+        b: format!("{}:{}", mb.node, mb.build_id),
+        ok: must_match.iter().all(|f| f.same),
+        must_match,
+        expected_to_differ,
+        environment,
+        image: None,
+    }
+}
+
+/// Image ids, layer diff ids, and (when listings are given) the filesystems file by file.
+pub fn compare_images(
+    a: &Manifest,
+    b: &Manifest,
+    listings: Option<Result<(Listing, Listing)>>,
+) -> Option<ImageComparison> {
+    let (ia, ib) = (a.image.as_ref()?, b.image.as_ref()?);
+    let shared_layers = ia
+        .layers
+        .iter()
+        .zip(&ib.layers)
+        .take_while(|(x, y)| x == y)
+        .count();
+    let (files, files_error) = match listings {
+        None => (None, None),
+        Some(Err(e)) => (None, Some(format!("{e:#}"))),
+        Some(Ok((la, lb))) => {
+            let c = image_fs::compare(&la, &lb);
+            (
+                Some(FileComparison {
+                    same: c.differing.is_empty() && c.only_a.is_empty() && c.only_b.is_empty(),
+                    compared: c.compared,
+                    differing: c.differing,
+                    only_a: c.only_a,
+                    only_b: c.only_b,
+                }),
+                None,
+            )
+        }
+    };
+    Some(ImageComparison {
+        a_id: ia.id.clone(),
+        b_id: ib.id.clone(),
+        same_id: ia.id == ib.id,
+        same_layers: ia.layers == ib.layers,
+        shared_layers,
+        layers_a: ia.layers.len(),
+        layers_b: ib.layers.len(),
+        files,
+        files_error,
+    })
+}
+
+/// Reads both sides; with `files`, streams both images out of their nodes (in parallel).
+pub fn diff(repo: &Path, a: &Side, b: &Side, files: bool) -> Result<DiffReport> {
+    let node_list = nodes::load(repo)?;
+    let read = |side: &Side| -> Result<Stored> {
+        node_list.get(&side.node)?;
+        Store::new(&repo.join("provenance"), &side.node)
+            .resolve(&side.build)
+            .with_context(|| format!("reading {}:{}", side.node, side.build))
+    };
+    let (sa, sb) = (read(a)?, read(b)?);
+    let mut report = compare_manifests(&sa, &sb);
+    let listings = files.then(|| {
+        std::thread::scope(|scope| {
+            let ta = scope.spawn(|| image_listing(repo, &sa.manifest));
+            let tb = scope.spawn(|| image_listing(repo, &sb.manifest));
+            let la = ta.join().expect("listing thread")?;
+            let lb = tb.join().expect("listing thread")?;
+            Ok((la, lb))
+        })
+    });
+    report.image = compare_images(&sa.manifest, &sb.manifest, listings);
+    Ok(report)
+}
+
+/// The image's filesystem, streamed from `docker save` on its node.
+fn image_listing(repo: &Path, m: &Manifest) -> Result<Listing> {
+    let Some(image) = &m.image else {
+        bail!("build {} has no image", m.build_id)
+    };
+    let transport = Transport::connect(repo, &m.node)?;
+    let mut child = transport
+        .command(&["docker".into(), "save".into(), image.id.clone()])?
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running ssh")?;
+    let listing = image_fs::listing_from_save(child.stdout.take().expect("stdout is piped"));
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "docker save {} on {} failed: {}",
+            image.id,
+            m.node,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    listing
+}
+
+fn short(s: &str) -> String {
+    let s = s.strip_prefix("sha256:").unwrap_or(s);
+    s.chars().take(12).collect()
+}
+
+fn render_fields(out: &mut String, title: &str, fields: &[FieldComparison], judged: bool) {
+    let _ = writeln!(out, "{title}");
+    for f in fields {
+        let mark = match (judged, f.same) {
+            (_, true) => "same   ",
+            (true, false) => "DIFFERS",
+            (false, false) => "differs",
+        };
+        if f.same {
+            let _ = writeln!(out, "  {mark} {:<22} {}", f.field, clip(&f.a, 44));
+        } else {
+            let _ = writeln!(out, "  {mark} {:<22} a: {}", f.field, clip(&f.a, 41));
+            let _ = writeln!(out, "  {:<30} b: {}", "", clip(&f.b, 41));
+        }
+    }
+}
+
+/// The report for people, within 80 columns.
+pub fn render(r: &DiffReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "a: {}\nb: {}\n", r.a, r.b);
+    render_fields(&mut out, "must match", &r.must_match, true);
+    render_fields(&mut out, "expected to differ", &r.expected_to_differ, false);
+    render_fields(&mut out, "environment (not judged)", &r.environment, false);
+    if let Some(i) = &r.image {
+        let _ = writeln!(out, "image");
+        let _ = writeln!(
+            out,
+            "  id      {}",
+            if i.same_id {
+                format!("same ({})", short(&i.a_id))
+            } else {
+                format!("differs (a {}, b {})", short(&i.a_id), short(&i.b_id))
+            }
+        );
+        let _ = writeln!(
+            out,
+            "  layers  {} diff ids shared from the bottom (a has {}, b has {})",
+            i.shared_layers, i.layers_a, i.layers_b
+        );
+        match (&i.files, &i.files_error) {
+            (Some(f), _) if f.same => {
+                let _ = writeln!(out, "  files   same content in all {} paths", f.compared);
+            }
+            (Some(f), _) => {
+                let _ = writeln!(
+                    out,
+                    "  files   {} differ, {} only in a, {} only in b (of {})",
+                    f.differing.len(),
+                    f.only_a.len(),
+                    f.only_b.len(),
+                    f.compared
+                );
+                for (label, paths) in [
+                    ("differs", &f.differing),
+                    ("only a", &f.only_a),
+                    ("only b", &f.only_b),
+                ] {
+                    for p in paths.iter().take(20) {
+                        let _ = writeln!(out, "    {label:<8} /{}", clip(p, 64));
+                    }
+                    if paths.len() > 20 {
+                        let _ = writeln!(out, "    ... and {} more (see --json)", paths.len() - 20);
+                    }
+                }
+            }
+            (None, Some(e)) => {
+                let _ = writeln!(out, "  files   not compared: {}", clip(e, 60));
+            }
+            (None, None) => {
+                let _ = writeln!(out, "  files   not compared (--no-files)");
+            }
+        }
+    }
+    let differing = r.must_match.iter().filter(|f| !f.same).count();
+    let _ = writeln!(
+        out,
+        "\n{}",
+        if r.ok {
+            "verdict: every must-match field agrees".to_string()
+        } else {
+            format!("verdict: {differing} must-match field(s) differ")
+        }
+    );
+    out
+}

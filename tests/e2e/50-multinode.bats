@@ -1,0 +1,36 @@
+#!/usr/bin/env bats
+# The same guarantees on a second node, and verify --all telling nodes apart.
+
+load helpers
+
+@test "NODE=worker1 make demo-reviewer passes" {
+  run golden demo-reviewer NODE=worker1
+  echo "$output" | tail -n 30
+  [ "$status" -eq 0 ]
+  assert_output_has "Step 1/"
+  assert_output_has "node worker1: OK"
+}
+
+@test "verify --all passes on both nodes, checked in one call" {
+  run prov verify --all --json
+  [ "$status" -eq 0 ]
+  [ "$(jq -r .ok <<<"$output")" = true ]
+  [ "$(jq -r '[.nodes[].node] | join(",")' <<<"$output")" = "main,worker1" ]
+}
+
+@test "breaking one node fails verify --all for that node alone" {
+  root_on worker1 "docker stop prov_api_1"
+  run prov verify --all --json
+  root_on worker1 "docker start prov_api_1 && sleep 4"
+  [ "$status" -eq 1 ]
+  [ "$(jq -r '.nodes[] | select(.node == "main") | .ok' <<<"$output")" = true ]
+  [ "$(jq -r '.nodes[] | select(.node == "worker1") | .ok' <<<"$output")" = false ]
+  jq -e '.nodes[] | select(.node == "worker1") | any(.checks[]; .name == "service:api" and (.ok | not))' \
+    <<<"$output" >/dev/null
+  prov verify --all
+}
+
+@test "both nodes build on the same base images" {
+  diff <(prov show --node main --json | jq -c .base_images) \
+    <(prov show --node worker1 --json | jq -c .base_images)
+}

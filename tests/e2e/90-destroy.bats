@@ -1,0 +1,29 @@
+#!/usr/bin/env bats
+# make destroy: clean room first, then no node, no node volume, nothing left running.
+
+load helpers
+
+@test "make destroy leaves no node running and no node state behind" {
+  run golden destroy
+  echo "$output" | tail -n 20
+  [ "$status" -eq 0 ]
+  assert_output_has "removing the stack's containers on main"
+  assert_output_has "removing the stack's containers on worker1"
+  run docker ps --all --quiet --filter name=prov-node-
+  [ -z "$output" ]
+  run docker volume ls --quiet --filter name=prov-node-
+  [ -z "$output" ]
+  for node in main worker1; do
+    (cd "$REPO" && vagrant status "$node" --machine-readable) | grep -q ',state,not_created$'
+  done
+  sleep 2
+  run pgrep -f 'ssh .*prov-ssh-'
+  [ "$status" -ne 0 ]
+}
+
+@test "make verify after destroy cannot check: exit 2, never 0" {
+  run golden verify
+  [ "$status" -ne 0 ]
+  run prov verify --node main
+  [ "$status" -eq 2 ]
+}
