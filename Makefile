@@ -4,7 +4,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 GOLDEN := scripts/host/golden.sh
 
-.PHONY: help up demo verify down clean demo-reviewer destroy bases test lint
+.PHONY: help up demo verify down clean demo-reviewer destroy drill bases test lint
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,6 +30,9 @@ demo-reviewer: ## clean, then demo, then verify: the reviewer's full pass, no st
 
 destroy: ## clean, then destroy the node (all nodes when NODE is not given)
 	@$(GOLDEN) destroy
+
+drill: ## Failure drill: stop the database, prove honest degradation and recovery without restart
+	@scripts/drills/db-ready.sh
 
 bases: ## Make the base and node images locally from Debian packages (automatic when missing)
 	@scripts/host/bases.sh

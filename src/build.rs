@@ -34,6 +34,8 @@ pub struct BuildRequest {
     pub image_name: String,
     /// Dockerfile build argument -> base image reference (tag or id).
     pub bases: Vec<(String, String)>,
+    /// Other build arguments, recorded in the manifest.
+    pub build_args: Vec<(String, String)>,
 }
 
 /// Everything known before the build starts.
@@ -115,6 +117,7 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
         image,
         no_cache: true,
         network: "none".to_string(),
+        build_args: req.build_args.iter().cloned().collect(),
         prev_manifest_sha256: prev.map(|p| p.sha256),
         tool: materials.tool,
     };
@@ -285,11 +288,17 @@ fn run_docker_build(
         args.push(format!("{}={}", base.arg, base.id));
     }
     let version_args = [
-        ("PROV_GIT_COMMIT", m.git.commit.clone().unwrap_or_default()),
-        ("PROV_GIT_TREE", m.git.tree.clone()),
-        ("PROV_BUILD_ID", build_id.to_string()),
+        (
+            "PROV_GIT_COMMIT".to_string(),
+            m.git.commit.clone().unwrap_or_default(),
+        ),
+        ("PROV_GIT_TREE".to_string(), m.git.tree.clone()),
+        ("PROV_BUILD_ID".to_string(), build_id.to_string()),
     ];
-    for (k, v) in version_args {
+    for (k, v) in version_args
+        .into_iter()
+        .chain(req.build_args.iter().cloned())
+    {
         args.push("--build-arg".into());
         args.push(format!("{k}={v}"));
     }

@@ -35,17 +35,21 @@ pub struct BuildArgs {
     #[arg(long, default_value = "prov-api")]
     pub image_name: String,
     /// A base image: the Dockerfile's build argument and the image reference, as ARG=REF.
-    #[arg(long = "base", value_name = "ARG=REF", value_parser = parse_base)]
+    #[arg(long = "base", value_name = "ARG=REF", value_parser = parse_pair)]
     pub bases: Vec<(String, String)>,
+    /// Another Dockerfile build argument, recorded in the manifest (e.g. API_FEATURES=...).
+    #[arg(long = "build-arg", value_name = "ARG=VALUE", value_parser = parse_pair)]
+    pub build_args: Vec<(String, String)>,
 }
 
-fn parse_base(s: &str) -> Result<(String, String), String> {
+/// `ARG=VALUE`; prov's own PROV_* arguments cannot be overridden.
+fn parse_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((arg, reference)) if !arg.is_empty() && !reference.is_empty() => {
-            Ok((arg.to_string(), reference.to_string()))
+        Some((arg, value)) if !arg.is_empty() && !arg.starts_with("PROV_") => {
+            Ok((arg.to_string(), value.to_string()))
         }
         _ => Err(format!(
-            "expected ARG=REF (e.g. RUNTIME_IMAGE=sha256:...), got {s:?}"
+            "expected ARG=VALUE, ARG not starting with PROV_ (e.g. RUNTIME_IMAGE=sha256:...), got {s:?}"
         )),
     }
 }
@@ -121,6 +125,7 @@ pub fn build(_repo: &Path, args: BuildArgs) -> Result<ExitCode> {
         compose_file: args.compose_file,
         image_name: args.image_name,
         bases: args.bases,
+        build_args: args.build_args,
     })
     .map_err(|e| Failure(format!("{e:#}")))?;
     let image = manifest
@@ -164,7 +169,12 @@ pub fn show(repo: &Path, args: ShowArgs) -> Result<ExitCode> {
     let store = Store::new(&repo.join("provenance"), &node);
     let stored = store.resolve(&args.build)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&stored.manifest)?);
+        // The manifest itself, byte for byte: its sha256 is what the chain pins.
+        let path = store.manifest_path(&stored.manifest.build_id);
+        print!(
+            "{}",
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let chain = show::chain_position(&store.chain()?, &stored.manifest.build_id);

@@ -55,6 +55,14 @@ fn bases(m: &Manifest) -> String {
         .join(" ")
 }
 
+fn build_flags(m: &Manifest) -> String {
+    let mut flags = format!("no_cache={} network={}", m.no_cache, m.network);
+    for (k, v) in &m.build_args {
+        let _ = write!(flags, " {k}={v}");
+    }
+    flags
+}
+
 /// The manifest-level comparison; `image` is left for [`compare_images`].
 pub fn compare_manifests(a: &Stored, b: &Stored) -> DiffReport {
     let (ma, mb) = (&a.manifest, &b.manifest);
@@ -76,11 +84,7 @@ pub fn compare_manifests(a: &Stored, b: &Stored) -> DiffReport {
             ma.cargo_lock.sha256.clone(),
             mb.cargo_lock.sha256.clone(),
         ),
-        field(
-            "build flags",
-            format!("no_cache={} network={}", ma.no_cache, ma.network),
-            format!("no_cache={} network={}", mb.no_cache, mb.network),
-        ),
+        field("build flags", build_flags(ma), build_flags(mb)),
     ];
     let expected_to_differ = vec![
         field("node", ma.node.clone(), mb.node.clone()),

@@ -51,6 +51,9 @@ pub struct Manifest {
     pub image: Option<ImageRecord>,
     pub no_cache: bool,
     pub network: String,
+    /// Build arguments given beyond the bases and prov's own (e.g. API_FEATURES).
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
     /// sha256 of the node's previous manifest file, byte for byte: the hash chain.
     pub prev_manifest_sha256: Option<String>,
     pub tool: ToolInfo,

@@ -149,6 +149,9 @@ pub fn render(stored: &Stored, chain: &str, running: &Running, paint: Paint) -> 
         },
         m.network,
     );
+    for (arg, value) in &m.build_args {
+        let _ = writeln!(w, "         build arg {arg}={value}");
+    }
     for (tool, version) in &m.tool.versions {
         let _ = writeln!(w, "         {tool:<14} {version}");
     }

@@ -46,6 +46,7 @@ fn manifest(build_id: &str, prev: Option<String>, status: BuildStatus) -> Manife
         image: None,
         no_cache: true,
         network: "none".into(),
+        build_args: BTreeMap::new(),
         prev_manifest_sha256: prev,
         tool: ToolInfo {
             versions: BTreeMap::new(),

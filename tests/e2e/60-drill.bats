@@ -1,0 +1,87 @@
+#!/usr/bin/env bats
+# The failure drill on both nodes, with each raw-TCP fallback, and against apis that lie or do
+# not recover: the drill must fail at the right step, and still bring the database back.
+
+load helpers
+
+drill() {
+  NODE=$1 run "$REPO/scripts/drills/db-ready.sh"
+  echo "$output" | tail -n 60
+}
+
+# Runs the drill on a host where nc cannot be found: its binary is masked in a private mount
+# namespace, so `command -v nc` fails for real.
+drill_without_nc() {
+  local node=$1
+  shift
+  run unshare --mount --propagation private bash -c \
+    "mount --bind /dev/null \"\$(readlink -f \"\$(command -v nc)\")\" && ! command -v nc >/dev/null && \
+     cd '$REPO' && env NODE=$node $* scripts/drills/db-ready.sh"
+  echo "$output" | tail -n 60
+}
+
+latest_record() { find "$REPO/provenance/$1/drills" -name '*-db-ready.json' | sort | tail -n 1; }
+
+db_running() {
+  [ "$(on_node "$1" docker ps --quiet --filter label=com.docker.compose.service=db | wc -l)" -eq 1 ]
+}
+
+# Builds a test-only variant of the api through prov build and starts it the golden way.
+build_variant() {
+  root_on "$1" "cd /vagrant && source .cache/images/ids.env && export PROV_DB_IMAGE=\$POSTGRES_TAG && \
+    target/release/prov build --node $1 --base BUILDER_IMAGE=\$BUILDER_TAG \
+    --base RUNTIME_IMAGE=\$RUNTIME_TAG --build-arg API_FEATURES=$2 >/dev/null && scripts/node/up.sh"
+  prov verify --node "$1"
+}
+
+@test "the drill passes on the default node, using nc, and keeps a record" {
+  command -v nc
+  drill main
+  [ "$status" -eq 0 ]
+  assert_output_has "raw TCP tool: nc"
+  assert_output_has "drill db-ready on main: passed"
+  record="$(latest_record main)"
+  [ "$(jq -r .deviated "$record")" = false ]
+  [ "$(jq -r '.steps | length' "$record")" -eq 9 ]
+  [ "$(jq -c .before.api "$record")" = "$(jq -c .after.api "$record")" ]
+}
+
+@test "the drill passes on worker1" {
+  drill worker1
+  [ "$status" -eq 0 ]
+  assert_output_has "drill db-ready on worker1: passed"
+}
+
+@test "without nc on the PATH the drill uses bash's /dev/tcp" {
+  drill_without_nc main
+  [ "$status" -eq 0 ]
+  assert_output_has "raw TCP tool: devtcp"
+  assert_output_has "passed"
+}
+
+@test "with neither nc nor /dev/tcp the drill uses curl" {
+  # nc is masked for real; DRILL_TCP_TOOLS leaves /dev/tcp out, as on a bash built without it.
+  drill_without_nc main DRILL_TCP_TOOLS=\"nc curl\"
+  [ "$status" -eq 0 ]
+  assert_output_has "raw TCP tool: curl"
+  assert_output_has "passed"
+}
+
+@test "against an api whose /ready always says 200, the drill fails at step 4 and restores the db" {
+  build_variant worker1 dishonest-ready
+  drill worker1
+  [ "$status" -ne 0 ]
+  assert_output_has "failed at step 4: /health is 200 and /ready is not 200"
+  [ "$(jq -r .deviated "$(latest_record worker1)")" = true ]
+  db_running worker1
+}
+
+@test "against an api that never reconnects, the drill fails at the recovery step" {
+  build_variant worker1 no-reconnect
+  DRILL_RECOVERY_TIMEOUT=8 drill worker1
+  [ "$status" -ne 0 ]
+  assert_output_has "failed at step 7: /ready returns to 200"
+  db_running worker1
+  golden demo NODE=worker1
+  golden verify NODE=worker1
+}
