@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use crate::attest;
 use crate::build::{self, BuildRequest};
 use crate::context;
 use crate::diff;
@@ -84,6 +85,16 @@ pub struct ShowArgs {
     /// Do not ask the node whether it runs this build.
     #[arg(long)]
     pub offline: bool,
+}
+
+#[derive(Args)]
+pub struct AttestArgs {
+    /// The node; defaults to the first one in nodes.json.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// A build id, or `latest`.
+    #[arg(default_value = "latest")]
+    pub build: String,
 }
 
 #[derive(Args)]
@@ -193,6 +204,33 @@ pub fn show(repo: &Path, args: ShowArgs) -> Result<ExitCode> {
     print!(
         "{}",
         show::render(&stored, &chain, &running, Paint::for_stdout())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn attest(repo: &Path, args: AttestArgs) -> Result<ExitCode> {
+    let node = resolve_node(repo, args.node.as_deref())?;
+    let key = attest::load_signing_key(repo)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no signing key at {}: run `prov key init` once for this project",
+            attest::PRIVATE_KEY
+        )
+    })?;
+    let store = Store::new(&repo.join("provenance"), &node);
+    let stored = store.resolve(&args.build)?;
+    println!(
+        "{}",
+        attest::attest(&store, &stored.manifest, &key)?.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn key_init(repo: &Path) -> Result<ExitCode> {
+    let public = attest::init_key(repo)?;
+    println!(
+        "prov: key made; private half {} (mode 0600, never commit it), public half {}",
+        attest::PRIVATE_KEY,
+        public.display()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! prov as a library: the CLI in `main.rs` is a thin layer over these modules.
 
+pub mod attest;
 pub mod build;
 pub mod cli;
 pub mod context;

@@ -37,6 +37,13 @@ enum Command {
     Log(prov::cli::LogArgs),
     /// Compare two builds (across nodes): what must match, what may differ, and the images.
     Diff(prov::cli::DiffArgs),
+    /// Write the in-toto/SLSA attestation of a build, DSSE-signed with the project's key.
+    Attest(prov::cli::AttestArgs),
+    /// Manage the project's attestation key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Check that this process runs inside a node from /vagrant (used by every script).
     Context {
         /// The script being run; its real path must be under /vagrant.
@@ -67,6 +74,12 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Generate the project's ed25519 key (once) and export its public half.
+    Init,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -89,6 +102,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Show(args) => prov::cli::show(&repo, args),
         Command::Log(args) => prov::cli::log(&repo, args),
         Command::Diff(args) => prov::cli::diff(&repo, args),
+        Command::Attest(args) => prov::cli::attest(&repo, args),
+        Command::Key {
+            command: KeyCommand::Init,
+        } => prov::cli::key_init(&repo),
         Command::Context { script } => prov::cli::context(script),
         Command::Tree { path } => prov::cli::tree(&path),
         Command::Nodes { check, port } => prov::cli::nodes(&repo, check, port),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use chrono::{DateTime, Duration as Span, DurationRound, Utc};
 
+use crate::attest;
 use crate::build::COMPOSE_PROJECT;
 use crate::context::NODE_MOUNT;
 use crate::docker::{ContainerInspect, NodeState, PROBE_SCRIPT};
@@ -69,6 +70,7 @@ pub fn verify_node(repo: &Path, node: &NodeSpec) -> Result<NodeReport> {
     check_no_bypass(&state, manifest.as_ref(), &mut checks);
     if let Some(m) = &manifest {
         check_source(repo, m, &mut checks)?;
+        check_attestation(repo, &store, m, services[0], &mut checks)?;
     }
     check_http(node, manifest.as_ref(), &mut checks);
 
@@ -501,6 +503,39 @@ fn check_source(repo: &Path, m: &Manifest, checks: &mut Checks) -> Result<()> {
         format!("tree {} (built)", m.git.tree),
         format!("tree {} (now)", now.tree),
         "the source changed since this build: the running image is stale, run `make demo`",
+    );
+    Ok(())
+}
+
+/// When the project has a key, the latest build's envelope verifies with it and names the
+/// running image as its subject.
+fn check_attestation(
+    repo: &Path,
+    store: &Store,
+    m: &Manifest,
+    api: Option<&ContainerInspect>,
+    checks: &mut Checks,
+) -> Result<()> {
+    let Some(key) = attest::load_public_key(repo)? else {
+        return Ok(());
+    };
+    let path = attest::envelope_path(store.dir(), &m.build_id);
+    let running = api.map_or("(no api container)", |c| c.image.as_str());
+    let outcome = std::fs::read(&path)
+        .with_context(|| format!("no attestation at {}", path.display()))
+        .and_then(|bytes| attest::check_envelope(&bytes, &key, running));
+    checks.add(
+        "attestation",
+        outcome.is_ok(),
+        format!(
+            "envelope signed by key {}, subject the running image",
+            &key.keyid[..12]
+        ),
+        match &outcome {
+            Ok(subject) => format!("verified, subject sha256:{}", &subject[..12]),
+            Err(e) => format!("{e:#}"),
+        },
+        "the attestation is missing, forged or for another image: run `make demo`",
     );
     Ok(())
 }

@@ -9,6 +9,10 @@ load helpers
   [ "$status" -eq 0 ]
   assert_output_has "Step 1/"
   assert_output_has "node worker1: OK"
+  # The project has a key (45-attest): the build attested itself, and verify checked it.
+  dir="$REPO/provenance/worker1"
+  [ -f "$dir/$(jq -r .build_id "$dir/latest").dsse.json" ]
+  assert_output_has "verified, subject sha256:"
 }
 
 @test "verify --all passes on both nodes, checked in one call" {

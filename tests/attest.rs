@@ -1,0 +1,114 @@
+//! Attestations over the fixture manifests: a good envelope verifies; every kind of bad one is
+//! refused with its reason.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use prov::attest::{self, Envelope, PublicKeyFile};
+use prov::manifest::Store;
+
+/// A scratch copy of the fixture project with a fresh key; returns (dir, image id, envelope).
+fn attested() -> (tempfile::TempDir, String, Vec<u8>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repo");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(fixtures.join("."))
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    attest::init_key(tmp.path()).unwrap();
+    let store = Store::new(&tmp.path().join("provenance"), "main");
+    let stored = store.latest().unwrap();
+    let key = attest::load_signing_key(tmp.path()).unwrap().unwrap();
+    let path = attest::attest(&store, &stored.manifest, &key).unwrap();
+    let image = stored.manifest.image.unwrap().id;
+    (tmp, image, fs::read(path).unwrap())
+}
+
+fn public(dir: &Path) -> PublicKeyFile {
+    attest::load_public_key(dir).unwrap().unwrap()
+}
+
+fn refused(bytes: &[u8], key: &PublicKeyFile, image: &str, reason: &str) {
+    let err = attest::check_envelope(bytes, key, image).unwrap_err();
+    assert!(format!("{err:#}").contains(reason), "{err:#}");
+}
+
+#[test]
+fn a_good_envelope_verifies_and_names_the_image() {
+    let (dir, image, bytes) = attested();
+    let subject = attest::check_envelope(&bytes, &public(dir.path()), &image).unwrap();
+    assert_eq!(format!("sha256:{subject}"), image);
+}
+
+#[test]
+fn the_key_is_private_and_made_once() {
+    let (dir, _, _) = attested();
+    let mode = fs::metadata(dir.path().join(attest::PRIVATE_KEY))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let err = attest::init_key(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("already exists"));
+}
+
+#[test]
+fn a_wrong_key_is_refused() {
+    let (dir, image, bytes) = attested();
+    let other = tempfile::tempdir().unwrap();
+    attest::init_key(other.path()).unwrap();
+    refused(&bytes, &public(other.path()), &image, "no signature by key");
+    // Same key id, other key material: still refused.
+    let mut forged = public(other.path());
+    forged.keyid = public(dir.path()).keyid;
+    refused(&bytes, &forged, &image, "no signature by key");
+}
+
+#[test]
+fn a_tampered_payload_is_refused() {
+    let (dir, image, bytes) = attested();
+    let mut envelope: Envelope = serde_json::from_slice(&bytes).unwrap();
+    let payload = String::from_utf8(B64.decode(&envelope.payload).unwrap()).unwrap();
+    envelope.payload = B64.encode(payload.replace("\"noCache\":true", "\"noCache\":false"));
+    let tampered = serde_json::to_vec(&envelope).unwrap();
+    refused(
+        &tampered,
+        &public(dir.path()),
+        &image,
+        "no signature by key",
+    );
+}
+
+#[test]
+fn a_subject_that_is_not_the_running_image_is_refused() {
+    let (dir, _, bytes) = attested();
+    let other = format!("sha256:{}", "ab".repeat(32));
+    refused(&bytes, &public(dir.path()), &other, "its subject is");
+}
+
+#[test]
+fn a_missing_signature_is_refused() {
+    let (dir, image, bytes) = attested();
+    let mut envelope: Envelope = serde_json::from_slice(&bytes).unwrap();
+    envelope.signatures.clear();
+    let unsigned = serde_json::to_vec(&envelope).unwrap();
+    refused(
+        &unsigned,
+        &public(dir.path()),
+        &image,
+        "0 signature(s) present",
+    );
+}
+
+#[test]
+fn an_envelope_that_is_not_json_is_refused() {
+    let (dir, image, _) = attested();
+    refused(b"not json {", &public(dir.path()), &image, "not DSSE JSON");
+}
