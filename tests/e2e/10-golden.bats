@@ -65,8 +65,12 @@ NODE=main
   [ "$(wc -l <<<"$output")" -eq 2 ]
   on_node "$NODE" docker image inspect "$image" >/dev/null
   on_node "$NODE" docker volume inspect prov_dbdata >/dev/null
+  # make reports any failed recipe as 2; prov verify itself says 1: checked, and failing.
   run golden verify NODE="$NODE"
+  [ "$status" -ne 0 ]
+  run prov verify --node "$NODE"
   [ "$status" -eq 1 ]
+  assert_output_has "FAIL service:api"
 
   golden up NODE="$NODE"
   golden verify NODE="$NODE"

@@ -10,7 +10,7 @@ DIR="$REPO/provenance/$NODE"
 # Runs compose on the node as root from /vagrant, with the latest build's image.
 compose_on_node() {
   root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && \
-    PROV_DB_IMAGE=\$POSTGRES_TAG PROV_API_IMAGE=\${API_IMAGE:-$(prov show --node "$NODE" --json | jq -r .image.tag)} \
+    PROV_DB_IMAGE=\$POSTGRES_TAG PROV_API_IMAGE=${API_IMAGE:-$(prov show --node "$NODE" --json | jq -r .image.tag)} \
     docker-compose -p prov -f /vagrant/compose.yaml $*"
 }
 
