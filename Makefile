@@ -4,7 +4,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 GOLDEN := scripts/host/golden.sh
 
-.PHONY: help up demo verify down clean demo-reviewer destroy drill bases test lint
+.PHONY: help up demo verify down clean demo-reviewer destroy drill bases bench test lint
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,9 @@ drill: ## Failure drill: stop the database, prove honest degradation and recover
 
 bases: ## Make the base and node images locally from Debian packages (automatic when missing)
 	@scripts/host/bases.sh
+
+bench: ## Benchmarks: prov against its baselines, as ratios (BENCH_MODE=smoke for a quick pass)
+	@bench/run.sh $(or $(BENCH_MODE),full)
 
 test: ## Unit tests, lint, and the end-to-end suite on real nodes
 	@scripts/host/test.sh

@@ -281,6 +281,17 @@ pub fn tree(path: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn digest(file: Option<&Path>) -> Result<ExitCode> {
+    let (hex, bytes) = match file {
+        Some(path) => crate::digest::sha256_reader(
+            fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
+        )?,
+        None => crate::digest::sha256_reader(std::io::stdin().lock())?,
+    };
+    println!("{hex}  {bytes}");
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn nodes(repo: &Path, check: Option<String>, port: Option<String>) -> Result<ExitCode> {
     let file = nodes::load(repo)?;
     if let Some(name) = check {

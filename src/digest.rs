@@ -12,15 +12,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Streams the file through the hasher in fixed-size chunks.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        match file.read(&mut buf)? {
-            0 => return Ok(format!("{:x}", hasher.finalize())),
-            n => hasher.update(&buf[..n]),
-        }
-    }
+    Ok(sha256_reader(File::open(path)?)?.0)
+}
+
+/// Hashes a stream in constant memory, the way build logs are hashed; returns hex and size.
+pub fn sha256_reader(reader: impl Read) -> io::Result<(String, u64)> {
+    let mut hashing = HashingWriter::new(io::sink());
+    io::copy(
+        &mut io::BufReader::with_capacity(1 << 16, reader),
+        &mut hashing,
+    )?;
+    let (_, hex, bytes) = hashing.finish()?;
+    Ok((hex, bytes))
 }
 
 /// A writer that hashes and counts every byte it passes on, in constant memory.

@@ -56,6 +56,8 @@ enum Command {
         #[arg(default_value = ".")]
         path: PathBuf,
     },
+    /// Print the sha256 of a file (or stdin), streamed as prov hashes build logs.
+    Digest { file: Option<PathBuf> },
     /// List the nodes, or check that one exists.
     Nodes {
         /// Fail with the list of nodes unless NAME is one of them.
@@ -108,6 +110,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => prov::cli::key_init(&repo),
         Command::Context { script } => prov::cli::context(script),
         Command::Tree { path } => prov::cli::tree(&path),
+        Command::Digest { file } => prov::cli::digest(file.as_deref()),
         Command::Nodes { check, port } => prov::cli::nodes(&repo, check, port),
         Command::Exec { node, command } => prov::cli::exec(&repo, &node, &command),
     }

@@ -147,8 +147,10 @@ impl Store {
         for entry in entries {
             let name = entry.map_err(io_err(&self.dir))?.file_name();
             let name = name.to_string_lossy();
+            // `<id>.json` only: build ids have no dots, so temporary files (`.x.tmp-N`) and
+            // attestations (`<id>.dsse.json`) are not manifests.
             if let Some(id) = name.strip_suffix(".json") {
-                if !id.starts_with('.') {
+                if !id.contains('.') {
                     ids.push(id.to_string());
                 }
             }

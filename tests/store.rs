@@ -132,6 +132,8 @@ fn an_interrupted_write_leaves_the_old_state_intact() {
         &serde_json::to_vec(&next).unwrap()[..40],
     )
     .unwrap();
+    // An attestation next to a manifest is not a manifest either.
+    fs::write(store.dir().join(format!("{}.dsse.json", IDS[1])), b"{}").unwrap();
     assert_eq!(store.build_ids().unwrap(), IDS[..2].to_vec());
     assert_eq!(store.head().unwrap().unwrap().manifest.build_id, IDS[1]);
     assert_eq!(fs::read(store.dir().join("latest")).unwrap(), before_latest);
