@@ -129,7 +129,7 @@ pub fn build(_repo: &Path, args: BuildArgs) -> Result<ExitCode> {
     };
     nodes::load(&repo)?.get(&node)?;
     let manifest = build::build(&BuildRequest {
-        repo,
+        repo: repo.clone(),
         node,
         dockerfile: args.dockerfile,
         context: args.context,
@@ -147,6 +147,12 @@ pub fn build(_repo: &Path, args: BuildArgs) -> Result<ExitCode> {
         "prov: build {} recorded: image {} ({}), manifest provenance/{}/{}.json",
         manifest.build_id, image.id, image.tag, manifest.node, manifest.build_id
     );
+    // Once the project has a key, every build attests itself.
+    if let Some(key) = attest::load_signing_key(&repo)? {
+        let store = Store::new(&repo.join("provenance"), &manifest.node);
+        let path = attest::attest(&store, &manifest, &key)?;
+        println!("prov: attestation {}", path.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
