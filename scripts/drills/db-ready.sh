@@ -63,11 +63,12 @@ end() {
 # A published port accepts connections through Docker's proxy even when nothing listens behind
 # it, so every probe sends an HTTP request and reads the status line the api answers with.
 
+# Usable means it runs here and reaches the port (a name on the PATH is not enough).
 tool_usable() {
   case $1 in
-    nc) command -v nc >/dev/null 2>&1 ;;
+    nc) nc -z -w 3 127.0.0.1 "$PORT" >/dev/null 2>&1 ;;
     devtcp) (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null ;;
-    curl) command -v curl >/dev/null 2>&1 ;;
+    curl) curl --version >/dev/null 2>&1 ;;
     *) die "unknown tool '$1' in DRILL_TCP_TOOLS (use nc, devtcp, curl)" ;;
   esac
 }
@@ -86,7 +87,8 @@ pick_tool() {
 # Prints the HTTP status line the api sends for PATH, over one raw connection.
 status_line() {
   local path=$1 request
-  request="$(printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$path")"
+  # printf -v keeps the final CRLF that ends the headers ($(...) would strip it).
+  printf -v request 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$path"
   case $TOOL in
     nc) printf '%s' "$request" | nc -N -w 3 127.0.0.1 "$PORT" 2>/dev/null | head -n 1 | tr -d '\r' ;;
     devtcp)

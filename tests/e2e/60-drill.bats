@@ -9,13 +9,13 @@ drill() {
   echo "$output" | tail -n 60
 }
 
-# Runs the drill on a host where nc cannot be found: its binary is masked in a private mount
-# namespace, so `command -v nc` fails for real.
+# Runs the drill on a host where nc does not run: in a private mount namespace its binary is
+# covered by /dev/null, so it cannot be executed.
 drill_without_nc() {
   local node=$1
   shift
   run unshare --mount --propagation private bash -c \
-    "mount --bind /dev/null \"\$(readlink -f \"\$(command -v nc)\")\" && ! command -v nc >/dev/null && \
+    "mount --bind /dev/null \"\$(readlink -f \"\$(command -v nc)\")\" && ! nc -h 2>/dev/null && \
      cd '$REPO' && env NODE=$node $* scripts/drills/db-ready.sh"
   echo "$output" | tail -n 60
 }
