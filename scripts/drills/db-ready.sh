@@ -90,7 +90,8 @@ status_line() {
   # printf -v keeps the final CRLF that ends the headers ($(...) would strip it).
   printf -v request 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$path"
   case $TOOL in
-    nc) printf '%s' "$request" | nc -N -w 3 127.0.0.1 "$PORT" 2>/dev/null | head -n 1 | tr -d '\r' ;;
+    # No -N: a half-closed connection makes Docker's port proxies drop the answer.
+    nc) printf '%s' "$request" | nc -w 3 127.0.0.1 "$PORT" 2>/dev/null | head -n 1 | tr -d '\r' ;;
     devtcp)
       local line=''
       {
@@ -189,16 +190,19 @@ named="$(grep -oE 'FAIL +(http/ready|service:db)' <<<"$verify_out" | tr -s ' ' |
 end "$([[ $rc != 0 && -n $named ]] && echo 1 || echo 0)" \
   "verify exit non-zero with http/ready or service:db failed" "verify exit $rc, failed: ${named:-nothing named}"
 
-begin "start the database again, through scripts/node/db.sh"
+begin "start the database again, through scripts/node/db.sh (it waits for its healthcheck)"
+db_started=$(date +%s%N)
 db start
 db_stopped=0
-end 1 "database started" "started"
+end 1 "database started and healthy" "started"
 
 begin "/ready returns to 200 without help (bound ${RECOVERY_TIMEOUT}s)"
 deadline=$(($(date +%s) + RECOVERY_TIMEOUT))
 until [[ $(http_code /ready) == 200 ]] || (($(date +%s) >= deadline)); do sleep 0.2; done
 ready="$(http_code /ready)"
-end "$([[ $ready == 200 ]] && echo 1 || echo 0)" "/ready 200 within ${RECOVERY_TIMEOUT}s" "/ready $ready"
+recovery_ms=$((($(date +%s%N) - db_started) / 1000000))
+end "$([[ $ready == 200 ]] && echo 1 || echo 0)" "/ready 200 within ${RECOVERY_TIMEOUT}s" \
+  "/ready $ready, $((recovery_ms / 1000)).$(printf '%03d' $((recovery_ms % 1000)))s after the database was started"
 
 begin "the api was not restarted"
 after="$(steady_state)"

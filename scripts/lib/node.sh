@@ -65,19 +65,19 @@ latest_api_image() {
   printf '%s\n' "$tag"
 }
 
-# Waits, with a bound, until the api container reports healthy.
-wait_api_healthy() {
-  local id status deadline=$((SECONDS + 90))
-  id="$(compose ps -q api)"
-  [[ -n $id ]] || die "compose started no api container"
+# Waits, with a bound, until a service's container reports healthy.
+wait_healthy() {
+  local service=$1 id status deadline=$((SECONDS + 90))
+  id="$(compose ps -q "$service")"
+  [[ -n $id ]] || die "compose started no $service container"
   while ((SECONDS < deadline)); do
     status="$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id")"
     if [[ $status == healthy ]]; then
-      log "api is healthy"
+      log "$service is healthy"
       return 0
     fi
     sleep 1
   done
-  compose logs --tail 50 api >&2
-  die "api did not become healthy within 90 s (last status: ${status:-none})"
+  compose logs --tail 50 "$service" >&2
+  die "$service did not become healthy within 90 s (last status: ${status:-none})"
 }

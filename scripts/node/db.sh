@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stops or starts only the database container (the failure drill uses this).
+# Stops or starts (and waits until healthy) only the database container; the drill uses it.
 set -euo pipefail
 # shellcheck source=scripts/lib/node.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/node.sh"
@@ -13,3 +13,6 @@ PROV_API_IMAGE="$(latest_api_image)"
 export PROV_API_IMAGE
 log "database on $(node_name): $action"
 compose "$action" db
+if [[ $action == start ]]; then
+  wait_healthy db
+fi

@@ -9,4 +9,4 @@ PROV_API_IMAGE="$(latest_api_image)"
 export PROV_API_IMAGE
 log "starting the stack on $(node_name) with $PROV_API_IMAGE"
 compose up -d --no-build
-wait_api_healthy
+wait_healthy api
