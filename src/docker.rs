@@ -214,7 +214,6 @@ pub struct ImageHistory {
 /// A node's Docker state as `src/probe.sh` prints it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct NodeState {
-    pub engine: String,
     pub containers: Vec<ContainerInspect>,
     pub images: Vec<ImageInspect>,
     pub history: Vec<ImageHistory>,

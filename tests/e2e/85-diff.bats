@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # prov diff across nodes: same source, same inputs; then one node rebuilds changed source.
+# (After the bench, which needs both nodes verified: this leaves worker1 built from other source.)
 
 load helpers
 
