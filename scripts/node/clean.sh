@@ -9,7 +9,13 @@ load_bases
 export PROV_API_IMAGE=unused-by-down
 log "removing the stack's containers on $(node_name) (volumes kept)"
 compose down --remove-orphans
-mapfile -t images < <(docker image ls --quiet --filter 'reference=prov-api' | sort -u)
+# Every api image: tagged builds, and anything built from one (labels are inherited). Newest
+# first, so an image goes before the image it was built from.
+mapfile -t images < <({
+  docker image ls --quiet --filter 'reference=prov-api'
+  docker image ls --all --quiet --filter 'label=dev.prov.build.id'
+} | sort -u | xargs -r docker image inspect --format '{{.Created}} {{.Id}}' | sort -r |
+  cut -d' ' -f2)
 if ((${#images[@]})); then
   # A container started by hand from an api image is part of the stale state too.
   for image in "${images[@]}"; do

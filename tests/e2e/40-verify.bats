@@ -3,6 +3,7 @@
 # right check, and it changes nothing. Each test restores what it broke.
 
 load helpers
+bats_require_minimum_version 1.5.0
 
 NODE=main
 DIR="$REPO/provenance/$NODE"
