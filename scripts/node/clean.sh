@@ -26,7 +26,11 @@ if ((${#images[@]})); then
     fi
   done
   log "removing ${#images[@]} api image(s): ${images[*]}"
-  docker image rm --force "${images[@]}"
+  for image in "${images[@]}"; do
+    # Removing an image also removes its untagged parents: those are gone already.
+    docker image inspect "$image" >/dev/null 2>&1 || continue
+    docker image rm --force "$image" >/dev/null
+  done
 else
   log "no api image to remove"
 fi
