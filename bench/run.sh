@@ -108,6 +108,6 @@ jq -s --arg mode "$MODE" --arg when "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
 printf '\n%-36s %10s %10s %8s %6s %s\n' benchmark "A med s" "B med s" "A/B" goal met
 jq -r '.results[] | [.name, (.a_median_s // .a_peak_mib // "" | tostring),
   (.b_median_s // "" | tostring), (.ratio_median // "" | tostring),
-  (.goal_ratio // .goal_mib // "" | tostring), (.met // "" | tostring)] | @tsv' \
+  (.goal_ratio // .goal_mib // "" | tostring), (.met | if . == null then "" else tostring end)] | @tsv' \
   "$WORK/results.json" | awk -F'\t' '{printf "%-36s %10s %10s %8s %6s %s\n", $1, $2, $3, $4, $5, $6}'
 printf '\n(%s mode, %d run(s) per command; JSON: %s)\n' "$MODE" "$RUNS" "${WORK#"$PROV_REPO"/}/results.json"
