@@ -17,7 +17,9 @@
 //!    and gid match its index entry keeps the recorded blob id without being
 //!    read, unless the entry is "racily clean" (mtime not older than the index
 //!    file), in which case it is re-hashed, as git does. Stat-dirty files are
-//!    hashed through the checkin filters and dropped if unchanged.
+//!    hashed through the checkin filters and dropped if unchanged. The diff
+//!    is split by top-level name over two threads, each with its own handle
+//!    and copy of the index, as git spreads its stat pass over threads.
 //! 4. The in-memory index is handed to a second handle (`scratch`) whose
 //!    object database is an in-memory mempack and nothing else. Each changed
 //!    path is then applied as `git add -A` does: deleted paths are removed
@@ -31,7 +33,8 @@
 //!    the largest file.
 //! 5. `write_tree` on that index: the root comes straight from git's cached
 //!    tree ids when nothing changed; otherwise every tree is written into the
-//!    mempack. The mempack is dropped with `scratch`.
+//!    mempack (see the comment at the end of `worktree_tree`). The mempack is
+//!    dropped with `scratch`.
 //!
 //! The in-memory database does not hold the blobs and subtrees that are
 //! already in the repository, so libgit2's process-global "strict object
@@ -232,34 +235,15 @@ fn worktree_tree(real: &Repository, path: &Path) -> Result<Oid, TreeHashError> {
     // The repository's index, read from .git/index into memory (once) and
     // only changed there: nothing here calls `Index::write`. Loaded through
     // the repository so that it follows core.filemode / core.symlinks /
-    // core.ignorecase, and so that the diff below finds it loaded.
-    let mut index = real.index().map_err(|source| TreeHashError::Index {
-        path: path.to_path_buf(),
-        source,
-    })?;
-
-    // What `git add -A` would touch: tracked files that changed (libgit2
-    // reuses the recorded id when the stat data matches and the entry is not
-    // racily clean relative to the index file, and re-hashes otherwise),
-    // deleted ones, and untracked files that are not ignored. Submodules are
-    // handled below, from their HEAD, as git does (it does not look at their
-    // working trees). The diff runs on the real handle, which can read the
-    // recorded blobs when its filters need them; it only reads.
-    let mut opts = DiffOptions::new();
-    opts.include_typechange(true)
-        .include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_ignored(false)
-        .ignore_submodules(true);
-    let changes = {
-        let diff = real
-            .diff_index_to_workdir(Some(&index), Some(&mut opts))
-            .map_err(wt_err)?;
-        diff.deltas()
-            .map(Change::from_delta)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(wt_err)?
-    };
+    // core.ignorecase, and so that the diff finds it loaded. Then what
+    // `git add -A` would touch: tracked files that changed (libgit2 reuses
+    // the recorded id when the stat data matches and the entry is not racily
+    // clean relative to the index file, and re-hashes otherwise), deleted
+    // ones, and untracked files that are not ignored. Submodules are handled
+    // below, from their HEAD, as git does (it does not look at their working
+    // trees). The diff runs on the real handle, which can read the recorded
+    // blobs when its filters need them; it only reads.
+    let (mut index, changes) = index_and_changes(real, path)?;
     let (filters, gitlinks) = scan_index(real, path, &index).map_err(wt_err)?;
 
     // Hand the index over to a second handle on the repository whose object
@@ -282,7 +266,6 @@ fn worktree_tree(real: &Repository, path: &Path) -> Result<Oid, TreeHashError> {
     // matters when a deleted .gitattributes is still read from the index.
     let (tracked, untracked): (Vec<Change>, Vec<Change>) = changes
         .into_iter()
-        .flatten()
         .partition(|c| !matches!(c, Change::Embedded(_) | Change::AddUntracked(_)));
     for change in tracked.into_iter().chain(untracked) {
         match change {
@@ -325,27 +308,136 @@ fn worktree_tree(real: &Repository, path: &Path) -> Result<Oid, TreeHashError> {
     // The index keeps the tree ids git cached for directories (the TREE
     // extension; updating entries above invalidated the changed paths), and
     // git's write-tree reuses them, so we do too: for an unchanged checkout
-    // the root id comes straight from that cache. But after writing a root,
-    // libgit2 re-reads the whole tree to rebuild its cache, and trees it took
-    // from the cache are in the repository, not in the in-memory database,
-    // so that fails. Then drop the cache and write every tree into memory,
-    // which is cheap.
-    if let Ok(id) = index.write_tree() {
-        return Ok(id);
-    }
-    let entries: Vec<IndexEntry> = index.iter().collect();
-    index.clear().map_err(mem_err)?;
-    for entry in &entries {
-        index.add(entry).map_err(mem_err)?;
-    }
-    drop(entries);
-    mempack.reset().map_err(mem_err)?;
+    // the root id comes straight from that cache. But after writing a new
+    // root, libgit2 re-reads the whole tree to rebuild its cache, and the
+    // subtrees it took from the cache are in the repository, not in the
+    // in-memory database, so that fails. libgit2 has dropped the cache by
+    // then (it does so before the re-read), so the second write builds every
+    // tree from the entries into memory, where the re-read finds them.
     index
         .write_tree()
+        .or_else(|_| index.write_tree())
         .map_err(|source| TreeHashError::WriteTree {
             path: path.to_path_buf(),
             source,
         })
+}
+
+/// The repository's index and the changes `git add -A` would apply to it,
+/// in path order. The diff is mostly `lstat` calls, so it is spread over two
+/// threads, as git spreads its stat pass (`core.preloadIndex`): a helper
+/// opens its own handle and loads its own copy of the index while this thread
+/// loads `real`'s; the top-level names are then split in two halves of about
+/// as many index entries each, and each thread diffs one half.
+fn index_and_changes(
+    real: &Repository,
+    path: &Path,
+) -> Result<(Index, Vec<Change>), TreeHashError> {
+    let wt_err = |source| TreeHashError::WorkingTree {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::thread::scope(|scope| {
+        let (second_half, names) = std::sync::mpsc::channel::<TopLevelNames>();
+        let helper = scope.spawn(move || -> Result<Vec<Change>, git2::Error> {
+            let repo = Repository::open_ext(
+                path,
+                RepositoryOpenFlags::NO_SEARCH,
+                std::iter::empty::<&OsStr>(),
+            )?;
+            let index = repo.index()?;
+            // No names: this thread has nothing to do (dropped sender).
+            match names.recv() {
+                Ok(names) => diff_changes(&repo, &index, &names),
+                Err(_) => Ok(Vec::new()),
+            }
+        });
+        let index = real.index().map_err(|source| TreeHashError::Index {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let (first, second) = split_top_level(&index, path).map_err(wt_err)?;
+        let mut changes = if first.is_empty() || second.is_empty() {
+            drop(second_half);
+            diff_changes(real, &index, &[])
+        } else {
+            // A send error means the helper has already failed: join says why.
+            let _ = second_half.send(second);
+            diff_changes(real, &index, &first)
+        }
+        .map_err(wt_err)?;
+        let rest = helper
+            .join()
+            .map_err(|_| wt_err(git2::Error::from_str("the diff helper thread panicked")))?
+            .map_err(wt_err)?;
+        changes.extend(rest);
+        Ok((index, changes))
+    })
+}
+
+/// Diff `index` against the working tree, limited to the literal top-level
+/// names in `only` (everything when empty).
+fn diff_changes(
+    repo: &Repository,
+    index: &Index,
+    only: &[Vec<u8>],
+) -> Result<Vec<Change>, git2::Error> {
+    let mut opts = DiffOptions::new();
+    opts.include_typechange(true)
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .ignore_submodules(true)
+        .disable_pathspec_match(true);
+    for name in only {
+        opts.pathspec(name.clone());
+    }
+    let diff = repo.diff_index_to_workdir(Some(index), Some(&mut opts))?;
+    let mut changes = Vec::new();
+    for delta in diff.deltas() {
+        changes.extend(Change::from_delta(delta)?);
+    }
+    Ok(changes)
+}
+
+/// Names of top-level entries of the working tree, as bytes.
+type TopLevelNames = Vec<Vec<u8>>;
+
+/// Every top-level name, in the index or in the working tree (but `.git`),
+/// sorted and split where about half of the index entries lie on each side.
+fn split_top_level(
+    index: &Index,
+    workdir: &Path,
+) -> Result<(TopLevelNames, TopLevelNames), git2::Error> {
+    let mut weights = std::collections::BTreeMap::<Vec<u8>, usize>::new();
+    for entry in index.iter() {
+        let top = entry.path.split(|&b| b == b'/').next().unwrap_or_default();
+        *weights.entry(top.to_vec()).or_default() += 1;
+    }
+    let dir = std::fs::read_dir(workdir)
+        .map_err(|e| git2::Error::from_str(&format!("cannot list {}: {e}", workdir.display())))?;
+    for entry in dir {
+        let name = entry
+            .map_err(|e| git2::Error::from_str(&format!("cannot list {}: {e}", workdir.display())))?
+            .file_name()
+            .as_encoded_bytes()
+            .to_vec();
+        if name != b".git" {
+            weights.entry(name).or_insert(1);
+        }
+    }
+    let half = weights.values().sum::<usize>() / 2;
+    let mut seen = 0;
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for (name, weight) in weights {
+        if seen < half {
+            first.push(name);
+        } else {
+            second.push(name);
+        }
+        seen += weight;
+    }
+    Ok((first, second))
 }
 
 /// What one diff delta asks of `git add -A`.
