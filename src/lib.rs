@@ -12,6 +12,7 @@ pub mod image_fs;
 pub mod manifest;
 pub mod model;
 pub mod nodes;
+pub mod probe;
 pub mod report;
 pub mod show;
 pub mod transport;

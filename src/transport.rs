@@ -81,7 +81,21 @@ impl Transport {
             .take()
             .expect("stdin is piped")
             .write_all(script.as_bytes())?;
-        let out = child.wait_with_output()?;
+        self.reached(child.wait_with_output()?)
+    }
+
+    /// Runs a command on the node and captures its output.
+    pub fn output(&self, argv: &[String]) -> Result<Output> {
+        let out = self
+            .command(argv)?
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running ssh to node {}", self.node))?;
+        self.reached(out)
+    }
+
+    /// The output of a remote command, or an error when ssh could not reach the node.
+    fn reached(&self, out: Output) -> Result<Output> {
         // ssh itself exits with 255 when it cannot reach the node.
         if out.status.code() == Some(255) {
             bail!(

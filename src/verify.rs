@@ -1,23 +1,25 @@
 //! `prov verify`: the authoritative, read-only check, run from the host.
 //!
-//! It reads the node's manifests from the synced `provenance/` folder, gathers the node's Docker
-//! state in one ssh round trip (`src/probe.sh`, which only inspects), asks the api through the
-//! forwarded port, and reports every check. It changes nothing anywhere.
+//! It reads the node's manifests from the synced `provenance/` folder, reads the node's Docker
+//! state over ssh (`probe`, GET requests only) while it asks the api through the forwarded port
+//! and hashes the host's source tree, and reports every check. It changes nothing anywhere.
 
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use chrono::{DateTime, Duration as Span, DurationRound, Utc};
+use chrono::{Duration as Span, DurationRound};
 
 use crate::attest;
 use crate::build::COMPOSE_PROJECT;
 use crate::context::NODE_MOUNT;
-use crate::docker::{ContainerInspect, NodeState, PROBE_SCRIPT};
+use crate::docker::{ContainerInspect, NodeState};
 use crate::manifest::{Link, Store, StoreError};
 use crate::model::{labels, BuildStatus, Check, Manifest, NodeReport, NodeSpec};
+use crate::probe;
 use crate::transport::Transport;
-use crate::tree_hash;
+use crate::tree_hash::{self, TreeState};
 
 const SERVICES: [&str; 2] = ["api", "db"];
 const DB_DATA_DIR: &str = "/var/lib/postgresql/data";
@@ -39,8 +41,12 @@ impl Checks {
     }
 }
 
+/// What the host's source tree hashes to now, computed once per `prov verify` and shared by
+/// every node's `source-tree` check.
+type SourceTree = OnceLock<Result<TreeState, String>>;
+
 /// Verifies one node. An `Err` means the node could not be checked at all.
-pub fn verify_node(repo: &Path, node: &NodeSpec) -> Result<NodeReport> {
+fn verify_node(repo: &Path, node: &NodeSpec, source: &SourceTree) -> Result<NodeReport> {
     let store = Store::new(&repo.join("provenance"), &node.name);
     let mut checks = Checks::default();
     let manifest = check_manifests(&store, &node.name, &mut checks)?;
@@ -50,17 +56,18 @@ pub fn verify_node(repo: &Path, node: &NodeSpec) -> Result<NodeReport> {
         images.extend(m.image.iter().map(|i| i.id.clone()));
         images.extend(m.base_images.iter().map(|b| b.id.clone()));
     }
-    let transport = Transport::connect(repo, &node.name)?;
-    let out = transport.run_script(PROBE_SCRIPT, &images)?;
-    if !out.status.success() {
-        return Err(anyhow!(
-            "could not read node {}'s Docker state: {}",
-            node.name,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    let state: NodeState =
-        serde_json::from_slice(&out.stdout).context("parsing the node's Docker state")?;
+    // The api is asked over HTTP while the node's Docker state comes back over ssh.
+    let (state, http) = std::thread::scope(|scope| {
+        let http = scope.spawn(|| {
+            let mut http = Checks::default();
+            check_http(node, manifest.as_ref(), &mut http);
+            http
+        });
+        let state = probe(repo, &node.name, &images);
+        (state, http.join())
+    });
+    let state = state?;
+    let http = http.map_err(|_| anyhow!("the HTTP checks of node {} panicked", node.name))?;
 
     let services = check_services(&state, &mut checks);
     if let Some(m) = &manifest {
@@ -69,10 +76,10 @@ pub fn verify_node(repo: &Path, node: &NodeSpec) -> Result<NodeReport> {
     check_wiring(&services, &mut checks);
     check_no_bypass(&state, manifest.as_ref(), &mut checks);
     if let Some(m) = &manifest {
-        check_source(repo, m, &mut checks)?;
+        check_source(repo, source, m, &mut checks)?;
         check_attestation(repo, &store, m, services[0], &mut checks)?;
     }
-    check_http(node, manifest.as_ref(), &mut checks);
+    checks.0.extend(http.0);
 
     let ok = checks.0.iter().all(|c| c.ok);
     Ok(NodeReport {
@@ -83,12 +90,24 @@ pub fn verify_node(repo: &Path, node: &NodeSpec) -> Result<NodeReport> {
     })
 }
 
+/// The node's Docker state, read by the read-only probe.
+fn probe(repo: &Path, node: &str, images: &[String]) -> Result<NodeState> {
+    probe::node_state(&Transport::connect(repo, node)?, images)
+        .with_context(|| format!("could not read node {node}'s Docker state"))
+}
+
 /// Verifies several nodes in parallel; a node that could not be checked carries the reason.
+/// The host's source tree is hashed once, while the nodes are being asked.
 pub fn verify_nodes(repo: &Path, nodes: &[NodeSpec]) -> Vec<NodeReport> {
+    let source = SourceTree::new();
     std::thread::scope(|scope| {
+        scope.spawn(|| source_tree(repo, &source));
         let handles: Vec<_> = nodes
             .iter()
-            .map(|node| scope.spawn(move || verify_node(repo, node)))
+            .map(|node| {
+                let source = &source;
+                scope.spawn(move || verify_node(repo, node, source))
+            })
             .collect();
         handles
             .into_iter()
@@ -100,6 +119,12 @@ pub fn verify_nodes(repo: &Path, nodes: &[NodeSpec]) -> Vec<NodeReport> {
             })
             .collect()
     })
+}
+
+/// The shared hash of the host's source tree, computed by whichever thread asks first (the
+/// others wait for it).
+fn source_tree<'a>(repo: &Path, source: &'a SourceTree) -> &'a Result<TreeState, String> {
+    source.get_or_init(|| tree_hash::tree_state(repo).map_err(|e| e.to_string()))
 }
 
 /// The image id the node's api container runs, if any (one light, read-only round trip).
@@ -389,15 +414,12 @@ fn check_layers_fresh(
     let to = m.finished_at + Span::seconds(1);
     let stale: Vec<String> = own
         .iter()
-        .filter(|e| {
-            let t: DateTime<Utc> = e.created_at.into();
-            t < from || t > to
-        })
+        .filter(|e| e.created < from || e.created > to)
         .map(|e| {
             format!(
                 "{} ({})",
                 e.created_by.chars().take(40).collect::<String>(),
-                e.created_at
+                e.created
             )
         })
         .collect();
@@ -495,8 +517,10 @@ fn check_no_bypass(state: &NodeState, m: Option<&Manifest>, checks: &mut Checks)
 }
 
 /// The host's source tree is the one the running image was built from.
-fn check_source(repo: &Path, m: &Manifest, checks: &mut Checks) -> Result<()> {
-    let now = tree_hash::tree_state(repo).context("hashing the host's source tree")?;
+fn check_source(repo: &Path, source: &SourceTree, m: &Manifest, checks: &mut Checks) -> Result<()> {
+    let now = source_tree(repo, source)
+        .as_ref()
+        .map_err(|e| anyhow!("hashing the host's source tree: {e}"))?;
     checks.add(
         "source-tree",
         now.tree == m.git.tree,

@@ -81,3 +81,14 @@ wait_healthy() {
   compose logs --tail 50 "$service" >&2
   die "$service did not become healthy within 90 s (last status: ${status:-none})"
 }
+
+# Starts the stack on the node's latest recorded build and waits until both services are healthy
+# (the api does not wait for the database, and verify expects both).
+start_stack() {
+  PROV_API_IMAGE="$(latest_api_image)"
+  export PROV_API_IMAGE
+  log "starting the stack on $(node_name) with $PROV_API_IMAGE"
+  compose up -d --no-build
+  wait_healthy db
+  wait_healthy api
+}

@@ -9,8 +9,4 @@ load_bases
 log "building the api on $(node_name) (output below, kept in provenance/$(node_name)/)"
 "$PROV_BIN" build --node "$(node_name)" \
   --base "BUILDER_IMAGE=$BUILDER_TAG" --base "RUNTIME_IMAGE=$RUNTIME_TAG"
-PROV_API_IMAGE="$(latest_api_image)"
-export PROV_API_IMAGE
-log "starting the stack on $(node_name) with $PROV_API_IMAGE"
-compose up -d --no-build
-wait_healthy api
+start_stack

@@ -5,8 +5,4 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/node.sh"
 
 load_bases
-PROV_API_IMAGE="$(latest_api_image)"
-export PROV_API_IMAGE
-log "starting the stack on $(node_name) with $PROV_API_IMAGE"
-compose up -d --no-build
-wait_healthy api
+start_stack

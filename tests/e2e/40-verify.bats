@@ -112,6 +112,21 @@ fingerprint() {
   passes
 }
 
+@test "fails when the image's layers were made outside its recorded build window" {
+  latest="$DIR/$(jq -r .build_id "$DIR/latest").json"
+  cp "$latest" "$BATS_TEST_TMPDIR/m"
+  cp "$DIR/latest" "$BATS_TEST_TMPDIR/l"
+  # The record claims the build ran an hour later than it did: every layer looks cached.
+  later='.[0:19] + "Z" | fromdateiso8601 + 3600 | todateiso8601'
+  jq ".started_at |= ($later) | .finished_at |= ($later)" "$BATS_TEST_TMPDIR/m" >"$latest"
+  jq --arg sha "$(sha256sum "$latest" | cut -d' ' -f1)" '.manifest_sha256 = $sha' \
+    "$BATS_TEST_TMPDIR/l" >"$DIR/latest"
+  fails_on layers-fresh
+  cp "$BATS_TEST_TMPDIR/m" "$latest"
+  cp "$BATS_TEST_TMPDIR/l" "$DIR/latest"
+  passes
+}
+
 @test "fails when an earlier manifest is deleted" {
   first="$(find "$DIR" -name '*.json' | sort | head -n 1)"
   mv "$first" "$BATS_TEST_TMPDIR/first"
@@ -173,4 +188,16 @@ fingerprint() {
   [ "$status" -eq 2 ]
   assert_output_has "COULD NOT CHECK"
   assert_output_has "make demo NODE=main"
+}
+
+@test "a node whose Docker engine does not answer cannot be checked: exit 2, naming the engine" {
+  # Cover the engine's socket for new connections; the engine and the stack keep running.
+  root_on "$NODE" "touch /tmp/no-engine && mount --bind /tmp/no-engine /var/run/docker.sock"
+  run prov verify --node "$NODE"
+  root_on "$NODE" "umount /var/run/docker.sock"
+  echo "$output" >&2
+  [ "$status" -eq 2 ]
+  assert_output_has "COULD NOT CHECK"
+  assert_output_has "Docker engine"
+  passes
 }
