@@ -74,8 +74,8 @@ prov exec --node "$NODE" -- docker image rm prov-bench-plain:run >/dev/null
 log "2/5 prov verify against one bare ssh + docker inspect round trip"
 pair "verify-vs-ssh-inspect" 1.5 \
   "$P verify --node $NODE" \
-  "$SSH docker inspect prov_api_1 prov_db_1"
-naive=$(timed bash -c "for c in api db image labels wiring; do vagrant ssh $NODE -c 'docker inspect prov_api_1' </dev/null; done")
+  "$SSH docker inspect prov-api prov-db"
+naive=$(timed bash -c "for c in api db image labels wiring; do vagrant ssh $NODE -c 'docker inspect prov-api' </dev/null; done")
 jq -cn --argjson s "$naive" '{name: "naive-verify-vagrant-ssh-per-check", a: "vagrant ssh -c per check (5 checks)", runs: 1, a_median_s: $s}' >>"$RESULTS"
 
 log "3/5 prov verify --all (two nodes) against one node"

@@ -1,10 +1,12 @@
-//! `prov verify`'s read-only view of a node's Docker state, in two ssh round trips.
+//! `prov verify`'s read-only view of a node's Docker state, in one ssh round trip.
 //!
 //! A docker CLI call costs 30-50 ms on a node and `jq` about as much, while the engine answers a
-//! request on its socket in about a millisecond. So the node runs nothing but `curl` sending GET
-//! requests to the Docker Engine API: one lists the containers, one more fetches every
-//! container, image and image history. curl prints each answer's body followed by its own
-//! `%{json}` transfer summary, so the output is a stream of JSON documents that pair up.
+//! request on its socket in about a millisecond. So the node runs nothing but one `curl` sending
+//! GET requests to the Docker Engine API: the container list, the stack's two containers by
+//! name, and every image and image history asked for. curl prints each answer's body followed
+//! by its own `%{json}` transfer summary, so the output is a stream of JSON documents that pair
+//! up. Containers the list shows beyond the stack's own (one started by hand, say) are fetched
+//! in a second round trip.
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::de::DeserializeOwned;
@@ -16,6 +18,9 @@ use crate::transport::Transport;
 
 const ENGINE_SOCKET: &str = "/var/run/docker.sock";
 
+/// The stack's containers, as named in compose.yaml (`container_name`).
+const STACK_CONTAINERS: [&str; 2] = ["prov-api", "prov-db"];
+
 /// The node's containers (all of them, running or not), the given images that exist there, and
 /// those images' histories.
 pub fn node_state(transport: &Transport, images: &[String]) -> Result<NodeState> {
@@ -24,45 +29,49 @@ pub fn node_state(transport: &Transport, images: &[String]) -> Result<NodeState>
         #[serde(rename = "Id")]
         id: String,
     }
-    let listed: Vec<Listed> = engine_get(transport, &["/containers/json?all=1".to_string()])?
-        .pop()
-        .expect("one answer per request")
-        .into_found()?
-        .context("the engine has no container list")?;
-
-    let mut paths: Vec<String> = listed
-        .iter()
-        .map(|c| format!("/containers/{}/json", c.id))
-        .collect();
+    let mut paths = vec!["/containers/json?all=1".to_string()];
+    paths.extend(STACK_CONTAINERS.map(|name| format!("/containers/{name}/json")));
     for image in images {
         paths.push(format!("/images/{image}/json"));
         paths.push(format!("/images/{image}/history"));
     }
+    // engine_get gives exactly one answer per path.
     let mut answers = engine_get(transport, &paths)?.into_iter();
+    let mut next = || answers.next().expect("one answer per request");
 
+    let listed: Vec<Listed> = next()
+        .into_found()?
+        .context("the engine has no container list")?;
     let mut state = NodeState {
         containers: Vec::new(),
         images: Vec::new(),
         history: Vec::new(),
     };
-    // A container removed since the listing, or an image that is not there, answers 404.
-    for answer in answers.by_ref().take(listed.len()) {
+    // A container that is not there, or an image that is not, answers 404.
+    for _ in STACK_CONTAINERS {
         state
             .containers
-            .extend(answer.into_found::<ContainerInspect>()?);
+            .extend(next().into_found::<ContainerInspect>()?);
     }
     for image in images {
-        let (inspect, history) = (answers.next(), answers.next());
-        let (Some(inspect), Some(history)) = (inspect, history) else {
-            bail!("the engine gave fewer answers than requests");
-        };
-        state.images.extend(inspect.into_found::<ImageInspect>()?);
-        if let Some(entries) = history.into_found::<Vec<HistoryEntry>>()? {
+        state.images.extend(next().into_found::<ImageInspect>()?);
+        if let Some(entries) = next().into_found::<Vec<HistoryEntry>>()? {
             state.history.push(ImageHistory {
                 image: image.clone(),
                 entries,
             });
         }
+    }
+
+    let others: Vec<String> = listed
+        .iter()
+        .filter(|l| !state.containers.iter().any(|c| c.id == l.id))
+        .map(|l| format!("/containers/{}/json", l.id))
+        .collect();
+    for answer in engine_get(transport, &others)? {
+        state
+            .containers
+            .extend(answer.into_found::<ContainerInspect>()?);
     }
     Ok(state)
 }

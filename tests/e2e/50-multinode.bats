@@ -23,9 +23,9 @@ load helpers
 }
 
 @test "breaking one node fails verify --all for that node alone" {
-  root_on worker1 "docker stop prov_api_1"
+  root_on worker1 "docker stop prov-api"
   run prov verify --all --json
-  root_on worker1 "docker start prov_api_1 && sleep 4"
+  root_on worker1 "docker start prov-api && sleep 4"
   [ "$status" -eq 1 ]
   [ "$(jq -r '.nodes[] | select(.node == "main") | .ok' <<<"$output")" = true ]
   [ "$(jq -r '.nodes[] | select(.node == "worker1") | .ok' <<<"$output")" = false ]
