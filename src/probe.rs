@@ -5,8 +5,9 @@
 //! GET requests to the Docker Engine API: the container list, the stack's two containers by
 //! name, and every image and image history asked for. curl prints each answer's body followed
 //! by its own `%{json}` transfer summary, so the output is a stream of JSON documents that pair
-//! up. Containers the list shows beyond the stack's own (one started by hand, say) are fetched
-//! in a second round trip.
+//! up (`%{json}` needs curl 7.70 or later; nodes install curl with their packages). Containers
+//! the list shows beyond the stack's own (one started by hand, say) are fetched in a second round
+//! trip.
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::de::DeserializeOwned;

@@ -804,3 +804,34 @@ fn state_serialises_to_json() {
     assert_eq!(json["dirty"], false);
     assert!(json["head_commit"].is_string());
 }
+
+#[test]
+fn changes_on_both_sides_of_the_parallel_split() {
+    // Many top-level names, so the diff is split in two halves; every kind of change lands on
+    // both sides, including names only the index knows (a deleted directory) and names only the
+    // working tree knows (untracked files and directories, an ignored directory).
+    let tmp = init();
+    let d = tmp.path();
+    write(d, ".gitignore", "out/\n");
+    for i in 0..40 {
+        for f in 0..5 {
+            write(d, &format!("d{i:02}/f{f}.txt"), format!("{i} {f}\n"));
+        }
+        write(d, &format!("top{i:02}.txt"), format!("top {i}\n"));
+    }
+    commit_all(d, "many names");
+    for i in [1, 38] {
+        write(d, &format!("d{i:02}/f0.txt"), "modified\n");
+        fs::remove_dir_all(d.join(format!("d{:02}", i + 1))).unwrap();
+        fs::remove_file(d.join(format!("top{i:02}.txt"))).unwrap();
+        write(d, &format!("new{i:02}/inner/file.txt"), "untracked\n");
+        write(
+            d,
+            &format!("d{:02}/new.txt", i - 1),
+            "untracked in a tracked dir\n",
+        );
+    }
+    write(d, "out/ignored.txt", "ignored\n");
+    write(d, "zz-last.txt", "untracked, sorts last\n");
+    assert!(check(d).dirty);
+}
