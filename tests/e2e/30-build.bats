@@ -52,7 +52,7 @@ snapshot() { (cd "$DIR" && sha256sum latest ./*.json); }
 
 @test "the chain links each manifest to the previous one" {
   m="$(prov show --node "$NODE" --json)"
-  mapfile -t files < <(find "$DIR" -name '*.json' | sort)
+  mapfile -t files < <(manifests "$DIR")
   [ "$(basename "${files[-1]}" .json)" = "$(jq -r .build_id <<<"$m")" ]
   prev="$(jq -r .prev_manifest_sha256 <<<"$m")"
   if ((${#files[@]} == 1)); then
@@ -110,14 +110,14 @@ snapshot() { (cd "$DIR" && sha256sum latest ./*.json); }
 
 @test "a failing build is recorded as failed and does not move latest" {
   before_latest="$(cat "$DIR/latest")"
-  count="$(find "$DIR" -name '*.json' | wc -l)"
+  count="$(manifests "$DIR" | wc -l)"
   build_on_node "--dockerfile tests/fixtures/failing.Dockerfile"
   [ "$status" -eq 1 ]
   assert_output_has "this build fails on purpose"
   assert_output_has "latest\` is unchanged"
   [ "$(cat "$DIR/latest")" = "$before_latest" ]
-  [ "$(find "$DIR" -name '*.json' | wc -l)" -eq $((count + 1)) ]
-  newest="$(find "$DIR" -name '*.json' | sort | tail -n 1)"
+  [ "$(manifests "$DIR" | wc -l)" -eq $((count + 1)) ]
+  newest="$(manifests "$DIR" | tail -n 1)"
   [ "$(jq -r .status "$newest")" = failed ]
   [ "$(jq -r .image "$newest")" = null ]
   # The stack still runs the latest good build, and verify still passes.

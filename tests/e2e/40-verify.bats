@@ -34,7 +34,7 @@ fingerprint() {
   on_node "$NODE" bash -c 'docker ps -aq | xargs -r docker inspect --format \
     "{{.Id}} {{.State.Status}} {{.State.StartedAt}} {{.RestartCount}} {{.State.Pid}}"; \
     docker image ls -aq --no-trunc | sort; docker volume ls -q; docker network ls -q'
-  (cd "$DIR" && ls -la --time-style=full-iso . && sha256sum ./*)
+  (cd "$DIR" && ls -laR --time-style=full-iso . && find . -type f -print0 | sort -z | xargs -0 sha256sum)
 }
 
 @test "verify passes on the golden path, in the table, JSON and JUnit forms" {
@@ -128,7 +128,7 @@ fingerprint() {
 }
 
 @test "fails when an earlier manifest is deleted" {
-  first="$(find "$DIR" -name '*.json' | sort | head -n 1)"
+  first="$(manifests "$DIR" | head -n 1)"
   mv "$first" "$BATS_TEST_TMPDIR/first"
   fails_on hash-chain
   mv "$BATS_TEST_TMPDIR/first" "$first"

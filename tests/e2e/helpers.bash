@@ -43,3 +43,9 @@ assert_output_has() {
     return 1
   fi
 }
+
+# The manifests in a node's provenance folder, oldest first: `<build id>.json`, without the
+# attestation envelopes (`<build id>.dsse.json`) or anything in subfolders.
+manifests() {
+  find "$1" -maxdepth 1 -name '*.json' ! -name '*.*.json' | sort
+}
