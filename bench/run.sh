@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # prov's cost against what a user would otherwise run, as ratios measured in one run.
 #   bench/run.sh [full|smoke]      (make bench; make bench BENCH_MODE=smoke)
-# Each pair runs its two commands in turn, A B A B ..., RUNS times each (full: 5, smoke: 1), and
+# Each pair runs its two commands in turn, A B A B ... (full mode: 5 times each for the builds,
+# 15 for the sub-second commands, whose medians need more samples to be stable; smoke: once), and
 # reports the median wall time of each and the median of the per-pair ratios A/B. Nodes must be
 # up with a verified stack (make demo-reviewer, and NODE=worker1 make demo-reviewer).
 # Results: a table on stdout and .cache/bench/results.json.
@@ -11,8 +12,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/host.sh"
 
 MODE=${1:-full}
 case $MODE in
-  full) RUNS=5 ;;
-  smoke) RUNS=1 ;;
+  full) BUILD_RUNS=5 FAST_RUNS=15 ;;
+  smoke) BUILD_RUNS=1 FAST_RUNS=1 ;;
   *) die "usage: bench/run.sh [full|smoke]" ;;
 esac
 ensure_tools /usr/bin/time:time jq:jq
@@ -38,15 +39,17 @@ median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (
 # pair NAME GOAL "A command" "B command": records medians and the median ratio.
 pair() {
   local name=$1 goal=$2 a=$3 b=$4 i ta tb
+  local runs=$FAST_RUNS
+  [[ $name != build ]] || runs=$BUILD_RUNS
   local -a as=() bs=() rs=()
-  for ((i = 0; i < RUNS; i++)); do
+  for ((i = 0; i < runs; i++)); do
     ta=$(timed bash -c "$a")
     tb=$(timed bash -c "$b")
     as+=("$ta")
     bs+=("$tb")
     rs+=("$(awk -v x="$ta" -v y="$tb" 'BEGIN {printf "%.4f\n", x / y}')")
   done
-  jq -cn --arg name "$name" --arg a "$a" --arg b "$b" --argjson goal "$goal" --argjson runs "$RUNS" \
+  jq -cn --arg name "$name" --arg a "$a" --arg b "$b" --argjson goal "$goal" --argjson runs "$runs" \
     --argjson a_s "$(printf '%s\n' "${as[@]}" | median)" \
     --argjson b_s "$(printf '%s\n' "${bs[@]}" | median)" \
     --argjson ratio "$(printf '%s\n' "${rs[@]}" | median)" \
@@ -112,4 +115,5 @@ jq -r '.results[] | [.name, (.a_median_s // .a_peak_mib // "" | tostring),
   (.b_median_s // "" | tostring), (.ratio_median // "" | tostring),
   (.goal_ratio // .goal_mib // "" | tostring), (.met | if . == null then "" else tostring end)] | @tsv' \
   "$WORK/results.json" | awk -F'\t' '{printf "%-36s %10s %10s %8s %6s %s\n", $1, $2, $3, $4, $5, $6}'
-printf '\n(%s mode, %d run(s) per command; JSON: %s)\n' "$MODE" "$RUNS" "${WORK#"$PROV_REPO"/}/results.json"
+printf '\n(%s mode, %d run(s) per build, %d per other command; JSON: %s)\n' "$MODE" "$BUILD_RUNS" \
+  "$FAST_RUNS" "${WORK#"$PROV_REPO"/}/results.json"

@@ -202,6 +202,9 @@ impl ContainerInspect {
 /// One entry of an image's history (`GET /images/{id}/history`), newest first.
 #[derive(Debug, Clone, Deserialize)]
 pub struct HistoryEntry {
+    /// The id of the local image whose top entry this is, else `<missing>`.
+    #[serde(rename = "Id")]
+    pub id: String,
     #[serde(rename = "Created", with = "chrono::serde::ts_seconds")]
     pub created: DateTime<Utc>,
     #[serde(rename = "CreatedBy")]

@@ -54,7 +54,6 @@ fn verify_node(repo: &Path, node: &NodeSpec, source: &SourceTree) -> Result<Node
     let mut images: Vec<String> = Vec::new();
     if let Some(m) = &manifest {
         images.extend(m.image.iter().map(|i| i.id.clone()));
-        images.extend(m.base_images.iter().map(|b| b.id.clone()));
     }
     // The api is asked over HTTP while the node's Docker state comes back over ssh.
     let (state, http) = std::thread::scope(|scope| {
@@ -378,34 +377,34 @@ fn check_image(
     );
 }
 
-/// Every layer above the final stage's base was made inside the build's time window: a layer
-/// taken from a cache would carry an older time.
+/// Every history entry above the final stage's base was made inside the build's time window: a
+/// layer taken from a cache would carry an older time. The base begins at the first entry that
+/// carries a recorded base image's id (the engine gives each local image's top entry its id).
 fn check_layers_fresh(
     m: &Manifest,
     state: &NodeState,
     image: &crate::docker::ImageInspect,
     checks: &mut Checks,
 ) {
-    let layers = &image.root_fs.layers;
-    let base = state
-        .images
+    let is_base = |id: &str| m.base_images.iter().any(|b| b.id == id);
+    let own = state
+        .history
         .iter()
-        .filter(|b| m.base_images.iter().any(|mb| mb.id == b.id))
-        .filter(|b| layers.starts_with(&b.root_fs.layers))
-        .max_by_key(|b| b.root_fs.layers.len());
-    let history_of = |id: &str| state.history.iter().find(|h| h.image == id);
-    let (Some(base), Some(history)) = (base, history_of(&image.id)) else {
+        .find(|h| h.image == image.id)
+        .and_then(|h| {
+            let base_at = h.entries.iter().position(|e| is_base(&e.id))?;
+            Some(&h.entries[..base_at])
+        });
+    let Some(own) = own else {
         checks.add(
             "layers-fresh",
             false,
-            "the image's history and its base on the node".into(),
-            "not found".into(),
-            "the base image is missing on the node: run `make demo`",
+            "the image's history, down to a recorded base image".into(),
+            "no recorded base in the image's history".into(),
+            "the image is not built on the recorded bases: run `make demo`",
         );
         return;
     };
-    let base_len = history_of(&base.id).map_or(0, |h| h.entries.len());
-    let own = &history.entries[..history.entries.len().saturating_sub(base_len)];
     // History times have one-second resolution.
     let from = m
         .started_at
