@@ -112,13 +112,18 @@ fingerprint() {
   passes
 }
 
-@test "fails when the image's layers were made outside its recorded build window" {
+@test "fails when the image's layers were made outside its recorded build window, or on other bases" {
   latest="$DIR/$(jq -r .build_id "$DIR/latest").json"
   cp "$latest" "$BATS_TEST_TMPDIR/m"
   cp "$DIR/latest" "$BATS_TEST_TMPDIR/l"
   # The record claims the build ran an hour later than it did: every layer looks cached.
   later='.[0:19] + "Z" | fromdateiso8601 + 3600 | todateiso8601'
   jq ".started_at |= ($later) | .finished_at |= ($later)" "$BATS_TEST_TMPDIR/m" >"$latest"
+  jq --arg sha "$(sha256sum "$latest" | cut -d' ' -f1)" '.manifest_sha256 = $sha' \
+    "$BATS_TEST_TMPDIR/l" >"$DIR/latest"
+  fails_on layers-fresh
+  # The record names bases the image was not built on.
+  jq '.base_images[].id = "sha256:\("0" * 64)"' "$BATS_TEST_TMPDIR/m" >"$latest"
   jq --arg sha "$(sha256sum "$latest" | cut -d' ' -f1)" '.manifest_sha256 = $sha' \
     "$BATS_TEST_TMPDIR/l" >"$DIR/latest"
   fails_on layers-fresh
