@@ -10,7 +10,7 @@ load helpers
   results="$REPO/.cache/bench/results.json"
   [ "$(jq -r .mode "$results")" = smoke ]
   for name in build verify-vs-ssh-inspect naive-verify-vagrant-ssh-per-check verify-all-vs-one \
-    tree-hash-20k log-digest-1gib log-digest-peak-memory; do
+    ssh-both-nodes-vs-one tree-hash-20k log-digest-1gib log-digest-peak-memory; do
     jq -e --arg n "$name" 'any(.results[]; .name == $n)' "$results" >/dev/null
   done
   # The bench left the stack running the node's latest build.
