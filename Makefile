@@ -4,7 +4,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 GOLDEN := scripts/host/golden.sh
 
-.PHONY: help up demo verify down clean demo-reviewer destroy drill bases bench test lint
+.PHONY: help up demo verify down clean demo-reviewer destroy drill bases bench test lint fresh-check
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,5 +43,8 @@ bench: ## Benchmarks: prov against its baselines, as ratios (BENCH_MODE=smoke fo
 test: ## Unit tests, lint, and the end-to-end suite on real nodes
 	@scripts/host/test.sh
 
-lint: ## shellcheck and cargo fmt/clippy
+lint: ## shellcheck, the declared-tools lint (scripts/lib/tools.list), cargo fmt/clippy
 	@scripts/host/test.sh lint
+
+fresh-check: ## The README's two commands on a fresh machine (a throwaway container), timed
+	@scripts/host/fresh-check.sh

@@ -16,7 +16,7 @@ case $MODE in
   smoke) BUILD_RUNS=1 FAST_RUNS=1 ;;
   *) die "usage: bench/run.sh [full|smoke]" ;;
 esac
-ensure_tools /usr/bin/time:time jq:jq
+ensure_tools host bench
 build_prov
 WORK="$PROV_REPO/.cache/bench"
 mkdir -p "$WORK"

@@ -5,8 +5,9 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends \
-  docker.io docker-compose git jq curl ca-certificates iptables util-linux >/dev/null
+# The node's packages are declared once, in the project's tool list.
+mapfile -t packages < <(awk '$1 == "node" && $3 != "-" { print $3 }' /vagrant/scripts/lib/tools.list)
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 usermod --append --groups docker vagrant
 # Builds inside the node use FROM <image id>: the legacy builder.
 echo 'DOCKER_BUILDKIT=0' >>/etc/environment

@@ -54,6 +54,8 @@ export DOCKER_BUILDKIT=0
 # Bump to force a rebuild of everything when this script's recipe changes meaningfully.
 RECIPE_VERSION=1
 NAMES=(debian runtime postgres builder node)
+# What the node image installs: scripts/lib/tools.list, scope node.
+NODE_PACKAGES=$(declared_packages node | tr '\n' ' ')
 SAVED=(runtime postgres builder)
 
 # ---------------------------------------------------------------------------------------------
@@ -166,7 +168,10 @@ recipe() { # NAME -> recipe text on stdout (needs ID[debian])
       "$SYSROOT/bin/cargo" -V
       cat "$SYSROOT/lib/rustlib/components" 2>/dev/null || true
       ;;
-    node) sha256sum <"$VAGRANT_PUB" ;;
+    node)
+      sha256sum <"$VAGRANT_PUB"
+      printf 'packages=%s\n' "$NODE_PACKAGES"
+      ;;
   esac
 }
 
@@ -226,6 +231,7 @@ build_one() {
   local -a opts=(--force-rm --build-arg "BASE=${ID[debian]}"
     --label "prov.name=$name" --label "prov.recipe=$hash" -t "${TAG[$name]}")
   [ "$FORCE" = 1 ] && opts+=(--no-cache)
+  [ "$name" != node ] || opts+=(--build-arg "PACKAGES=$NODE_PACKAGES")
   context_tar "$name" | "$DOCKER" build "${opts[@]}" - >"$LOG_DIR/$name.log" 2>&1
   echo "$((SECONDS - t0))" >"$LOG_DIR/$name.seconds"
 }

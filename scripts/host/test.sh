@@ -6,15 +6,16 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/host.sh"
 
 lint() {
-  ensure_tools shellcheck:shellcheck
   log "shellcheck"
   (cd "$PROV_REPO" && git ls-files -z '*.sh' '*.bash' '*.bats' .ci/run | xargs -0 shellcheck -x)
+  log "every command the scripts run is declared in scripts/lib/tools.list"
+  "$PROV_REPO/scripts/host/tools-lint.sh"
+  bats "$PROV_REPO/tests/lint"
   log "cargo fmt --check, cargo clippy"
   (cd "$PROV_REPO" && cargo fmt --all -- --check && cargo clippy --locked --workspace --all-targets --quiet -- -D warnings)
 }
 
 unit() {
-  ensure_tools /usr/lib/postgresql/15/bin/initdb:postgresql-15 jq:jq python3:python3-venv
   log "cargo test (prov, and api against a real PostgreSQL)"
   (cd "$PROV_REPO" && cargo test --locked --workspace)
   attestation
@@ -48,7 +49,6 @@ attestation() {
 }
 
 e2e() {
-  ensure_tools bats:bats
   ensure_host
   build_prov
   ensure_vendor
@@ -57,6 +57,8 @@ e2e() {
   bats --timing "$PROV_REPO/tests/e2e"
 }
 
+# Everything make test needs, declared in scripts/lib/tools.list, installed once up front.
+ensure_tools host test
 case "${1:-all}" in
   lint) lint ;;
   unit) unit ;;

@@ -12,3 +12,15 @@ die() {
   printf 'error: %s\n' "$*" >&2
   exit "${PROV_DIE_CODE:-1}"
 }
+
+# The declared tools (scripts/lib/tools.list): "COMMAND PACKAGE" for every line of the given
+# scopes.
+TOOLS_LIST="$PROV_REPO/scripts/lib/tools.list"
+declared_tools() {
+  local scopes=" $* "
+  awk -v scopes="$scopes" '!/^#/ && NF == 3 && index(scopes, " " $1 " ") { print $2, $3 }' \
+    "$TOOLS_LIST"
+}
+
+# The packages of the given scopes, one per line, each once.
+declared_packages() { declared_tools "$@" | awk '$2 != "-" && !seen[$2]++ { print $2 }'; }

@@ -16,12 +16,20 @@ check_node_name() {
       "(make help lists the targets)"
 }
 
-# Installs missing Debian packages; each argument is "command:package".
+# Installs the Debian packages of the given scopes of scripts/lib/tools.list whose command is
+# missing (a package declared without a command is installed when dpkg does not have it).
 ensure_tools() {
-  local pair missing=()
-  for pair in "$@"; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
-  done
+  local command package missing=()
+  while read -r command package; do
+    [[ $package != - ]] || continue
+    if [[ $command == - ]]; then
+      dpkg-query --show --showformat='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' ||
+        missing+=("$package")
+    else
+      command -v "$command" >/dev/null 2>&1 || missing+=("$package")
+    fi
+  done < <(declared_tools "$@")
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk 'NF && !seen[$0]++')
   ((${#missing[@]})) || return 0
   [[ $(id -u) == 0 ]] || die "missing tools: ${missing[*]}; install them (apt-get install ${missing[*]}) and retry"
   log "installing ${missing[*]}"
@@ -45,7 +53,7 @@ ensure_engine() {
 }
 
 ensure_host() {
-  ensure_tools dockerd:docker.io vagrant:vagrant debootstrap:debootstrap jq:jq ssh:openssh-client
+  ensure_tools host
   ensure_engine
 }
 
