@@ -16,6 +16,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::bounded;
 use crate::digest::sha256_hex;
 use crate::manifest::write_atomic;
 use crate::model::{labels, Manifest};
@@ -114,12 +115,13 @@ pub fn init_key(repo: &Path) -> Result<PathBuf> {
 
 pub fn load_signing_key(repo: &Path) -> Result<Option<SigningKey>> {
     let path = repo.join(PRIVATE_KEY);
-    let text = match fs::read_to_string(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        other => other.with_context(|| format!("reading {}", path.display()))?,
+    let Some(bytes) =
+        bounded::read(&path).with_context(|| format!("reading {}", path.display()))?
+    else {
+        return Ok(None);
     };
     let seed: [u8; 32] = B64
-        .decode(text.trim())
+        .decode(bytes.trim_ascii())
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| anyhow!("{} is not a prov key (32 bytes, base64)", path.display()))?;
@@ -129,10 +131,9 @@ pub fn load_signing_key(repo: &Path) -> Result<Option<SigningKey>> {
 /// The exported public key, when attestations are enabled for this project.
 pub fn load_public_key(repo: &Path) -> Result<Option<PublicKeyFile>> {
     let path = repo.join(PUBLIC_KEY);
-    match fs::read(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-        Ok(bytes) => serde_json::from_slice(&bytes)
+    match bounded::read(&path).with_context(|| format!("reading {}", path.display()))? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .with_context(|| format!("parsing {}", path.display())),
     }
@@ -272,7 +273,7 @@ pub fn check_envelope(bytes: &[u8], key: &PublicKeyFile, image_id: &str) -> Resu
     if !signed {
         bail!(
             "no signature by key {} verifies ({} signature(s) present)",
-            &key.keyid[..12],
+            crate::text::short_id(&key.keyid),
             envelope.signatures.len()
         );
     }

@@ -69,6 +69,10 @@ pub struct VerifyArgs {
     /// Also write the report as JUnit XML to FILE.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Seconds each node has to answer (ssh, the engine, HTTP); past it the node is reported as
+    /// not checked (exit 2).
+    #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout: u64,
 }
 
 #[derive(Args)]
@@ -168,7 +172,8 @@ pub fn verify(repo: &Path, args: VerifyArgs) -> Result<ExitCode> {
             .map(|n| file.get(n).cloned())
             .collect::<Result<_>>()?
     };
-    let outcomes = verify::verify_nodes(repo, &targets);
+    let outcomes =
+        verify::verify_nodes(repo, &targets, std::time::Duration::from_secs(args.timeout));
     if args.json {
         println!("{}", report::json(&outcomes));
     } else {

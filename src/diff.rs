@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::image_fs::{self, Listing};
 use crate::manifest::{Store, Stored};
-use crate::model::{DiffReport, FieldComparison, FileComparison, ImageComparison, Manifest};
+use crate::model::{is_build_id, DiffReport, FieldComparison, FileComparison, ImageComparison, Manifest};
 use crate::nodes;
 use crate::show::clip;
 use crate::transport::Transport;
@@ -26,7 +26,7 @@ impl std::str::FromStr for Side {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (node, build) = s.split_once(':').unwrap_or((s, "latest"));
-        if !nodes::is_valid_name(node) || build.is_empty() {
+        if !nodes::is_valid_name(node) || !(build == "latest" || is_build_id(build)) {
             return Err(format!(
                 "expected NODE or NODE:BUILD (e.g. main:latest), got {s:?}"
             ));
@@ -243,6 +243,7 @@ fn render_fields(out: &mut String, title: &str, fields: &[FieldComparison], judg
 
 /// The report for people, within 80 columns.
 pub fn render(r: &DiffReport) -> String {
+    let r = &crate::text::printable_all(r);
     let mut out = String::new();
     let _ = writeln!(out, "a: {}\nb: {}\n", r.a, r.b);
     render_fields(&mut out, "must match", &r.must_match, true);

@@ -1,6 +1,7 @@
 //! prov as a library: the CLI in `main.rs` is a thin layer over these modules.
 
 pub mod attest;
+pub mod bounded;
 pub mod build;
 pub mod cli;
 pub mod context;
@@ -15,6 +16,7 @@ pub mod nodes;
 pub mod probe;
 pub mod report;
 pub mod show;
+pub mod text;
 pub mod transport;
 pub mod tree_hash;
 pub mod verify;

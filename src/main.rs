@@ -1,7 +1,8 @@
 //! prov: build provenance for Docker Compose stacks on Vagrant nodes.
 //!
 //! Exit codes: 0 ok; 1 a check failed (or the build failed, or the context was refused);
-//! 2 something could not be checked or run (bad input, node unreachable, no manifest).
+//! 2 something could not be checked or run (bad input, node unreachable, no manifest, a stall
+//! past `--timeout`, or a panic, which is a bug in prov).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,7 +85,13 @@ enum KeyCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    // A panic is a bug in prov, never a verdict: it exits 2 ("could not check"), not 101.
+    let outcome = std::panic::catch_unwind(|| run(cli)).unwrap_or_else(|_| {
+        Err(anyhow::anyhow!(
+            "internal error (a bug in prov; the message is above): nothing was concluded"
+        ))
+    });
+    match outcome {
         Ok(code) => code,
         Err(err) => {
             eprintln!("prov: error: {err:#}");

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::bounded::{self, ReadError};
 use crate::digest::sha256_hex;
-use crate::model::{BuildStatus, LatestPointer, Manifest, MANIFEST_SCHEMA};
+use crate::model::{is_build_id, BuildStatus, LatestPointer, Manifest, MANIFEST_SCHEMA};
+use crate::nodes::is_valid_name;
 
 const LATEST: &str = "latest";
 const LOCK: &str = ".lock";
@@ -41,6 +43,13 @@ pub enum StoreError {
          a time)"
     )]
     Locked { path: PathBuf },
+    #[error(
+        "{build_id:?} is not a build id (expected YYYYMMDD-HHMMSS-mmm-xxxx, e.g. \
+         20261129-120000-000-a1b2): `prov log` lists the node's builds"
+    )]
+    BadBuildId { build_id: String },
+    #[error("refusing to read {path}: it {reason}")]
+    Refused { path: PathBuf, reason: String },
 }
 
 impl StoreError {
@@ -53,6 +62,8 @@ impl StoreError {
             StoreError::NoLatest { .. } => "no latest build".to_string(),
             StoreError::NoSuchBuild { .. } => "missing".to_string(),
             StoreError::Locked { .. } => "locked".to_string(),
+            StoreError::BadBuildId { .. } => "not a build id".to_string(),
+            StoreError::Refused { reason, .. } => format!("refused: it {reason}"),
         }
     }
 }
@@ -62,6 +73,20 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// A record's bytes, read with the limits of `bounded`; `None` when it does not exist.
+fn read_record(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    bounded::read(path).map_err(|e| match e {
+        ReadError::Io(source) => StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        refused => StoreError::Refused {
+            path: path.to_path_buf(),
+            reason: refused.to_string(),
+        },
+    })
 }
 
 /// A manifest read from disk together with the digest of its exact bytes.
@@ -116,6 +141,17 @@ impl Store {
         &self.dir
     }
 
+    /// The folder itself must not lead elsewhere.
+    fn check_dir(&self) -> Result<(), StoreError> {
+        if bounded::is_symlink(&self.dir) {
+            return Err(StoreError::Refused {
+                path: self.dir.clone(),
+                reason: "is a symbolic link: a node's records live in its own folder".into(),
+            });
+        }
+        Ok(())
+    }
+
     pub fn manifest_path(&self, build_id: &str) -> PathBuf {
         self.dir.join(format!("{build_id}.json"))
     }
@@ -138,6 +174,7 @@ impl Store {
 
     /// Build ids of every manifest file, in chain order.
     pub fn build_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.check_dir()?;
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -147,12 +184,10 @@ impl Store {
         for entry in entries {
             let name = entry.map_err(io_err(&self.dir))?.file_name();
             let name = name.to_string_lossy();
-            // `<id>.json` only: build ids have no dots, so temporary files (`.x.tmp-N`) and
-            // attestations (`<id>.dsse.json`) are not manifests.
-            if let Some(id) = name.strip_suffix(".json") {
-                if !id.contains('.') {
-                    ids.push(id.to_string());
-                }
+            // `<build id>.json` only: temporary files (`.x.tmp-N`), attestations
+            // (`<id>.dsse.json`) and anything else are not manifests.
+            if let Some(id) = name.strip_suffix(".json").filter(|id| is_build_id(id)) {
+                ids.push(id.to_string());
             }
         }
         ids.sort();
@@ -160,16 +195,18 @@ impl Store {
     }
 
     pub fn read(&self, build_id: &str) -> Result<Stored, StoreError> {
+        // Checked before it becomes part of a path: `../x` must not leave the folder.
+        if !is_build_id(build_id) {
+            return Err(StoreError::BadBuildId {
+                build_id: build_id.to_string(),
+            });
+        }
+        self.check_dir()?;
         let path = self.manifest_path(build_id);
-        let bytes = match fs::read(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::NoSuchBuild {
-                    build_id: build_id.to_string(),
-                    dir: self.dir.clone(),
-                })
-            }
-            other => other.map_err(io_err(&path))?,
-        };
+        let bytes = read_record(&path)?.ok_or_else(|| StoreError::NoSuchBuild {
+            build_id: build_id.to_string(),
+            dir: self.dir.clone(),
+        })?;
         let manifest = parse_manifest(&path, &bytes)?;
         if manifest.build_id != build_id {
             return Err(StoreError::Corrupt {
@@ -192,17 +229,23 @@ impl Store {
     }
 
     pub fn latest_pointer(&self) -> Result<Option<LatestPointer>, StoreError> {
+        self.check_dir()?;
         let path = self.dir.join(LATEST);
-        let bytes = match fs::read(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            other => other.map_err(io_err(&path))?,
+        let Some(bytes) = read_record(&path)? else {
+            return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                path,
+        let pointer: LatestPointer =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                path: path.clone(),
                 reason: e.to_string(),
-            })
+            })?;
+        if !is_build_id(&pointer.build_id) || !is_sha256_hex(&pointer.manifest_sha256) {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: "it names no valid build id and manifest digest".into(),
+            });
+        }
+        Ok(Some(pointer))
     }
 
     /// The build `latest` points at, checked against the digest the pointer pins.
@@ -306,10 +349,67 @@ pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest, StoreError>
             })
         }
     }
-    serde_json::from_value(value).map_err(|e| StoreError::Corrupt {
+    let manifest: Manifest = serde_json::from_value(value).map_err(|e| StoreError::Corrupt {
         path: path.to_path_buf(),
         reason: e.to_string(),
-    })
+    })?;
+    check_fields(&manifest).map_err(|reason| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    Ok(manifest)
+}
+
+/// 64 lowercase hex digits: a sha256 as prov writes it.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `sha256:` and 64 hex digits: an image, layer or base id.
+pub fn is_image_id(s: &str) -> bool {
+    s.strip_prefix("sha256:").is_some_and(is_sha256_hex)
+}
+
+/// What the serde types cannot say: the identifiers are well formed (they end up in paths,
+/// commands and comparisons), and a successful build names its image.
+fn check_fields(m: &Manifest) -> Result<(), String> {
+    let digests = [
+        ("dockerfile.sha256", m.dockerfile.sha256.as_str()),
+        ("compose.config_sha256", m.compose.config_sha256.as_str()),
+        ("cargo_lock.sha256", m.cargo_lock.sha256.as_str()),
+        ("build_log.sha256", m.build_log.sha256.as_str()),
+    ];
+    let image_ids = m
+        .base_images
+        .iter()
+        .map(|b| ("base_images[].id", b.id.as_str()))
+        .chain(m.image.iter().map(|i| ("image.id", i.id.as_str())))
+        .chain(
+            m.image
+                .iter()
+                .flat_map(|i| i.layers.iter().map(|l| ("image.layers[]", l.as_str()))),
+        );
+    if !is_build_id(&m.build_id) {
+        return Err(format!("build_id {:?} is not a build id", m.build_id));
+    }
+    if !is_valid_name(&m.node) {
+        return Err(format!("node {:?} is not a node name", m.node));
+    }
+    if let Some((field, _)) = digests.iter().find(|(_, d)| !is_sha256_hex(d)) {
+        return Err(format!("{field} is not a sha256"));
+    }
+    if let Some(prev) = &m.prev_manifest_sha256 {
+        if !is_sha256_hex(prev) {
+            return Err("prev_manifest_sha256 is not a sha256".into());
+        }
+    }
+    if let Some((field, _)) = image_ids.clone().find(|(_, id)| !is_image_id(id)) {
+        return Err(format!("{field} is not an image id (sha256:<64 hex>)"));
+    }
+    if m.status == BuildStatus::Success && m.image.is_none() {
+        return Err("a successful build with no image: a material field is missing".into());
+    }
+    Ok(())
 }
 
 /// Temporary file, fsync, rename, fsync of the folder: readers see the old file or the new one.

@@ -118,8 +118,20 @@ fn engine_get(transport: &Transport, paths: &[String]) -> Result<Vec<Answer>> {
     ]
     .map(String::from)
     .into();
+    // A stopped engine still accepts connections on its socket: curl must not wait forever.
+    if let Some(left) = transport.remaining() {
+        argv.extend(["--max-time".into(), left.as_secs_f64().max(0.5).to_string()]);
+    }
     argv.extend(paths.iter().map(|p| format!("http://docker{p}")));
     let out = transport.output(&argv)?;
+    // curl's 28: the operation timed out.
+    if out.status.code() == Some(28) {
+        bail!(
+            "the node's Docker engine did not answer in time (curl on {ENGINE_SOCKET}: {}); is \
+             dockerd stopped or frozen? `make up`",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
     if !out.status.success() {
         bail!(
             "could not ask the node's Docker engine (curl on {ENGINE_SOCKET}): {}; is the engine \
@@ -203,6 +215,15 @@ mod tests {
             format!("{err:#}").contains("not a stream of JSON"),
             "{err:#}"
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_output_of_the_node_is_an_answer_or_an_error(
+            out in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+        ) {
+            let _ = pair_answers(&out, &paths(&["/a", "/b"]));
+        }
     }
 
     #[test]

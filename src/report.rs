@@ -18,9 +18,10 @@ pub fn exit_code(reports: &[NodeReport]) -> u8 {
     }
 }
 
+/// For a terminal: every string from a node or a record has its control characters escaped.
 pub fn human(reports: &[NodeReport]) -> String {
     let mut out = String::new();
-    for r in reports {
+    for r in &crate::text::printable_all(&reports.to_vec()) {
         let failed = r.checks.iter().filter(|c| !c.ok).count();
         let verdict = match (&r.error, failed) {
             (Some(_), _) => "COULD NOT CHECK".to_string(),

@@ -47,10 +47,7 @@ impl Paint {
     }
 }
 
-fn short(s: &str) -> &str {
-    let s = s.strip_prefix("sha256:").unwrap_or(s);
-    &s[..s.len().min(12)]
-}
+use crate::text::{abbrev, printable, short_id as short};
 
 /// Cuts a line to `width` characters, marking the cut.
 pub fn clip(s: &str, width: usize) -> String {
@@ -92,7 +89,7 @@ pub fn chain_position(chain: &[ChainEntry], build_id: &str) -> String {
 
 /// One build, within 80 columns.
 pub fn render(stored: &Stored, chain: &str, running: &Running, paint: Paint) -> String {
-    let m = &stored.manifest;
+    let m = &crate::text::printable_all(&stored.manifest);
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(
@@ -177,17 +174,18 @@ pub fn render(stored: &Stored, chain: &str, running: &Running, paint: Paint) -> 
     );
     let _ = writeln!(
         w,
-        "chain    {chain}\n         manifest sha256 {}, previous {}",
+        "chain    {}\n         manifest sha256 {}, previous {}",
+        printable(chain),
         short(&stored.sha256),
         m.prev_manifest_sha256.as_deref().map_or("(first)", short)
     );
     let running = match running {
         Running::Yes => paint.good("yes: the node's api container runs this image"),
         Running::No(Some(other)) => {
-            paint.bad(&format!("no: the api container runs {}", short(other)))
+            paint.bad(&format!("no: the api container runs {}", printable(short(other))))
         }
         Running::No(None) => paint.bad("no: no api container runs on the node"),
-        Running::Unknown(why) => format!("unknown: {why}"),
+        Running::Unknown(why) => format!("unknown: {}", printable(why)),
         Running::NotAsked => "not asked (--offline)".to_string(),
     };
     let _ = writeln!(w, "running  {running}");
@@ -234,14 +232,14 @@ pub fn render_log(chain: &[ChainEntry], latest: Option<&str>, paint: Paint) -> S
         let columns = match (&entry.read, line.status) {
             (Err(e), _) => format!(
                 "{:<43}",
-                paint.bad(&clip(&format!("unreadable: {}", e.brief()), 43))
+                paint.bad(&clip(&printable(&format!("unreadable: {}", e.brief())), 43))
             ),
             (Ok(_), status) => format!(
                 "{:<11}  {:<7}  {:<7}  {:<12}",
                 line.started_at
                     .map_or(String::new(), |t| t.format("%m-%d %H:%M").to_string()),
                 status.map_or(String::new(), |s| status_text(paint, s)),
-                line.commit.as_deref().map_or("-", |c| &c[..c.len().min(7)]),
+                line.commit.as_deref().map_or("-", |c| abbrev(c, 7)),
                 line.image_id.as_deref().map_or("-", short),
             ),
         };

@@ -7,6 +7,8 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
@@ -16,6 +18,8 @@ use crate::manifest::write_atomic;
 pub struct Transport {
     node: String,
     config: PathBuf,
+    /// When set, `output` gives up at this instant (the node or its connection stalled).
+    deadline: Option<Instant>,
 }
 
 impl Transport {
@@ -28,7 +32,20 @@ impl Transport {
         Ok(Transport {
             node: node.to_string(),
             config,
+            deadline: None,
         })
+    }
+
+    /// Bounds every later `output` call: past `deadline` the ssh process is killed.
+    pub fn until(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Time left before the deadline, if there is one.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// ssh to the node with the connection options; `tty` asks for a terminal on the node.
@@ -44,6 +61,9 @@ impl Transport {
             .args(["-o", "ControlPersist=120"])
             .args(["-o", "LogLevel=ERROR"])
             .args(["-o", "ConnectTimeout=10"])
+            // A connection whose packets are dropped is given up after about ten seconds.
+            .args(["-o", "ServerAliveInterval=5"])
+            .args(["-o", "ServerAliveCountMax=2"])
             .args(["-o", "BatchMode=yes"])
             .arg(&self.node)
             .arg(shlex::try_join(argv.iter().copied()).context("quoting the remote command")?);
@@ -84,14 +104,35 @@ impl Transport {
         self.reached(child.wait_with_output()?)
     }
 
-    /// Runs a command on the node and captures its output.
+    /// Runs a command on the node and captures its output, within the deadline if one is set.
     pub fn output(&self, argv: &[String]) -> Result<Output> {
-        let out = self
+        let child = self
             .command(argv)?
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .with_context(|| format!("running ssh to node {}", self.node))?;
-        self.reached(out)
+        let Some(limit) = self.remaining() else {
+            return self.reached(child.wait_with_output()?);
+        };
+        let pid = child.id();
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(child.wait_with_output());
+        });
+        match finished.recv_timeout(limit) {
+            Ok(out) => self.reached(out?),
+            Err(_) => {
+                // Not reaped yet (the waiting thread has not returned), so the pid is still ours.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                bail!(
+                    "node {} did not answer in time: the ssh connection or the command on the \
+                     node stalled (is the node or its Docker engine frozen?)",
+                    self.node
+                )
+            }
+        }
     }
 
     /// The output of a remote command, or an error when ssh could not reach the node.

@@ -4,9 +4,10 @@
 //! state over ssh (`probe`, GET requests only) while it asks the api through the forwarded port
 //! and hashes the host's source tree, and reports every check. It changes nothing anywhere.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use chrono::{Duration as Span, DurationRound};
@@ -18,6 +19,7 @@ use crate::docker::{ContainerInspect, NodeState};
 use crate::manifest::{Link, Store, StoreError};
 use crate::model::{labels, BuildStatus, Check, Manifest, NodeReport, NodeSpec};
 use crate::probe;
+use crate::text::short_id as short;
 use crate::transport::Transport;
 use crate::tree_hash::{self, TreeState};
 
@@ -46,7 +48,12 @@ impl Checks {
 type SourceTree = OnceLock<Result<TreeState, String>>;
 
 /// Verifies one node. An `Err` means the node could not be checked at all.
-fn verify_node(repo: &Path, node: &NodeSpec, source: &SourceTree) -> Result<NodeReport> {
+fn verify_node(
+    repo: &Path,
+    node: &NodeSpec,
+    source: &SourceTree,
+    deadline: Instant,
+) -> Result<NodeReport> {
     let store = Store::new(&repo.join("provenance"), &node.name);
     let mut checks = Checks::default();
     let manifest = check_manifests(&store, &node.name, &mut checks)?;
@@ -59,10 +66,10 @@ fn verify_node(repo: &Path, node: &NodeSpec, source: &SourceTree) -> Result<Node
     let (state, http) = std::thread::scope(|scope| {
         let http = scope.spawn(|| {
             let mut http = Checks::default();
-            check_http(node, manifest.as_ref(), &mut http);
+            check_http(node, manifest.as_ref(), deadline, &mut http);
             http
         });
-        let state = probe(repo, &node.name, &images);
+        let state = probe(repo, &node.name, &images, deadline);
         (state, http.join())
     });
     let state = state?;
@@ -90,34 +97,70 @@ fn verify_node(repo: &Path, node: &NodeSpec, source: &SourceTree) -> Result<Node
 }
 
 /// The node's Docker state, read by the read-only probe.
-fn probe(repo: &Path, node: &str, images: &[String]) -> Result<NodeState> {
-    probe::node_state(&Transport::connect(repo, node)?, images)
+fn probe(repo: &Path, node: &str, images: &[String], deadline: Instant) -> Result<NodeState> {
+    probe::node_state(&Transport::connect(repo, node)?.until(deadline), images)
         .with_context(|| format!("could not read node {node}'s Docker state"))
 }
 
 /// Verifies several nodes in parallel; a node that could not be checked carries the reason.
 /// The host's source tree is hashed once, while the nodes are being asked.
-pub fn verify_nodes(repo: &Path, nodes: &[NodeSpec]) -> Vec<NodeReport> {
-    let source = SourceTree::new();
-    std::thread::scope(|scope| {
-        scope.spawn(|| source_tree(repo, &source));
-        let handles: Vec<_> = nodes
-            .iter()
-            .map(|node| {
-                let source = &source;
-                scope.spawn(move || verify_node(repo, node, source))
+///
+/// Every node answers within `timeout`: its ssh command and HTTP requests are bounded by it,
+/// and a node whose check is still running past it (a stall nothing else caught) is reported as
+/// unchecked, its thread abandoned. A panic is reported the same way, never as a verdict.
+pub fn verify_nodes(repo: &Path, nodes: &[NodeSpec], timeout: Duration) -> Vec<NodeReport> {
+    let deadline = Instant::now() + timeout;
+    let source = Arc::new(SourceTree::new());
+    {
+        let (repo, source) = (repo.to_path_buf(), source.clone());
+        std::thread::spawn(move || {
+            source_tree(&repo, &source);
+        });
+    }
+    let (done, finished) = mpsc::channel();
+    for (index, node) in nodes.iter().enumerate() {
+        let (repo, node, source, done) =
+            (repo.to_path_buf(), node.clone(), source.clone(), done.clone());
+        std::thread::spawn(move || {
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                verify_node(&repo, &node, &source, deadline)
+            }));
+            let _ = done.send((index, outcome));
+        });
+    }
+    drop(done);
+    let mut reports: Vec<Option<NodeReport>> = vec![None; nodes.len()];
+    // A moment's grace past the deadline for a node that is writing its report.
+    let backstop = deadline + Duration::from_millis(500);
+    while reports.iter().any(Option::is_none) {
+        let left = backstop.saturating_duration_since(Instant::now());
+        let Ok((index, outcome)) = finished.recv_timeout(left) else {
+            break;
+        };
+        let name = &nodes[index].name;
+        reports[index] = Some(match outcome {
+            Ok(Ok(report)) => report,
+            Ok(Err(e)) => unchecked(name, format!("{e:#}")),
+            Err(_) => unchecked(name, "the check panicked (a bug in prov)".to_string()),
+        });
+    }
+    reports
+        .into_iter()
+        .zip(nodes)
+        .map(|(report, node)| {
+            report.unwrap_or_else(|| {
+                unchecked(
+                    &node.name,
+                    format!(
+                        "node {} was not checked within {} s (--timeout): something it waited \
+                         for did not answer",
+                        node.name,
+                        timeout.as_secs_f64()
+                    ),
+                )
             })
-            .collect();
-        handles
-            .into_iter()
-            .zip(nodes)
-            .map(|(handle, node)| match handle.join() {
-                Ok(Ok(report)) => report,
-                Ok(Err(e)) => unchecked(&node.name, format!("{e:#}")),
-                Err(_) => unchecked(&node.name, "the check panicked".to_string()),
-            })
-            .collect()
-    })
+        })
+        .collect()
 }
 
 /// The shared hash of the host's source tree, computed by whichever thread asks first (the
@@ -154,8 +197,16 @@ fn unchecked(node: &str, reason: String) -> NodeReport {
 /// trusted enough to check the node against; `Err` when there is nothing to check against.
 fn check_manifests(store: &Store, node: &str, checks: &mut Checks) -> Result<Option<Manifest>> {
     let chain = store.chain()?;
+    // A record that is not a plain file of sane size cannot be judged: could not check.
+    if let Some(refused) = chain.iter().find_map(|e| match &e.read {
+        Err(refused @ StoreError::Refused { .. }) => Some(refused),
+        _ => None,
+    }) {
+        return Err(anyhow!("{refused}"));
+    }
     let latest = match store.latest() {
         Err(e @ StoreError::NoLatest { .. }) if chain.is_empty() => return Err(e.into()),
+        Err(e @ StoreError::Refused { .. }) => return Err(e.into()),
         other => other,
     };
     let manifest = match latest {
@@ -167,7 +218,7 @@ fn check_manifests(store: &Store, node: &str, checks: &mut Checks) -> Result<Opt
                 format!(
                     "{} (sha256 {})",
                     stored.manifest.build_id,
-                    &stored.sha256[..12]
+                    short(&stored.sha256)
                 ),
                 "",
             );
@@ -292,10 +343,6 @@ fn describe_state(c: &ContainerInspect) -> String {
     )
 }
 
-fn short(id: &str) -> &str {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    &hex[..hex.len().min(12)]
-}
 
 /// The running api is exactly the manifest's image, local, fresh, and created after the build.
 fn check_image(
@@ -544,18 +591,19 @@ fn check_attestation(
     };
     let path = attest::envelope_path(store.dir(), &m.build_id);
     let running = api.map_or("(no api container)", |c| c.image.as_str());
-    let outcome = std::fs::read(&path)
-        .with_context(|| format!("no attestation at {}", path.display()))
+    let outcome = crate::bounded::read(&path)
+        .with_context(|| format!("reading {}", path.display()))
+        .and_then(|bytes| bytes.with_context(|| format!("no attestation at {}", path.display())))
         .and_then(|bytes| attest::check_envelope(&bytes, &key, running));
     checks.add(
         "attestation",
         outcome.is_ok(),
         format!(
             "envelope signed by key {}, subject the running image",
-            &key.keyid[..12]
+            short(&key.keyid)
         ),
         match &outcome {
-            Ok(subject) => format!("verified, subject sha256:{}", &subject[..12]),
+            Ok(subject) => format!("verified, subject sha256:{}", short(subject)),
             Err(e) => format!("{e:#}"),
         },
         "the attestation is missing, forged or for another image: run `make demo`",
@@ -564,10 +612,11 @@ fn check_attestation(
 }
 
 /// What the api answers through the forwarded port on the host.
-fn check_http(node: &NodeSpec, m: Option<&Manifest>, checks: &mut Checks) {
+fn check_http(node: &NodeSpec, m: Option<&Manifest>, deadline: Instant, checks: &mut Checks) {
+    let left = deadline.saturating_duration_since(Instant::now());
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(3)))
+        .timeout_global(Some(left.min(Duration::from_secs(3))))
         .build()
         .into();
     let base = format!("http://127.0.0.1:{}", node.api_port);

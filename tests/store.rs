@@ -27,23 +27,30 @@ fn manifest(build_id: &str, prev: Option<String>, status: BuildStatus) -> Manife
         },
         dockerfile: FileDigest {
             path: "api/Dockerfile".into(),
-            sha256: "d0".into(),
+            sha256: "d0".repeat(32),
         },
         compose: ComposeConfig {
             path: "compose.yaml".into(),
-            config_sha256: "c0".into(),
+            config_sha256: "c0".repeat(32),
         },
         cargo_lock: FileDigest {
             path: "Cargo.lock".into(),
-            sha256: "l0".into(),
+            sha256: "10".repeat(32),
         },
         base_images: vec![],
         build_log: BuildLog {
             path: format!("provenance/main/{build_id}.log"),
-            sha256: "00".into(),
+            sha256: "00".repeat(32),
             bytes: 0,
         },
-        image: None,
+        // A successful build names its image (the store refuses one that does not).
+        image: (status == BuildStatus::Success).then(|| ImageRecord {
+            id: format!("sha256:{}", "1d".repeat(32)),
+            tag: format!("prov-api:{build_id}"),
+            created: t,
+            labels: BTreeMap::new(),
+            layers: vec![],
+        }),
         no_cache: true,
         network: "none".into(),
         build_args: BTreeMap::new(),

@@ -102,8 +102,11 @@ status_line() {
       printf '%s\n' "${line%$'\r'}"
       ;;
     curl)
-      curl -s -o /dev/null --max-time 3 -w 'HTTP/%{http_version} %{http_code}\n' \
-        "http://127.0.0.1:$PORT$path" 2>/dev/null || true
+      # curl writes "000" when nothing answered: that is no status line.
+      local written
+      written="$(curl -s -o /dev/null --max-time 3 -w 'HTTP/%{http_version} %{http_code}' \
+        "http://127.0.0.1:$PORT$path" 2>/dev/null || true)"
+      [[ $written == *" 000" ]] || printf '%s\n' "$written"
       ;;
   esac
 }

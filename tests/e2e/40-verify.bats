@@ -206,3 +206,62 @@ fingerprint() {
   assert_output_has "Docker engine"
   passes
 }
+
+@test "a frozen Docker engine (SIGSTOP) cannot be checked: exit 2 within the --timeout bound" {
+  root_on "$NODE" "pkill -STOP -x dockerd"
+  start=$SECONDS
+  run timeout 60 "$PROV" --repo "$REPO" verify --node "$NODE" --timeout 5
+  took=$((SECONDS - start))
+  root_on "$NODE" "pkill -CONT -x dockerd"
+  echo "$output (took ${took}s)" >&2
+  [ "$status" -eq 2 ]
+  assert_output_has "COULD NOT CHECK"
+  assert_output_has "did not answer in time"
+  # The bound, with a second of slack for starting the process and printing.
+  [ "$took" -le 6 ]
+  passes
+}
+
+@test "a FIFO or a link to /dev/zero among the records cannot hang verify: exit 2, named" {
+  trap_record="$DIR/20000101-000000-000-ffff.json"
+  mkfifo "$trap_record"
+  run timeout 60 "$PROV" --repo "$REPO" verify --node "$NODE" --timeout 5
+  rm -f "$trap_record"
+  echo "$output" >&2
+  [ "$status" -eq 2 ]
+  assert_output_has "is a FIFO, not a regular file"
+  ln -s /dev/zero "$trap_record"
+  run timeout 60 "$PROV" --repo "$REPO" verify --node "$NODE" --timeout 5
+  rm -f "$trap_record"
+  echo "$output" >&2
+  [ "$status" -eq 2 ]
+  assert_output_has "is a symbolic link"
+  passes
+}
+
+@test "a record with multi-byte text and escape sequences in its free fields: no panic, no raw escape" {
+  latest="$DIR/$(jq -r .build_id "$DIR/latest").json"
+  cp "$latest" "$BATS_TEST_TMPDIR/m"
+  cp "$DIR/latest" "$BATS_TEST_TMPDIR/l"
+  jq --arg t $'é€😀\e[2J\e]0;owned\a\r' '.git.commit = $t | .dockerfile.path = $t
+    | .compose.path = $t | .cargo_lock.path = $t | .build_log.path = $t | .network = $t
+    | .image.tag = $t | .image.labels |= map_values($t) | .tool.versions |= map_values($t)
+    | .base_images[].reference = $t | .build_args = {($t): $t}' \
+    "$BATS_TEST_TMPDIR/m" >"$latest"
+  jq --arg sha "$(sha256sum "$latest" | cut -d' ' -f1)" '.manifest_sha256 = $sha' \
+    "$BATS_TEST_TMPDIR/l" >"$DIR/latest"
+  run prov verify --node "$NODE"
+  verify_status=$status
+  verify_output=$output
+  run prov show --node "$NODE" --offline
+  show_status=$status
+  show_output=$output
+  cp "$BATS_TEST_TMPDIR/m" "$latest"
+  cp "$BATS_TEST_TMPDIR/l" "$DIR/latest"
+  echo "$verify_output" >&2
+  [ "$verify_status" -eq 1 ]
+  [ "$show_status" -eq 0 ]
+  [[ $verify_output != *$'\e'* && $show_output != *$'\e'* ]]
+  [[ $show_output == *'\u{1b}[2J'* ]]
+  passes
+}

@@ -1,0 +1,158 @@
+//! Every string and byte a node, a record or a key file can supply is untrusted: driven with
+//! arbitrary input (proptest, a bounded number of cases), prov's parsers and renderers never
+//! panic, never let a build id leave a node's folder, and never pass a control character to
+//! the terminal.
+
+use std::path::Path;
+
+use proptest::prelude::*;
+use serde_json::Value;
+
+use prov::manifest::{parse_manifest, Store, StoreError, Stored};
+use prov::model::{is_build_id, Check, NodeReport};
+use prov::show::{self, Paint, Running};
+
+const FIXTURE: &str = "tests/fixtures/repo/provenance/main/20261129-100000-000-aaaa.json";
+
+/// Fields that must be well-formed identifiers; every other string is free text.
+const IDENTIFIERS: [&str; 12] = [
+    "schema",
+    "build_id",
+    "node",
+    "status",
+    "started_at",
+    "finished_at",
+    "created",
+    "sha256",
+    "config_sha256",
+    "id",
+    "prev_manifest_sha256",
+    "layers",
+];
+
+fn fixture() -> Value {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_slice(&std::fs::read(root.join(FIXTURE)).unwrap()).unwrap()
+}
+
+/// Replaces every free-text string of the manifest with the next of `texts` (cycling).
+fn fill(value: &mut Value, texts: &[String], next: &mut usize) {
+    match value {
+        Value::String(s) => {
+            *s = texts[*next % texts.len()].clone();
+            *next += 1;
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| fill(v, texts, next)),
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if !IDENTIFIERS.contains(&key.as_str()) {
+                    fill(v, texts, next);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Text with multi-byte characters, control characters and escape sequences.
+fn hostile_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "[\u{1b}\r\n\u{7}a-zé€😀\\[0-9;]{0,40}",
+        Just("\u{1b}]0;owned\u{7}\u{1b}[2J".to_string()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_manifest_parser_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        let _ = parse_manifest(Path::new("x.json"), &bytes);
+    }
+
+    #[test]
+    fn any_text_in_a_manifest_renders_without_panic_or_control_characters(
+        texts in proptest::collection::vec(hostile_text(), 1..8),
+    ) {
+        let mut value = fixture();
+        fill(&mut value, &texts, &mut 0);
+        let bytes = serde_json::to_vec(&value).unwrap();
+        let manifest = parse_manifest(Path::new("x.json"), &bytes).unwrap();
+        let stored = Stored { manifest, sha256: "0".repeat(64) };
+        for running in [
+            Running::Unknown(texts[0].clone()),
+            Running::No(Some(texts[0].clone())),
+        ] {
+            let out = show::render(&stored, &texts[0], &running, Paint(false));
+            prop_assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+        }
+    }
+
+    #[test]
+    fn a_verify_report_escapes_what_the_node_said(
+        texts in proptest::collection::vec(hostile_text(), 4),
+    ) {
+        let report = NodeReport {
+            node: texts[0].clone(),
+            ok: false,
+            error: Some(texts[1].clone()),
+            checks: vec![Check {
+                name: texts[2].clone(),
+                ok: false,
+                expected: texts[3].clone(),
+                observed: texts[1].clone(),
+                hint: texts[0].clone(),
+            }],
+        };
+        let out = prov::report::human(&[report]);
+        prop_assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+    }
+
+    #[test]
+    fn a_build_reference_never_leaves_the_node_folder(build in any::<String>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path(), "main");
+        match store.resolve(&build) {
+            Err(StoreError::BadBuildId { .. }) => prop_assert!(!is_build_id(&build)),
+            Err(StoreError::NoSuchBuild { .. }) | Err(StoreError::NoLatest { .. }) => {}
+            other => prop_assert!(false, "unexpected {other:?}"),
+        }
+        if let Ok(side) = build.parse::<prov::diff::Side>() {
+            prop_assert!(side.build == "latest" || is_build_id(&side.build));
+        }
+    }
+
+    #[test]
+    fn the_latest_pointer_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("main")).unwrap();
+        std::fs::write(dir.path().join("main/latest"), &bytes).unwrap();
+        let _ = Store::new(dir.path(), "main").latest();
+    }
+
+    #[test]
+    fn envelopes_and_key_files_take_any_bytes(
+        envelope in proptest::collection::vec(any::<u8>(), 0..1024),
+        key in proptest::collection::vec(any::<u8>(), 0..256),
+        keyid in any::<String>(),
+    ) {
+        let repo = tempfile::tempdir().unwrap();
+        let keys = repo.path().join(".cache/keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        std::fs::write(keys.join("attest.pub.json"), &key).unwrap();
+        std::fs::write(keys.join("attest.key"), &key).unwrap();
+        let _ = prov::attest::load_signing_key(repo.path());
+        let loaded = prov::attest::load_public_key(repo.path());
+        let public = match loaded {
+            Ok(Some(public)) => public,
+            _ => prov::attest::PublicKeyFile {
+                keyid,
+                keytype: "ed25519".into(),
+                scheme: "ed25519".into(),
+                keyval: prov::attest::KeyVal { public: "00".repeat(32) },
+            },
+        };
+        let _ = prov::attest::check_envelope(&envelope, &public, "sha256:é");
+    }
+}
