@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use crate::compose;
 use crate::digest::{sha256_file, sha256_hex, HashingWriter};
 use crate::docker;
 use crate::manifest::Store;
@@ -16,12 +17,8 @@ use crate::model::{
     labels, BaseImage, BuildLog, BuildStatus, ComposeConfig, FileDigest, GitSource, ImageRecord,
     LatestPointer, Manifest, ToolInfo, COMPOSE_IMAGE_PLACEHOLDER, MANIFEST_SCHEMA,
 };
+use crate::stack;
 use crate::tree_hash;
-
-/// Compose project name used on every node.
-pub const COMPOSE_PROJECT: &str = "prov";
-/// The environment variable compose.yaml reads the api image reference from.
-pub const API_IMAGE_VAR: &str = "PROV_API_IMAGE";
 
 pub struct BuildRequest {
     /// Repository root (`/vagrant` on a node).
@@ -163,10 +160,7 @@ fn gather_materials(req: &BuildRequest) -> Result<Materials> {
             dirty: tree.dirty,
         },
         dockerfile: file_digest(&req.repo, &req.dockerfile)?,
-        compose: ComposeConfig {
-            path: req.compose_file.to_string_lossy().into_owned(),
-            config_sha256: compose_config_sha256(&compose, &req.repo, &req.compose_file)?,
-        },
+        compose: compose_config(&compose, &req.repo, &req.compose_file)?,
         cargo_lock: file_digest(&req.repo, Path::new("Cargo.lock"))?,
         base_images,
         tool: ToolInfo { versions },
@@ -197,19 +191,20 @@ fn resolve_base(arg: &str, reference: &str) -> Result<BaseImage> {
     })
 }
 
-/// The effective Compose configuration, with the per-build image reference held constant.
-fn compose_config_sha256(compose: &[String], repo: &Path, file: &Path) -> Result<String> {
+/// The effective Compose configuration, normalised, with the per-build api image reference held
+/// constant; every other service's image is pinned by its ID on this node.
+fn compose_config(compose: &[String], repo: &Path, file: &Path) -> Result<ComposeConfig> {
     let mut args: Vec<String> = compose[1..].to_vec();
     args.extend([
         "-p".into(),
-        COMPOSE_PROJECT.into(),
+        stack::PROJECT.into(),
         "-f".into(),
         repo.join(file).to_string_lossy().into_owned(),
         "config".into(),
     ]);
     let out = duct::cmd(&compose[0], &args)
         .dir(repo)
-        .env(API_IMAGE_VAR, COMPOSE_IMAGE_PLACEHOLDER)
+        .env(stack::API_IMAGE_VAR, COMPOSE_IMAGE_PLACEHOLDER)
         .stdout_capture()
         .stderr_capture()
         .unchecked()
@@ -223,7 +218,26 @@ fn compose_config_sha256(compose: &[String], repo: &Path, file: &Path) -> Result
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok(sha256_hex(&out.stdout))
+    let text = String::from_utf8(out.stdout).context("compose config printed non-UTF-8")?;
+    let mut services = compose::normalise(&text, stack::PROJECT)?;
+    for (name, spec) in services.iter_mut() {
+        if spec.image == COMPOSE_IMAGE_PLACEHOLDER {
+            continue;
+        }
+        let image = docker::image_inspect(&spec.image)?.ok_or_else(|| {
+            anyhow!(
+                "image {} of service {name} is not on this node: run `make bases` on the host, \
+                 then `make demo`",
+                spec.image
+            )
+        })?;
+        spec.image_id = Some(image.id);
+    }
+    Ok(ComposeConfig {
+        path: file.to_string_lossy().into_owned(),
+        config_sha256: sha256_hex(&compose::canonical_json(&services)),
+        services: Some(services),
+    })
 }
 
 fn source_url(repo: &Path) -> String {

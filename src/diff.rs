@@ -9,7 +9,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::image_fs::{self, Listing};
 use crate::manifest::{Store, Stored};
-use crate::model::{is_build_id, DiffReport, FieldComparison, FileComparison, ImageComparison, Manifest};
+use crate::model::{
+    is_build_id, DiffReport, FieldComparison, FileComparison, ImageComparison, Manifest,
+};
 use crate::nodes;
 use crate::show::clip;
 use crate::transport::Transport;

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The subset of `docker image inspect` prov reads.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageInspect {
     #[serde(rename = "Id")]
     pub id: String,
@@ -29,13 +29,41 @@ pub struct ImageInspect {
     pub root_fs: RootFs,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// An image's configuration: the defaults a container of it starts with.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ImageConfig {
     #[serde(rename = "Labels", default)]
     pub labels: Option<BTreeMap<String, String>>,
+    #[serde(rename = "User", default)]
+    pub user: String,
+    #[serde(rename = "Env", default)]
+    pub env: Option<Vec<String>>,
+    #[serde(rename = "Entrypoint", default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(rename = "Cmd", default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(rename = "Healthcheck", default)]
+    pub healthcheck: Option<HealthConfig>,
+    #[serde(rename = "Volumes", default)]
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A healthcheck as the engine stores it; unset durations are absent (0).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthConfig {
+    #[serde(rename = "Test", default)]
+    pub test: Vec<String>,
+    #[serde(rename = "Interval", default)]
+    pub interval: i64,
+    #[serde(rename = "Timeout", default)]
+    pub timeout: i64,
+    #[serde(rename = "Retries", default)]
+    pub retries: i64,
+    #[serde(rename = "StartPeriod", default)]
+    pub start_period: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RootFs {
     #[serde(rename = "Layers", default)]
     pub layers: Vec<String>,
@@ -126,7 +154,7 @@ pub fn compose_version(compose: &[String]) -> Result<String> {
 }
 
 /// The subset of `docker inspect CONTAINER` prov reads.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerInspect {
     #[serde(rename = "Id")]
     pub id: String,
@@ -143,13 +171,15 @@ pub struct ContainerInspect {
     pub restart_count: i64,
     #[serde(rename = "Config")]
     pub config: ContainerConfig,
+    #[serde(rename = "HostConfig", default)]
+    pub host_config: HostConfig,
     #[serde(rename = "Mounts", default)]
     pub mounts: Vec<Mount>,
     #[serde(rename = "NetworkSettings")]
     pub network_settings: NetworkSettings,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerState {
     #[serde(rename = "Status")]
     pub status: String,
@@ -165,32 +195,69 @@ pub struct ContainerState {
     pub health: Option<Health>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {
     #[serde(rename = "Status")]
     pub status: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct ContainerConfig {
-    #[serde(rename = "Labels", default)]
-    pub labels: Option<BTreeMap<String, String>>,
+/// A container's configuration: the image's defaults with what its creator set on top.
+pub type ContainerConfig = ImageConfig;
+
+/// How the engine runs a container: what Compose (or `docker run`) asked for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HostConfig {
+    /// `"8080/tcp"` -> the host addresses and ports it is published on.
+    #[serde(rename = "PortBindings", default)]
+    pub port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
+    #[serde(rename = "RestartPolicy", default)]
+    pub restart_policy: RestartPolicy,
+    #[serde(rename = "Privileged", default)]
+    pub privileged: bool,
+    #[serde(rename = "CapAdd", default)]
+    pub cap_add: Option<Vec<String>>,
+    #[serde(rename = "CapDrop", default)]
+    pub cap_drop: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PortBinding {
+    #[serde(rename = "HostIp", default)]
+    pub host_ip: String,
+    #[serde(rename = "HostPort", default)]
+    pub host_port: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RestartPolicy {
+    /// Empty when none was set, which means `no`.
+    #[serde(rename = "Name", default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Mount {
     #[serde(rename = "Type")]
     pub kind: String,
     #[serde(rename = "Name", default)]
     pub name: Option<String>,
+    #[serde(rename = "Source", default)]
+    pub source: String,
     #[serde(rename = "Destination")]
     pub destination: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NetworkSettings {
     #[serde(rename = "Networks", default)]
-    pub networks: BTreeMap<String, serde_json::Value>,
+    pub networks: BTreeMap<String, Endpoint>,
+}
+
+/// A container's place on one network.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Endpoint {
+    #[serde(rename = "Aliases", default)]
+    pub aliases: Option<Vec<String>>,
 }
 
 impl ContainerInspect {
@@ -200,7 +267,7 @@ impl ContainerInspect {
 }
 
 /// One entry of an image's history (`GET /images/{id}/history`), newest first.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HistoryEntry {
     /// The id of the local image whose top entry this is, else `<missing>`.
     #[serde(rename = "Id")]
@@ -211,14 +278,14 @@ pub struct HistoryEntry {
     pub created_by: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageHistory {
     pub image: String,
     pub entries: Vec<HistoryEntry>,
 }
 
 /// A node's Docker state as `prov verify` reads it (`probe.rs`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeState {
     pub containers: Vec<ContainerInspect>,
     pub images: Vec<ImageInspect>,

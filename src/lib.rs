@@ -3,7 +3,9 @@
 pub mod attest;
 pub mod bounded;
 pub mod build;
+pub mod checks;
 pub mod cli;
+pub mod compose;
 pub mod context;
 pub mod diff;
 pub mod digest;
@@ -16,6 +18,7 @@ pub mod nodes;
 pub mod probe;
 pub mod report;
 pub mod show;
+pub mod stack;
 pub mod text;
 pub mod transport;
 pub mod tree_hash;

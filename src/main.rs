@@ -68,6 +68,9 @@ enum Command {
         #[arg(long, value_name = "NAME", conflicts_with = "check")]
         port: Option<String>,
     },
+    /// Print the stack's names (Compose project, services, containers, labels) as shell
+    /// assignments, for the scripts.
+    Stack,
     /// Run a command on a node over the node transport (ssh).
     Exec {
         #[arg(long)]
@@ -119,6 +122,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tree { path } => prov::cli::tree(&path),
         Command::Digest { file } => prov::cli::digest(file.as_deref()),
         Command::Nodes { check, port } => prov::cli::nodes(&repo, check, port),
+        Command::Stack => {
+            print!("{}", prov::stack::shell_assignments());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Exec { node, command } => prov::cli::exec(&repo, &node, &command),
     }
 }

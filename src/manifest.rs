@@ -1,7 +1,9 @@
 //! The per-node manifest store: `provenance/<node>/<build-id>.json`, the `latest` pointer, and
 //! the hash chain that links every manifest to the one before it.
 //!
-//! Build ids start with a fixed-width UTC timestamp, so their lexical order is the chain order.
+//! The chain's order comes from its links, not from the clock: each manifest names the digest
+//! of the one before it. Build ids start with a UTC timestamp, but a node's clock can step back
+//! between two builds; ids only break ties and order what the links cannot place.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -220,12 +222,9 @@ impl Store {
         })
     }
 
-    /// The newest manifest file, which a new build must chain onto; it must be readable.
+    /// The chain's newest manifest, which a new build must chain onto; it must be readable.
     pub fn head(&self) -> Result<Option<Stored>, StoreError> {
-        match self.build_ids()?.last() {
-            Some(id) => self.read(id).map(Some),
-            None => Ok(None),
-        }
+        self.chain()?.pop().map(|entry| entry.read).transpose()
     }
 
     pub fn latest_pointer(&self) -> Result<Option<LatestPointer>, StoreError> {
@@ -276,12 +275,33 @@ impl Store {
         }
     }
 
-    /// Walks every manifest in order and checks each link of the hash chain.
+    /// Every manifest in chain order, with each link of the hash chain checked. The order
+    /// follows the links from the first manifest (the one with no previous); what they do not
+    /// reach (after a deleted or edited manifest) follows in id order, its links broken.
     pub fn chain(&self) -> Result<Vec<ChainEntry>, StoreError> {
+        let mut reads: Vec<Option<(String, Result<Stored, StoreError>)>> = self
+            .build_ids()?
+            .into_iter()
+            .map(|id| {
+                let read = self.read(&id);
+                Some((id, read))
+            })
+            .collect();
+        let mut ordered = Vec::with_capacity(reads.len());
+        let mut tip: Option<String> = None;
+        while let Some(next) = reads
+            .iter()
+            .position(|r| matches!(r, Some((_, Ok(s))) if s.manifest.prev_manifest_sha256 == tip))
+        {
+            let taken = reads[next].take().expect("found above");
+            tip = taken.1.as_ref().ok().map(|s| s.sha256.clone());
+            ordered.push(taken);
+        }
+        ordered.extend(reads.into_iter().flatten());
+
         let mut entries = Vec::new();
         let mut prev_sha: Option<String> = None;
-        for build_id in self.build_ids()? {
-            let read = self.read(&build_id);
+        for (build_id, read) in ordered {
             let link = match &read {
                 Ok(stored) if stored.manifest.prev_manifest_sha256 == prev_sha => Link::Intact,
                 Ok(stored) => Link::Broken {
@@ -362,7 +382,9 @@ pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest, StoreError>
 
 /// 64 lowercase hex digits: a sha256 as prov writes it.
 pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `sha256:` and 64 hex digits: an image, layer or base id.

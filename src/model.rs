@@ -95,9 +95,70 @@ pub struct FileDigest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComposeConfig {
     pub path: String,
-    /// sha256 of `compose config` output, with the per-build image reference replaced by
-    /// [`COMPOSE_IMAGE_PLACEHOLDER`] so equal configurations hash equal across builds and nodes.
+    /// sha256 of the effective configuration: the canonical JSON of `services` when the record
+    /// has them (older records: of `compose config`'s output), with the per-build api image
+    /// reference replaced by [`COMPOSE_IMAGE_PLACEHOLDER`], so that equal configurations hash
+    /// equal across builds, nodes and Compose versions.
     pub config_sha256: String,
+    /// What each service's container must be, from `compose config`, normalised (see
+    /// `compose.rs`): verify compares every running container with it. Absent in records made
+    /// before prov recorded it; verify then fails `config:<service>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<BTreeMap<String, ServiceSpec>>,
+}
+
+/// One service's effective configuration, as Compose resolves it and the engine must show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    /// The image reference as configured (the api's is the placeholder).
+    pub image: String,
+    /// The image's ID on the building node, for images prov does not build (the database).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    pub container_name: Option<String>,
+    /// `None`: the image's own.
+    pub entrypoint: Option<Vec<String>>,
+    pub command: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub environment: BTreeMap<String, String>,
+    pub volumes: Vec<VolumeSpec>,
+    pub ports: Vec<PortSpec>,
+    /// Network name as the engine knows it (`<project>_<name>`) -> aliases the service needs.
+    pub networks: BTreeMap<String, Vec<String>>,
+    /// `None`: the image's own.
+    pub healthcheck: Option<HealthSpec>,
+    /// `no`, `always`, `on-failure` or `unless-stopped`.
+    pub restart: String,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    /// `volume`, `bind` or `tmpfs`.
+    pub kind: String,
+    /// The engine's volume name (`<project>_<name>`) or the bind source path.
+    pub source: String,
+    pub target: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PortSpec {
+    /// Empty for every address.
+    pub host_ip: String,
+    pub published: String,
+    pub target: u16,
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthSpec {
+    pub test: Vec<String>,
+    pub interval_ns: i64,
+    pub timeout_ns: i64,
+    pub retries: i64,
+    pub start_period_ns: i64,
 }
 
 /// Stands in for the per-build api image reference when the Compose configuration is hashed.
@@ -152,6 +213,22 @@ pub struct Check {
     pub observed: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hint: String,
+}
+
+/// One answer of the api over HTTP: the status, and the body (or, with no status, why there
+/// was no answer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpAnswer {
+    pub status: Option<u16>,
+    pub body: String,
+}
+
+/// What the api answered on its three paths.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpAnswers {
+    pub health: HttpAnswer,
+    pub ready: HttpAnswer,
+    pub version: HttpAnswer,
 }
 
 /// A node's verification result.

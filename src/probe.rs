@@ -15,12 +15,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::docker::{ContainerInspect, HistoryEntry, ImageHistory, ImageInspect, NodeState};
+use crate::stack;
 use crate::transport::Transport;
 
 const ENGINE_SOCKET: &str = "/var/run/docker.sock";
 
 /// The stack's containers, as named in compose.yaml (`container_name`).
-const STACK_CONTAINERS: [&str; 2] = ["prov-api", "prov-db"];
+const STACK_CONTAINERS: [&str; 2] = [stack::API_CONTAINER, stack::DB_CONTAINER];
 
 /// The node's containers (all of them, running or not), the given images that exist there, and
 /// those images' histories.

@@ -181,9 +181,10 @@ pub fn render(stored: &Stored, chain: &str, running: &Running, paint: Paint) -> 
     );
     let running = match running {
         Running::Yes => paint.good("yes: the node's api container runs this image"),
-        Running::No(Some(other)) => {
-            paint.bad(&format!("no: the api container runs {}", printable(short(other))))
-        }
+        Running::No(Some(other)) => paint.bad(&format!(
+            "no: the api container runs {}",
+            printable(short(other))
+        )),
         Running::No(None) => paint.bad("no: no api container runs on the node"),
         Running::Unknown(why) => format!("unknown: {}", printable(why)),
         Running::NotAsked => "not asked (--offline)".to_string(),

@@ -32,6 +32,7 @@ fn manifest(build_id: &str, prev: Option<String>, status: BuildStatus) -> Manife
         compose: ComposeConfig {
             path: "compose.yaml".into(),
             config_sha256: "c0".repeat(32),
+            services: None,
         },
         cargo_lock: FileDigest {
             path: "Cargo.lock".into(),
@@ -99,6 +100,28 @@ fn an_unbroken_chain_is_intact_and_latest_is_the_newest() {
         Store::newest_success(&chain).unwrap().manifest.build_id,
         IDS[2]
     );
+}
+
+#[test]
+fn a_clock_stepping_back_between_builds_is_no_false_alarm() {
+    // The third build's node clock had stepped back: its id sorts first, its link says last.
+    let ids = [
+        "20261129-120000-000-aaaa",
+        "20261129-120100-000-bbbb",
+        "20261129-115900-000-cccc",
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let store = chain_of(tmp.path(), &ids);
+    let chain = store.chain().unwrap();
+    let order: Vec<&str> = chain.iter().map(|e| e.build_id.as_str()).collect();
+    assert_eq!(order, ids);
+    assert!(chain.iter().all(|e| e.is_intact()));
+    assert_eq!(
+        Store::newest_success(&chain).unwrap().manifest.build_id,
+        ids[2]
+    );
+    assert_eq!(store.head().unwrap().unwrap().manifest.build_id, ids[2]);
+    assert_eq!(store.latest().unwrap().manifest.build_id, ids[2]);
 }
 
 #[test]

@@ -12,6 +12,8 @@
 set -euo pipefail
 # shellcheck source=scripts/lib/host.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/host.sh"
+# shellcheck source=scripts/lib/rawtcp.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/rawtcp.sh"
 
 NODE=${NODE:-}
 check_node_name "$NODE"
@@ -23,6 +25,8 @@ if [[ -z $NODE ]]; then
 fi
 prov nodes --check "$NODE"
 PORT="$(prov nodes --port "$NODE")"
+# The stack's names (project, containers, labels), defined once, in prov.
+eval "$(prov stack)"
 TOOLS=${DRILL_TCP_TOOLS:-nc devtcp curl}
 RECOVERY_TIMEOUT=${DRILL_RECOVERY_TIMEOUT:-30}
 STARTED_AT="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -59,69 +63,12 @@ end() {
   fi
 }
 
-# --- raw TCP: the proof must carry bytes back from the api process -------------------------
-# A published port accepts connections through Docker's proxy even when nothing listens behind
-# it, so every probe sends an HTTP request and reads the status line the api answers with.
-
-# Usable means it runs here and reaches the port (a name on the PATH is not enough).
-tool_usable() {
-  case $1 in
-    nc) nc -z -w 3 127.0.0.1 "$PORT" >/dev/null 2>&1 ;;
-    devtcp) (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null ;;
-    curl) curl --version >/dev/null 2>&1 ;;
-    *) die "unknown tool '$1' in DRILL_TCP_TOOLS (use nc, devtcp, curl)" ;;
-  esac
-}
-
-pick_tool() {
-  local tool
-  for tool in $TOOLS; do
-    if tool_usable "$tool"; then
-      TOOL=$tool
-      return 0
-    fi
-  done
-  die "none of the TCP tools ($TOOLS) is usable on this host"
-}
-
-# Prints the HTTP status line the api sends for PATH, over one raw connection.
-status_line() {
-  local path=$1 request
-  # printf -v keeps the final CRLF that ends the headers ($(...) would strip it).
-  printf -v request 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$path"
-  case $TOOL in
-    # No -N: a half-closed connection makes Docker's port proxies drop the answer.
-    nc) printf '%s' "$request" | nc -w 3 127.0.0.1 "$PORT" 2>/dev/null | head -n 1 | tr -d '\r' ;;
-    devtcp)
-      local line=''
-      {
-        exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf '%s' "$request" >&3 &&
-          IFS= read -r -t 3 line <&3
-        exec 3>&-
-      } 2>/dev/null || true
-      printf '%s\n' "${line%$'\r'}"
-      ;;
-    curl)
-      # curl writes "000" when nothing answered: that is no status line.
-      local written
-      written="$(curl -s -o /dev/null --max-time 3 -w 'HTTP/%{http_version} %{http_code}' \
-        "http://127.0.0.1:$PORT$path" 2>/dev/null || true)"
-      [[ $written == *" 000" ]] || printf '%s\n' "$written"
-      ;;
-  esac
-}
-
-http_code() {
-  local line
-  line="$(status_line "$1")"
-  [[ $line =~ ^HTTP/[0-9.]+\ ([0-9]{3}) ]] && printf '%s\n' "${BASH_REMATCH[1]}" || printf 'none\n'
-}
-
 # --- the api's identity: a restart changes at least one of these --------------------------
 api_identity() {
-  prov exec --node "$NODE" -- bash -c 'docker ps --quiet --filter label=com.docker.compose.project=prov \
-    --filter label=com.docker.compose.service=api | head -n 1 | xargs -r docker inspect --format \
-    "{\"container\":\"{{.Id}}\",\"started_at\":\"{{.State.StartedAt}}\",\"restarts\":{{.RestartCount}},\"pid\":{{.State.Pid}}}"'
+  # Nothing when the api container is not there.
+  prov exec --node "$NODE" -- docker inspect --format \
+    '{"container":"{{.Id}}","started_at":"{{.State.StartedAt}}","restarts":{{.RestartCount}},"pid":{{.State.Pid}}}' \
+    "$PROV_API_CONTAINER" 2>/dev/null || true
 }
 
 steady_state() {
@@ -161,7 +108,8 @@ finish() {
 trap finish EXIT
 
 log "failure drill on node $NODE (api on 127.0.0.1:$PORT)"
-pick_tool
+# shellcheck disable=SC2086 # the tools are words
+pick_tool $TOOLS
 log "raw TCP tool: $TOOL"
 
 begin "baseline: make verify passes; record the api's identity, /health and /ready"
@@ -173,8 +121,8 @@ end "$([[ $rc == 0 && $(jq -r .ready <<<"$before") == 200 ]] && echo 1 || echo 0
 begin "stop only the database, through scripts/node/db.sh"
 db_stopped=1
 db stop
-running="$(prov exec --node "$NODE" -- docker ps --format '{{.Label "com.docker.compose.service"}}' \
-  --filter label=com.docker.compose.project=prov | sort | tr '\n' ' ')"
+running="$(prov exec --node "$NODE" -- docker ps --format "{{.Label \"$PROV_LABEL_SERVICE\"}}" \
+  --filter "label=$PROV_LABEL_PROJECT=$PROV_PROJECT" | sort | tr '\n' ' ')"
 end "$([[ $running == "api " ]] && echo 1 || echo 0)" "only api running" "running: ${running:-none}"
 
 begin "raw TCP from the host ($TOOL): the api process answers on its port"

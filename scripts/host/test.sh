@@ -10,7 +10,7 @@ lint() {
   (cd "$PROV_REPO" && git ls-files -z '*.sh' '*.bash' '*.bats' .ci/run | xargs -0 shellcheck -x)
   log "every command the scripts run is declared in scripts/lib/tools.list"
   "$PROV_REPO/scripts/host/tools-lint.sh"
-  bats "$PROV_REPO/tests/lint"
+  bats "$PROV_REPO/tests/scripts"
   log "cargo fmt --check, cargo clippy"
   (cd "$PROV_REPO" && cargo fmt --all -- --check && cargo clippy --locked --workspace --all-targets --quiet -- -D warnings)
 }

@@ -8,8 +8,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # prov is built on the host by make and reached through the synced folder.
 PROV_BIN=/vagrant/target/release/prov
-COMPOSE_FILE=/vagrant/compose.yaml
-COMPOSE_PROJECT=prov
 IMAGE_IDS=/vagrant/.cache/images/ids.env
 BASES_TAR=/vagrant/.cache/images/bases.tar
 
@@ -25,15 +23,18 @@ require_node_context() {
   "$PROV_BIN" context --script "$script" || exit 1
 }
 require_node_context
+# The stack's names (project, services, containers, labels), defined once, in prov.
+eval "$("$PROV_BIN" stack)"
+COMPOSE_FILE=/vagrant/$PROV_COMPOSE_FILE
 
 node_name() { hostname; }
 
 # Docker Compose v2 (plugin) when present, else v1; always the project's file and name.
 compose() {
   if docker compose version >/dev/null 2>&1; then
-    docker compose -p "$COMPOSE_PROJECT" -f "$COMPOSE_FILE" "$@"
+    docker compose -p "$PROV_PROJECT" -f "$COMPOSE_FILE" "$@"
   else
-    docker-compose -p "$COMPOSE_PROJECT" -f "$COMPOSE_FILE" "$@"
+    docker-compose -p "$PROV_PROJECT" -f "$COMPOSE_FILE" "$@"
   fi
 }
 

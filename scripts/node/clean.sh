@@ -12,8 +12,8 @@ compose down --remove-orphans
 # Every api image: tagged builds, and anything built from one (labels are inherited). Newest
 # first, so an image goes before the image it was built from.
 mapfile -t images < <({
-  docker image ls --quiet --filter 'reference=prov-api'
-  docker image ls --all --quiet --filter 'label=dev.prov.build.id'
+  docker image ls --quiet --filter "reference=$PROV_API_IMAGE_NAME"
+  docker image ls --all --quiet --filter "label=$PROV_BUILD_LABEL"
 } | sort -u | xargs -r docker image inspect --format '{{.Created}} {{.Id}}' | sort -r |
   cut -d' ' -f2)
 if ((${#images[@]})); then

@@ -102,7 +102,9 @@ snapshot() { (cd "$DIR" && sha256sum latest ./*.json); }
 
 @test "a second build on the same node waits for nobody: it fails on the lock" {
   before="$(snapshot)"
-  build_on_node "" "(flock provenance/$NODE/.lock sleep 6 &) && sleep 1"
+  # A holder keeps the lock for a few seconds; the build starts once it is held (polled).
+  build_on_node "" "(flock provenance/$NODE/.lock sleep 6 &) && \
+    until ! flock -n provenance/$NODE/.lock true; do sleep 0.1; done"
   [ "$status" -ne 0 ]
   assert_output_has "another build holds the lock"
   [ "$(snapshot)" = "$before" ]

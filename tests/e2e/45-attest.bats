@@ -16,10 +16,14 @@ fails_on() {
   jq -e --arg c "$1" 'any(.checks[]; .name == $c and (.ok | not))' <<<"$output" >/dev/null
 }
 
+teardown() { restore_kept; }
+
 @test "with a project key, the latest build's attestation is checked by verify" {
-  [ ! -e "$REPO/.cache/keys/attest.key" ]
-  prov key init
+  # The first run of the suite makes the project's key; a later run keeps the one it has.
+  [ -e "$REPO/.cache/keys/attest.key" ] || prov key init
   [ "$(stat -c %a "$REPO/.cache/keys/attest.key")" = 600 ]
+  # Without the latest build's envelope verify fails; prov attest makes it again.
+  rm -f "$(envelope)"
   fails_on attestation
   prov attest --node "$NODE"
   run prov verify --node "$NODE"
@@ -30,6 +34,7 @@ fails_on() {
 }
 
 @test "a tampered, unsigned, missing or non-JSON envelope fails verify with the reason" {
+  keep "$(envelope)"
   cp "$(envelope)" "$BATS_TEST_TMPDIR/good"
   jq '.payload |= (@base64d | sub("\"noCache\":true"; "\"noCache\":false") | @base64)' \
     "$BATS_TEST_TMPDIR/good" >"$(envelope)"
@@ -48,6 +53,7 @@ fails_on() {
 }
 
 @test "an envelope signed by another key fails verify" {
+  keep "$(envelope)"
   cp "$(envelope)" "$BATS_TEST_TMPDIR/good"
   other="$BATS_TEST_TMPDIR/other"
   mkdir -p "$other"

@@ -25,12 +25,13 @@ load helpers
 @test "breaking one node fails verify --all for that node alone" {
   root_on worker1 "docker stop prov-api"
   run prov verify --all --json
-  root_on worker1 "docker start prov-api && sleep 4"
+  root_on worker1 "docker start prov-api"
   [ "$status" -eq 1 ]
   [ "$(jq -r '.nodes[] | select(.node == "main") | .ok' <<<"$output")" = true ]
   [ "$(jq -r '.nodes[] | select(.node == "worker1") | .ok' <<<"$output")" = false ]
   jq -e '.nodes[] | select(.node == "worker1") | any(.checks[]; .name == "service:api" and (.ok | not))' \
     <<<"$output" >/dev/null
+  # verify waits for the restarted api's healthcheck to settle.
   prov verify --all
 }
 

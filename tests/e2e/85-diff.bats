@@ -15,10 +15,13 @@ load helpers
   [ "$(jq -r '.image.files.compared' <<<"$output")" -gt 100 ]
 }
 
+teardown() { restore_kept; }
+
 @test "after a source change rebuilt on one node only, diff names the tree and the changed file" {
+  keep "$REPO/api/src/main.rs"
   echo "// changed on worker1 only" >>"$REPO/api/src/main.rs"
-  golden demo NODE=worker1 || { git -C "$REPO" checkout -- api/src/main.rs; false; }
-  git -C "$REPO" checkout -- api/src/main.rs
+  golden demo NODE=worker1
+  restore_kept
   run prov diff main worker1 --json
   echo "$output" | jq -c '.must_match[] | select(.same | not)'
   [ "$status" -eq 1 ]

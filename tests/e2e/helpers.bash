@@ -49,3 +49,39 @@ assert_output_has() {
 manifests() {
   find "$1" -maxdepth 1 -name '*.json' ! -name '*.*.json' | sort
 }
+
+# Files a test changes are kept first and put back by `restore_kept` (which each test file's
+# teardown calls), whatever the test's outcome: a developer's uncommitted edits survive the
+# suite, and a failed test leaves no edited record behind. A path that did not exist is removed.
+keep() {
+  local file n
+  mkdir -p "$BATS_TEST_TMPDIR/kept"
+  for file in "$@"; do
+    n=$(find "$BATS_TEST_TMPDIR/kept" -maxdepth 1 -name '*.path' | wc -l)
+    printf '%s\n' "$file" >"$BATS_TEST_TMPDIR/kept/$n.path"
+    if [[ -e $file || -L $file ]]; then cp -a "$file" "$BATS_TEST_TMPDIR/kept/$n.file"; fi
+  done
+}
+
+# Puts back every kept file, the first kept version of each winning.
+restore_kept() {
+  local n file
+  [[ -d $BATS_TEST_TMPDIR/kept ]] || return 0
+  for ((n = $(find "$BATS_TEST_TMPDIR/kept" -maxdepth 1 -name '*.path' | wc -l) - 1; n >= 0; n--)); do
+    file=$(<"$BATS_TEST_TMPDIR/kept/$n.path")
+    rm -f "$file"
+    if [[ -e $BATS_TEST_TMPDIR/kept/$n.file ]]; then cp -a "$BATS_TEST_TMPDIR/kept/$n.file" "$file"; fi
+  done
+  rm -rf "$BATS_TEST_TMPDIR/kept"
+}
+
+# Polls CMD (a string for bash) every half second until it succeeds, for at most SECONDS.
+eventually() {
+  local seconds=$1 deadline
+  shift
+  deadline=$((SECONDS + seconds))
+  until bash -c "$*"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.5
+  done
+}

@@ -1,0 +1,262 @@
+//! verify's checks as pure functions, over a fixture captured from a real node after
+//! `make demo-reviewer` (tests/fixtures/verify/base: the record, the engine's answers, the
+//! api's answers). Each case changes one thing the way a bypass would and names the check that
+//! must fail, and what it must say; the untouched fixture passes every check.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use prov::checks::{judge, Evidence};
+use prov::docker::NodeState;
+use prov::manifest::Store;
+use prov::model::{Check, HttpAnswers};
+
+fn base() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/verify/base")
+}
+
+fn read_json(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(base().join(name)).unwrap()).unwrap()
+}
+
+/// The checks for the fixture after `change` has edited the engine's state and the api's
+/// answers (both as JSON), with the host's tree as given.
+fn checks_with(change: impl FnOnce(&mut Value, &mut Value), tree_now: Option<&str>) -> Vec<Check> {
+    let (mut state, mut http) = (read_json("state.json"), read_json("http.json"));
+    change(&mut state, &mut http);
+    let store = Store::new(&base().join("provenance"), "main");
+    let latest = store.latest();
+    let tree = latest.as_ref().unwrap().manifest.git.tree.clone();
+    let evidence = Evidence {
+        node: "main".into(),
+        chain: store.chain().unwrap(),
+        latest,
+        state: serde_json::from_value::<NodeState>(state).unwrap(),
+        http: serde_json::from_value::<HttpAnswers>(http).unwrap(),
+        tree_now: Ok(tree_now.map_or(tree, str::to_string)),
+        attestation: None,
+    };
+    judge(&evidence)
+}
+
+fn checks_after(change: impl FnOnce(&mut Value, &mut Value)) -> Vec<Check> {
+    checks_with(change, None)
+}
+
+/// Asserts exactly the named checks fail, and that the first one says `says`.
+fn fails(checks: &[Check], names: &[&str], says: &str) {
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(failed, names, "{checks:#?}");
+    let first = checks.iter().find(|c| c.name == names[0]).unwrap();
+    assert!(
+        first.observed.contains(says),
+        "{} says {:?}, not {says:?}",
+        first.name,
+        first.observed
+    );
+}
+
+/// The api container (index 0) and the db container (index 1) of the state.
+fn api(state: &mut Value) -> &mut Value {
+    &mut state["containers"][0]
+}
+
+fn db(state: &mut Value) -> &mut Value {
+    &mut state["containers"][1]
+}
+
+#[test]
+fn the_captured_golden_path_passes_every_check() {
+    let checks = checks_after(|_, _| {});
+    let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+    for name in [
+        "manifest",
+        "hash-chain",
+        "service:api",
+        "image-id",
+        "layers-fresh",
+        "config:api",
+        "config:db",
+        "no-bypass",
+        "source-tree",
+        "one-tree",
+        "http/version",
+    ] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+}
+
+#[test]
+fn a_container_with_copied_labels_running_as_root_with_the_host_mounted_fails() {
+    let checks = checks_after(|state, _| {
+        let c = api(state);
+        c["Config"]["User"] = json!("root");
+        c["Mounts"] = json!([{"Type": "bind", "Source": "/", "Destination": "/host"}]);
+    });
+    fails(
+        &checks,
+        &["config:api"],
+        "user: expected \"app\", found \"root\"",
+    );
+    assert!(
+        checks[checks.iter().position(|c| c.name == "config:api").unwrap()]
+            .observed
+            .contains("mounts: expected [], found [\"bind / /host\"]")
+    );
+}
+
+#[test]
+fn a_one_off_compose_run_container_is_a_bypass() {
+    let checks = checks_after(|state, _| {
+        let mut one_off = api(state).clone();
+        one_off["Id"] = json!("0ff0ff0ff0ff0ff0ff0ff0ff0ff0ff0ff0ff0ff0ff0ff0ff0ff0ff0ff0ff0ff0f");
+        one_off["Name"] = json!("/prov_api_run_1");
+        one_off["Config"]["Labels"]["com.docker.compose.oneoff"] = json!("True");
+        state["containers"].as_array_mut().unwrap().push(one_off);
+    });
+    fails(&checks, &["no-bypass"], "prov_api_run_1");
+}
+
+#[test]
+fn a_container_started_by_hand_from_the_database_image_is_a_bypass() {
+    let checks = checks_after(|state, _| {
+        let mut stray = db(state).clone();
+        stray["Id"] = json!("5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a");
+        stray["Name"] = json!("/my-postgres");
+        stray["Config"]["Labels"] = json!({});
+        state["containers"].as_array_mut().unwrap().push(stray);
+    });
+    fails(&checks, &["no-bypass"], "my-postgres");
+}
+
+#[test]
+fn a_database_recreated_from_another_image_fails_naming_the_image() {
+    let checks = checks_after(|state, _| {
+        db(state)["Image"] = json!(format!("sha256:{}", "ab".repeat(32)));
+    });
+    fails(&checks, &["config:db"], "image: expected sha256:");
+}
+
+/// An edit of a container's engine JSON.
+type Change = Box<dyn Fn(&mut Value)>;
+
+#[test]
+fn every_field_of_the_effective_configuration_is_compared() {
+    let cases: Vec<(&str, Change)> = vec![
+        (
+            "entrypoint",
+            Box::new(|c| c["Config"]["Entrypoint"] = json!(["/bin/sh"])),
+        ),
+        ("command", Box::new(|c| c["Config"]["Cmd"] = json!(["-x"]))),
+        (
+            "environment: expected LISTEN_ADDR as recorded",
+            Box::new(|c| c["Config"]["Env"][1] = json!("LISTEN_ADDR=0.0.0.0:1")),
+        ),
+        (
+            "environment: expected no EXTRA",
+            Box::new(|c| {
+                c["Config"]["Env"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("EXTRA=1"))
+            }),
+        ),
+        (
+            "ports",
+            Box::new(|c| c["HostConfig"]["PortBindings"]["8080/tcp"][0]["HostPort"] = json!("80")),
+        ),
+        (
+            "networks",
+            Box::new(|c| {
+                let endpoint = c["NetworkSettings"]["Networks"]["prov_default"].clone();
+                c["NetworkSettings"]["Networks"]["host"] = endpoint;
+            }),
+        ),
+        (
+            "aliases",
+            Box::new(|c| c["NetworkSettings"]["Networks"]["prov_default"]["Aliases"] = json!([])),
+        ),
+        (
+            "healthcheck",
+            Box::new(|c| c["Config"]["Healthcheck"]["Test"] = json!(["NONE"])),
+        ),
+        (
+            "restart: expected no, found always",
+            Box::new(|c| c["HostConfig"]["RestartPolicy"]["Name"] = json!("always")),
+        ),
+        (
+            "privileged: expected false, found true",
+            Box::new(|c| c["HostConfig"]["Privileged"] = json!(true)),
+        ),
+        (
+            "cap_add: expected [], found [\"SYS_ADMIN\"]",
+            Box::new(|c| c["HostConfig"]["CapAdd"] = json!(["SYS_ADMIN"])),
+        ),
+        (
+            "cap_drop",
+            Box::new(|c| c["HostConfig"]["CapDrop"] = json!(["ALL"])),
+        ),
+        ("name", Box::new(|c| c["Name"] = json!("/prov-api-2"))),
+    ];
+    for (says, change) in cases {
+        let checks = checks_after(|state, _| change(api(state)));
+        fails(&checks, &["config:api"], says);
+    }
+}
+
+#[test]
+fn a_restarted_api_that_is_healthy_again_passes() {
+    let checks = checks_after(|state, _| {
+        api(state)["RestartCount"] = json!(1);
+        api(state)["State"]["StartedAt"] = json!("2099-01-01T00:00:00Z");
+    });
+    assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
+}
+
+#[test]
+fn an_api_still_starting_fails_its_service_check() {
+    let checks = checks_after(|state, _| {
+        api(state)["State"]["Health"]["Status"] = json!("starting");
+    });
+    fails(&checks, &["service:api"], "starting");
+}
+
+#[test]
+fn the_source_tree_and_the_served_tree_must_be_the_recorded_one() {
+    let checks = checks_with(|_, _| {}, Some("0000000000000000000000000000000000000000"));
+    fails(&checks, &["source-tree"], "tree 0000000000");
+    let checks = checks_after(|_, http| {
+        http["version"]["body"] = json!(http["version"]["body"]
+            .as_str()
+            .unwrap()
+            .replace("\"tree\": \"", "\"tree\": \"ff"));
+    });
+    fails(&checks, &["one-tree"], "/version ff");
+}
+
+#[test]
+fn an_api_that_does_not_answer_or_is_not_ready_fails_its_http_checks() {
+    let checks = checks_after(|_, http| {
+        http["ready"] = json!({"status": 503, "body": "database unavailable"});
+    });
+    fails(&checks, &["http/ready"], "503 database unavailable");
+    let checks = checks_after(|_, http| {
+        http["health"] = json!({"status": null, "body": "connection refused"});
+    });
+    fails(&checks, &["http/health"], "no answer: connection refused");
+}
+
+#[test]
+fn an_image_with_a_registry_digest_or_a_latest_tag_is_not_local() {
+    let checks = checks_after(|state, _| {
+        state["images"][0]["RepoDigests"] = json!(["registry.example/prov-api@sha256:00"]);
+    });
+    fails(&checks, &["image-local"], "registry.example");
+}
