@@ -87,7 +87,8 @@ pub enum TreeHashError {
 
     #[error(
         "repository is owned by another user: {path} (expected a checkout owned by the current \
-         user; if it is trusted, run `git config --global --add safe.directory {path}`)"
+         user; run prov as the checkout's owner: prov reads no machine's git configuration, so \
+         safe.directory does not apply)"
     )]
     DubiousOwnership {
         path: PathBuf,
@@ -182,7 +183,30 @@ pub fn tree_state(repo_dir: &Path) -> Result<TreeState, TreeHashError> {
     })
 }
 
+/// The hash must depend on the files alone, not on the machine computing it: the host and every
+/// node must agree. So libgit2 reads no global, XDG or system configuration (no
+/// `core.excludesFile`, no `core.autocrlf`, no `core.attributesFile`, no attributes or ignore
+/// files outside the repository), only the repository's own. Process-wide, set once, before any
+/// repository is opened.
+pub fn ignore_machine_configuration() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for level in [
+            git2::ConfigLevel::System,
+            git2::ConfigLevel::XDG,
+            git2::ConfigLevel::Global,
+            git2::ConfigLevel::ProgramData,
+        ] {
+            // SAFETY: called once, before any other libgit2 call of this process reads the
+            // search path (every `open` here calls this first).
+            unsafe { git2::opts::set_search_path(level, "") }
+                .expect("libgit2 accepts an empty search path");
+        }
+    });
+}
+
 fn open(repo_dir: &Path) -> Result<Repository, TreeHashError> {
+    ignore_machine_configuration();
     Repository::open_ext(
         repo_dir,
         RepositoryOpenFlags::NO_SEARCH,
@@ -340,6 +364,7 @@ fn index_and_changes(
     std::thread::scope(|scope| {
         let (second_half, names) = std::sync::mpsc::channel::<TopLevelNames>();
         let helper = scope.spawn(move || -> Result<Vec<Change>, git2::Error> {
+            ignore_machine_configuration();
             let repo = Repository::open_ext(
                 path,
                 RepositoryOpenFlags::NO_SEARCH,
@@ -504,6 +529,7 @@ fn stage(e: &IndexEntry) -> u16 {
 /// (keep the recorded commit) when the directory is not a repository or has
 /// no commit yet.
 fn submodule_head(dir: &Path) -> Option<Oid> {
+    ignore_machine_configuration();
     let sub = Repository::open_ext(
         dir,
         RepositoryOpenFlags::NO_SEARCH,

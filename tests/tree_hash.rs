@@ -27,12 +27,22 @@ use tempfile::TempDir;
 
 // ---------------------------------------------------------------- fixtures
 
+/// git as prov's tree hash sees the repository: with no machine configuration (global, XDG or
+/// system), only the repository's own.
+fn git_command() -> Command {
+    let mut cmd = Command::new("git");
+    cmd.env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("XDG_CONFIG_HOME", "/nonexistent");
+    cmd
+}
+
 /// Run git in `dir`, panic with its stderr on failure, return trimmed stdout.
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
+    let out = git_command()
         .args(args)
         .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
         .output()
         .expect("git must be installed to run these tests");
     assert!(
@@ -634,7 +644,7 @@ fn merge_conflict_takes_working_tree_files() {
     write(d, "README.md", "# main side\n");
     write(d, "docs/guide.txt", "main guide\n");
     commit_all(d, "main");
-    let out = Command::new("git")
+    let out = git_command()
         .args(["merge", "-q", "other"])
         .current_dir(d)
         .output()
@@ -834,4 +844,44 @@ fn changes_on_both_sides_of_the_parallel_split() {
     write(d, "out/ignored.txt", "ignored\n");
     write(d, "zz-last.txt", "untracked, sorts last\n");
     assert!(check(d).dirty);
+}
+
+/// The host and a node must hash the same files alike whatever their users' git configuration:
+/// a hostile global configuration (an excludes file hiding a file, autocrlf) changes nothing.
+#[test]
+fn machine_git_configuration_does_not_change_the_hash() {
+    let repo = base_repo();
+    let d = repo.path();
+    write(
+        d,
+        "notes.secret",
+        "untracked, not ignored by the repository\n",
+    );
+    write(d, "dos.txt", "line one\r\nline two\r\n");
+    let home = TempDir::new().unwrap();
+    write(home.path(), "excludes", "*.secret\n");
+    write(
+        home.path(),
+        ".gitconfig",
+        format!(
+            "[core]\n\texcludesFile = {}\n\tautocrlf = true\n",
+            home.path().join("excludes").display()
+        ),
+    );
+    let prov_tree = |home: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_prov"))
+            .args(["tree"])
+            .arg(d)
+            .env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let clean_home = TempDir::new().unwrap();
+    let hostile = prov_tree(home.path());
+    assert_eq!(hostile, prov_tree(clean_home.path()));
+    // And it is what git prints with no machine configuration at all.
+    assert!(hostile.starts_with(&git_write_tree_in_copy(d)), "{hostile}");
 }
