@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use crate::build_context;
 use crate::compose;
 use crate::digest::{sha256_file, sha256_hex, HashingWriter};
 use crate::docker;
@@ -17,6 +18,7 @@ use crate::model::{
     labels, BaseImage, BuildLog, BuildStatus, ComposeConfig, FileDigest, GitSource, ImageRecord,
     LatestPointer, Manifest, ToolInfo, COMPOSE_IMAGE_PLACEHOLDER, MANIFEST_SCHEMA,
 };
+use crate::policy;
 use crate::stack;
 use crate::tree_hash;
 
@@ -33,10 +35,15 @@ pub struct BuildRequest {
     pub bases: Vec<(String, String)>,
     /// Other build arguments, recorded in the manifest.
     pub build_args: Vec<(String, String)>,
+    /// The build policy (relative to the repository) the arguments must satisfy.
+    pub policy: String,
 }
 
 /// Everything known before the build starts.
 struct Materials {
+    policy: FileDigest,
+    /// The context made from the recorded tree, as a tar file docker reads.
+    context: build_context::Made,
     git: GitSource,
     dockerfile: FileDigest,
     compose: ComposeConfig,
@@ -44,6 +51,32 @@ struct Materials {
     base_images: Vec<BaseImage>,
     tool: ToolInfo,
     source_url: String,
+}
+
+/// A build input's path, confined to the repository (the synced folder on a node): relative to
+/// it, or absolute inside it, and no symbolic link may lead out. Returns it relative to the
+/// repository, as the manifest records it.
+pub fn confine(repo: &Path, what: &str, path: &Path) -> Result<PathBuf> {
+    let root = repo
+        .canonicalize()
+        .with_context(|| format!("resolving {}", repo.display()))?;
+    let real = repo.join(path).canonicalize().with_context(|| {
+        format!(
+            "{what}: there is no {} (expected a file or folder of the repository)",
+            repo.join(path).display()
+        )
+    })?;
+    match real.strip_prefix(&root) {
+        Ok(rel) if rel.as_os_str().is_empty() => Ok(PathBuf::from(".")),
+        Ok(rel) => Ok(rel.to_path_buf()),
+        Err(_) => bail!(
+            "{what} {} resolves to {}, outside {}: a build's inputs come from the synced folder \
+             only, so that the record names what was built",
+            path.display(),
+            real.display(),
+            repo.display()
+        ),
+    }
 }
 
 pub fn new_build_id(started_at: DateTime<Utc>, node: &str) -> String {
@@ -115,6 +148,8 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
         no_cache: true,
         network: "none".to_string(),
         build_args: req.build_args.iter().cloned().collect(),
+        policy: Some(materials.policy),
+        context: Some(materials.context.record.clone()),
         prev_manifest_sha256: prev.map(|p| p.sha256),
         tool: materials.tool,
     };
@@ -132,6 +167,19 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
 }
 
 fn gather_materials(req: &BuildRequest) -> Result<Materials> {
+    // Refused before anything else is done: an argument the policy does not allow.
+    let policy = policy::load(&req.repo, &req.policy)?;
+    let args: BTreeMap<String, String> = req.build_args.iter().cloned().collect();
+    let refused = policy.policy.refusals(&args);
+    if !refused.is_empty() {
+        bail!(
+            "the build policy {} refuses this build: {}. Real builds take no such argument; \
+             tests that need one use the test policy ({}=tests/fixtures/test-policy.json)",
+            policy.path,
+            refused.join("; "),
+            policy::POLICY_ENV
+        );
+    }
     let dockerfile_path = req.repo.join(&req.dockerfile);
     if !dockerfile_path.is_file() {
         bail!(
@@ -147,13 +195,19 @@ fn gather_materials(req: &BuildRequest) -> Result<Materials> {
     versions.insert("docker_engine".to_string(), docker_engine);
     versions.insert("compose".to_string(), docker::compose_version(&compose)?);
 
-    let tree = tree_hash::tree_state(&req.repo).context("hashing the source tree")?;
+    let (tree, files) = tree_hash::tree_files(&req.repo).context("hashing the source tree")?;
+    let context = make_context(req, &policy.policy.context, &files)?;
     let base_images = req
         .bases
         .iter()
         .map(|(arg, reference)| resolve_base(arg, reference))
         .collect::<Result<Vec<_>>>()?;
     Ok(Materials {
+        context,
+        policy: FileDigest {
+            path: policy.path,
+            sha256: policy.sha256,
+        },
         git: GitSource {
             commit: tree.head_commit,
             tree: tree.tree,
@@ -165,6 +219,35 @@ fn gather_materials(req: &BuildRequest) -> Result<Materials> {
         base_images,
         tool: ToolInfo { versions },
         source_url: source_url(&req.repo),
+    })
+}
+
+/// `path` (relative to the repository) relative to the context folder, if it is inside.
+fn in_context_dir<'a>(context: &Path, path: &'a Path) -> Option<&'a Path> {
+    path.strip_prefix(build_context::as_prefix(context)).ok()
+}
+
+/// The build context, from the tree just hashed. The Dockerfile must be one of its files.
+fn make_context(
+    req: &BuildRequest,
+    spec: &crate::policy::ContextSpec,
+    files: &[tree_hash::TreeFile],
+) -> Result<build_context::Made> {
+    let in_context = in_context_dir(&req.context, &req.dockerfile)
+        .filter(|rel| spec.from_tree.iter().any(|root| rel.starts_with(root)));
+    if in_context.is_none() {
+        bail!(
+            "the Dockerfile {} is not part of the build context ({} under {}): the context \
+             holds only what the build policy declares",
+            req.dockerfile.display(),
+            spec.from_tree.join(", "),
+            req.context.display()
+        );
+    }
+    let tar = std::env::temp_dir().join(format!("prov-context-{}.tar", std::process::id()));
+    build_context::make(&req.repo, &req.context, spec, files, &tar).map_err(|e| {
+        let _ = std::fs::remove_file(&tar);
+        e.context("making the build context from the recorded tree")
     })
 }
 
@@ -293,7 +376,10 @@ fn run_docker_build(
         "--network=none".into(),
         "--force-rm".into(),
         "--file".into(),
-        req.dockerfile.to_string_lossy().into_owned(),
+        in_context_dir(&req.context, &req.dockerfile)
+            .expect("checked when the context was made")
+            .to_string_lossy()
+            .into_owned(),
         "--tag".into(),
         tag.into(),
     ];
@@ -320,7 +406,8 @@ fn run_docker_build(
         args.push("--label".into());
         args.push(format!("{k}={v}"));
     }
-    args.push(req.context.to_string_lossy().into_owned());
+    // The context is the stream prov made from the recorded tree, on standard input.
+    args.push("-".into());
 
     let file = File::create(log_path).with_context(|| {
         format!(
@@ -330,11 +417,20 @@ fn run_docker_build(
     })?;
     let mut log = HashingWriter::new(file);
     // The exact command heads the log, so the log alone says how the image was made.
-    writeln!(log, "$ DOCKER_BUILDKIT=0 docker {}", args.join(" "))?;
+    let context = &m.context.record;
+    writeln!(
+        log,
+        "$ DOCKER_BUILDKIT=0 docker {} < context.tar ({} files, {} bytes, sha256 {})",
+        args.join(" "),
+        context.files,
+        context.bytes,
+        context.sha256
+    )?;
 
     // The legacy builder is the one that accepts `FROM <image id>` on this engine.
     let mut reader = duct::cmd("docker", &args)
         .dir(&req.repo)
+        .stdin_path(&m.context.tar)
         .env("DOCKER_BUILDKIT", "0")
         .stderr_to_stdout()
         .unchecked()

@@ -12,6 +12,7 @@ use crate::context::NODE_MOUNT;
 use crate::docker::{ContainerInspect, ImageInspect, NodeState};
 use crate::manifest::{ChainEntry, Link, Store, StoreError, Stored};
 use crate::model::{labels, BuildStatus, Check, HttpAnswer, HttpAnswers, Manifest, ServiceSpec};
+use crate::policy::LoadedPolicy;
 use crate::stack::{self, compose_labels};
 use crate::text::short_id as short;
 
@@ -28,6 +29,8 @@ pub struct Evidence {
     /// The project's public key and the latest build's envelope (bytes, or why not), once the
     /// project has a key.
     pub attestation: Option<(PublicKeyFile, Result<Vec<u8>, String>)>,
+    /// The build policy in force on the host.
+    pub policy: LoadedPolicy,
 }
 
 /// Collects checks in order.
@@ -67,6 +70,7 @@ pub fn judge(e: &Evidence) -> Vec<Check> {
     check_wiring(&services, &mut checks);
     check_no_bypass(&e.state, manifest, &services, &mut checks);
     if let Some(m) = manifest {
+        check_build_inputs(m, &e.policy, &mut checks);
         check_source(&e.tree_now, m, &mut checks);
         check_one_tree(m, &e.state, &e.http, &mut checks);
         if let Some((key, envelope)) = &e.attestation {
@@ -462,7 +466,10 @@ pub fn config_differences(
     );
     let mut env = env_map(defaults.env.as_deref());
     env.extend(spec.environment.clone());
-    let found_env = env_map(c.config.env.as_deref());
+    let mut found_env = env_map(c.config.env.as_deref());
+    // Compose v1 adds this when it recreates a container (a Swarm scheduling hint that keeps
+    // the container's volumes on the same host); it is Compose's, not the configuration's.
+    found_env.remove(COMPOSE_V1_RECREATE_HINT);
     let env_keys: BTreeSet<&String> = env.keys().chain(found_env.keys()).collect();
     for key in env_keys {
         match (env.get(key), found_env.get(key)) {
@@ -547,6 +554,8 @@ pub fn config_differences(
     );
     out
 }
+
+const COMPOSE_V1_RECREATE_HINT: &str = "affinity:container";
 
 fn env_map(list: Option<&[String]>) -> BTreeMap<String, String> {
     list.unwrap_or_default()
@@ -699,6 +708,78 @@ fn check_no_bypass(
             format!("also running: {}", strays.join(", "))
         },
         "a container was started by hand or as a one-off; `make clean && make demo` removes it",
+    );
+}
+
+/// The build's inputs came from the repository, and its arguments are what the policy in force
+/// allows (a test-only feature built under a test policy fails here).
+fn check_build_inputs(m: &Manifest, policy: &LoadedPolicy, checks: &mut Checks) {
+    let inside = |p: &str| {
+        !p.is_empty()
+            && std::path::Path::new(p)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+    };
+    let mut problems: Vec<String> = [("dockerfile", &m.dockerfile.path)]
+        .into_iter()
+        .filter(|(_, p)| !inside(p))
+        .map(|(what, p)| format!("{what} {p} is not a path inside the repository"))
+        .collect();
+    match &m.context {
+        None => problems.push("no build context recorded (made by an older prov)".into()),
+        Some(c) if c.path != "." && !inside(&c.path) => {
+            problems.push(format!("context {} is not inside the repository", c.path))
+        }
+        Some(_) => {}
+    }
+    if m.compose.path != stack::COMPOSE_FILE {
+        problems.push(format!(
+            "compose file {} is not {}",
+            m.compose.path,
+            stack::COMPOSE_FILE
+        ));
+    }
+    checks.add(
+        "build-inputs",
+        problems.is_empty(),
+        format!(
+            "Dockerfile and context inside the repository, context recorded, Compose file {}",
+            stack::COMPOSE_FILE
+        ),
+        if problems.is_empty() {
+            format!("{}, {}", m.dockerfile.path, m.compose.path)
+        } else {
+            problems.join("; ")
+        },
+        "the build read inputs from outside the synced folder: run `make demo`",
+    );
+    let refused = policy.policy.refusals(&m.build_args);
+    let recorded = m.policy.as_ref();
+    let observed = match (recorded, refused.is_empty()) {
+        (None, _) => "the record names no build policy (made by an older prov)".to_string(),
+        (Some(p), true) => format!(
+            "built under {} (sha256 {}); its arguments are allowed",
+            p.path,
+            short(&p.sha256)
+        ),
+        (Some(p), false) => format!(
+            "built under {} (sha256 {}): {}",
+            p.path,
+            short(&p.sha256),
+            refused.join("; ")
+        ),
+    };
+    checks.add(
+        "build-policy",
+        recorded.is_some() && refused.is_empty(),
+        format!(
+            "build arguments allowed by {} (sha256 {})",
+            policy.path,
+            short(&policy.sha256)
+        ),
+        observed,
+        "the running build was made with arguments the policy in force does not allow (a test \
+         build?): run `make demo`",
     );
 }
 

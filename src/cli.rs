@@ -38,9 +38,13 @@ pub struct BuildArgs {
     /// A base image: the Dockerfile's build argument and the image reference, as ARG=REF.
     #[arg(long = "base", value_name = "ARG=REF", value_parser = parse_pair)]
     pub bases: Vec<(String, String)>,
-    /// Another Dockerfile build argument, recorded in the manifest (e.g. API_FEATURES=...).
+    /// Another Dockerfile build argument, recorded in the manifest (e.g. API_FEATURES=...);
+    /// the build policy must allow it.
     #[arg(long = "build-arg", value_name = "ARG=VALUE", value_parser = parse_pair)]
     pub build_args: Vec<(String, String)>,
+    /// The build policy, relative to the repository.
+    #[arg(long, env = crate::policy::POLICY_ENV, default_value = crate::policy::DEFAULT_POLICY)]
+    pub policy: String,
 }
 
 /// `ARG=VALUE`; prov's own PROV_* arguments cannot be overridden.
@@ -73,6 +77,9 @@ pub struct VerifyArgs {
     /// not checked (exit 2).
     #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub timeout: u64,
+    /// The build policy in force, relative to the repository.
+    #[arg(long, env = crate::policy::POLICY_ENV, default_value = crate::policy::DEFAULT_POLICY)]
+    pub policy: String,
 }
 
 #[derive(Args)]
@@ -132,15 +139,18 @@ pub fn build(_repo: &Path, args: BuildArgs) -> Result<ExitCode> {
         None => hostname()?,
     };
     nodes::load(&repo)?.get(&node)?;
+    let confine =
+        |what, path| build::confine(&repo, what, path).map_err(|e| Failure(format!("{e:#}")));
     let manifest = build::build(&BuildRequest {
         repo: repo.clone(),
         node,
-        dockerfile: args.dockerfile,
-        context: args.context,
-        compose_file: args.compose_file,
+        dockerfile: confine("--dockerfile", &args.dockerfile)?,
+        context: confine("--context", &args.context)?,
+        compose_file: confine("--compose-file", &args.compose_file)?,
         image_name: args.image_name,
         bases: args.bases,
         build_args: args.build_args,
+        policy: args.policy,
     })
     .map_err(|e| Failure(format!("{e:#}")))?;
     let image = manifest
@@ -172,8 +182,12 @@ pub fn verify(repo: &Path, args: VerifyArgs) -> Result<ExitCode> {
             .map(|n| file.get(n).cloned())
             .collect::<Result<_>>()?
     };
-    let outcomes =
-        verify::verify_nodes(repo, &targets, std::time::Duration::from_secs(args.timeout));
+    let outcomes = verify::verify_nodes(
+        repo,
+        &targets,
+        &args.policy,
+        std::time::Duration::from_secs(args.timeout),
+    );
     if args.json {
         println!("{}", report::json(&outcomes));
     } else {
@@ -324,6 +338,27 @@ pub fn exec(repo: &Path, node: &str, command: &[String]) -> Result<ExitCode> {
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         None => bail!("the remote command on {node} was killed by a signal"),
     })
+}
+
+pub fn vendor_archives(repo: &Path, cache: Option<PathBuf>) -> Result<ExitCode> {
+    let cache = match cache {
+        Some(cache) => cache,
+        None => std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+            .context("neither CARGO_HOME nor HOME is set: pass --cache")?
+            .join("registry/cache"),
+    };
+    let copied = crate::vendor::collect_archives(
+        &repo.join("Cargo.lock"),
+        &cache,
+        &repo.join(crate::vendor::ARCHIVES),
+    )?;
+    println!(
+        "prov: {copied} crate archive(s) in {}",
+        crate::vendor::ARCHIVES
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A node named on the command line, or the default one.

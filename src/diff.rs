@@ -57,6 +57,24 @@ fn bases(m: &Manifest) -> String {
         .join(" ")
 }
 
+/// The context stream's digest and its derived inputs' (not recorded by older builds).
+fn context(m: &Manifest) -> String {
+    m.context.as_ref().map_or("(not recorded)".into(), |c| {
+        let derived: Vec<String> = c
+            .derived
+            .iter()
+            .map(|d| format!("{} {}", d.path, d.sha256))
+            .collect();
+        format!("{} {}", c.sha256, derived.join(" "))
+    })
+}
+
+fn policy(m: &Manifest) -> String {
+    m.policy
+        .as_ref()
+        .map_or("(not recorded)".into(), |p| p.sha256.clone())
+}
+
 fn build_flags(m: &Manifest) -> String {
     let mut flags = format!("no_cache={} network={}", m.no_cache, m.network);
     for (k, v) in &m.build_args {
@@ -87,6 +105,8 @@ pub fn compare_manifests(a: &Stored, b: &Stored) -> DiffReport {
             mb.cargo_lock.sha256.clone(),
         ),
         field("build flags", build_flags(ma), build_flags(mb)),
+        field("build context", context(ma), context(mb)),
+        field("build policy", policy(ma), policy(mb)),
     ];
     let expected_to_differ = vec![
         field("node", ma.node.clone(), mb.node.clone()),

@@ -71,6 +71,13 @@ enum Command {
     /// Print the stack's names (Compose project, services, containers, labels) as shell
     /// assignments, for the scripts.
     Stack,
+    /// Copy the crate archives Cargo.lock pins from cargo's cache into .cache/crates, against
+    /// which `prov build` proves the vendored crates (the host runs it when it vendors).
+    VendorArchives {
+        /// cargo's archive cache (default: $CARGO_HOME/registry/cache, or ~/.cargo/...).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
     /// Run a command on a node over the node transport (ssh).
     Exec {
         #[arg(long)]
@@ -126,6 +133,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", prov::stack::shell_assignments());
             Ok(ExitCode::SUCCESS)
         }
+        Command::VendorArchives { cache } => prov::cli::vendor_archives(&repo, cache),
         Command::Exec { node, command } => prov::cli::exec(&repo, &node, &command),
     }
 }

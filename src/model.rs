@@ -71,6 +71,14 @@ pub struct Manifest {
     /// Build arguments given beyond the bases and prov's own (e.g. API_FEATURES).
     #[serde(default)]
     pub build_args: BTreeMap<String, String>,
+    /// The build policy the arguments were checked against (path and digest); absent in
+    /// records made before prov had one, which verify then fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<FileDigest>,
+    /// The build context docker received, made by prov from the recorded tree; absent in
+    /// records made before prov made it, which verify then fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<BuildContext>,
     /// sha256 of the node's previous manifest file, byte for byte: the hash chain.
     pub prev_manifest_sha256: Option<String>,
     pub tool: ToolInfo,
@@ -172,6 +180,29 @@ pub struct BaseImage {
     pub reference: String,
     /// What that resolved to on the node, and what the build was given.
     pub id: String,
+}
+
+/// The tar stream docker received as the build context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildContext {
+    /// The context folder, relative to the repository.
+    pub path: String,
+    /// Paths of the recorded tree the context holds (relative to the context folder).
+    pub from_tree: Vec<String>,
+    /// Inputs made from the tree and not in it (vendored crates), each with its own digest.
+    pub derived: Vec<DerivedInput>,
+    /// Files and links in the stream, and its size and sha256.
+    pub files: u64,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DerivedInput {
+    pub path: String,
+    /// sha256 of the listing "mode sha256 path" (or "link path target") of every file in it.
+    pub sha256: String,
+    pub files: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -136,6 +136,32 @@ pub fn render(stored: &Stored, chain: &str, running: &Running, paint: Paint) -> 
         let _ = writeln!(w, "         base {:<14} {}", base.arg, base.reference);
         let _ = writeln!(w, "{:<28}= {}", "", short(&base.id));
     }
+    if let Some(policy) = &m.policy {
+        let _ = writeln!(
+            w,
+            "         {:<11} {:<18} sha256 {}",
+            "policy",
+            policy.path,
+            short(&policy.sha256)
+        );
+    }
+    if let Some(context) = &m.context {
+        let _ = writeln!(
+            w,
+            "         context     {} files from the tree and derived, sha256 {}",
+            context.files,
+            short(&context.sha256)
+        );
+        for input in &context.derived {
+            let _ = writeln!(
+                w,
+                "         derived     {:<18} {} files, sha256 {}",
+                input.path,
+                input.files,
+                short(&input.sha256)
+            );
+        }
+    }
     let _ = writeln!(
         w,
         "how      {}, network {}",

@@ -159,6 +159,32 @@ pub enum TreeHashError {
 /// `.git` directory) the way `git add -A && git write-tree` would, without
 /// writing anything into the repository.
 pub fn tree_state(repo_dir: &Path) -> Result<TreeState, TreeHashError> {
+    tree_state_with(repo_dir, None)
+}
+
+/// One file of a hashed working tree, as the tree records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFile {
+    /// Relative to the checkout's root.
+    pub path: PathBuf,
+    /// Git's mode: 0o100644, 0o100755, 0o120000 (symbolic link) or 0o160000 (a repository).
+    pub mode: u32,
+    /// The blob id (or the commit id of a nested repository).
+    pub id: Oid,
+}
+
+/// [`tree_state`], and every file of the tree it hashed: what a build context made from this
+/// tree must hold, byte for byte.
+pub fn tree_files(repo_dir: &Path) -> Result<(TreeState, Vec<TreeFile>), TreeHashError> {
+    let mut files = Vec::new();
+    let state = tree_state_with(repo_dir, Some(&mut files))?;
+    Ok((state, files))
+}
+
+fn tree_state_with(
+    repo_dir: &Path,
+    files: Option<&mut Vec<TreeFile>>,
+) -> Result<TreeState, TreeHashError> {
     let repo = open(repo_dir)?;
     let path =
         repo.workdir()
@@ -169,7 +195,7 @@ pub fn tree_state(repo_dir: &Path) -> Result<TreeState, TreeHashError> {
 
     // HEAD first: it needs the real object database, which is swapped below.
     let (head_commit, head_tree) = head_ids(&repo, &path)?;
-    let tree = worktree_tree(&repo, &path)?;
+    let tree = worktree_tree(&repo, &path, files)?;
 
     let tree = tree.to_string();
     let head_commit = head_commit.map(|id| id.to_string());
@@ -246,7 +272,11 @@ fn head_ids(repo: &Repository, path: &Path) -> Result<(Option<Oid>, Option<Oid>)
 /// second handle on the same repository whose object database is replaced by
 /// an in-memory one before anything else is done with it; it owns the index
 /// we update and receives the blobs and trees we create.
-fn worktree_tree(real: &Repository, path: &Path) -> Result<Oid, TreeHashError> {
+fn worktree_tree(
+    real: &Repository,
+    path: &Path,
+    files: Option<&mut Vec<TreeFile>>,
+) -> Result<Oid, TreeHashError> {
     let mem_err = |source| TreeHashError::MemoryOdb {
         path: path.to_path_buf(),
         source,
@@ -338,13 +368,21 @@ fn worktree_tree(real: &Repository, path: &Path) -> Result<Oid, TreeHashError> {
     // in-memory database, so that fails. libgit2 has dropped the cache by
     // then (it does so before the re-read), so the second write builds every
     // tree from the entries into memory, where the re-read finds them.
-    index
+    let tree = index
         .write_tree()
         .or_else(|_| index.write_tree())
         .map_err(|source| TreeHashError::WriteTree {
             path: path.to_path_buf(),
             source,
-        })
+        })?;
+    if let Some(files) = files {
+        files.extend(index.iter().map(|e| TreeFile {
+            path: bytes_to_path(&e.path).to_path_buf(),
+            mode: e.mode,
+            id: e.id,
+        }));
+    }
+    Ok(tree)
 }
 
 /// The repository's index and the changes `git add -A` would apply to it,

@@ -17,6 +17,7 @@ use crate::checks::{self, Evidence};
 use crate::docker::NodeState;
 use crate::manifest::{Store, StoreError};
 use crate::model::{HttpAnswer, HttpAnswers, Manifest, NodeReport, NodeSpec};
+use crate::policy::{self, LoadedPolicy};
 use crate::probe;
 use crate::stack;
 use crate::transport::Transport;
@@ -35,6 +36,7 @@ fn verify_node(
     repo: &Path,
     node: &NodeSpec,
     source: &SourceTree,
+    policy: LoadedPolicy,
     deadline: Instant,
 ) -> Result<NodeReport> {
     let store = Store::new(&repo.join("provenance"), &node.name);
@@ -65,6 +67,7 @@ fn verify_node(
         http,
         tree_now,
         attestation,
+        policy,
     });
     Ok(NodeReport {
         node: node.name.clone(),
@@ -186,8 +189,23 @@ fn ask_api(node: &NodeSpec, deadline: Instant) -> HttpAnswers {
 /// Every node answers within `timeout`: its ssh command and HTTP requests are bounded by it,
 /// and a node whose check is still running past it (a stall nothing else caught) is reported as
 /// unchecked, its thread abandoned. A panic is reported the same way, never as a verdict.
-pub fn verify_nodes(repo: &Path, nodes: &[NodeSpec], timeout: Duration) -> Vec<NodeReport> {
+pub fn verify_nodes(
+    repo: &Path,
+    nodes: &[NodeSpec],
+    policy_path: &str,
+    timeout: Duration,
+) -> Vec<NodeReport> {
     let deadline = Instant::now() + timeout;
+    // Without the policy in force nothing can be judged.
+    let policy = match policy::load(repo, policy_path) {
+        Ok(policy) => policy,
+        Err(e) => {
+            return nodes
+                .iter()
+                .map(|n| unchecked(&n.name, format!("{e:#}")))
+                .collect()
+        }
+    };
     let source = Arc::new(SourceTree::new());
     {
         let (repo, source) = (repo.to_path_buf(), source.clone());
@@ -197,15 +215,16 @@ pub fn verify_nodes(repo: &Path, nodes: &[NodeSpec], timeout: Duration) -> Vec<N
     }
     let (done, finished) = mpsc::channel();
     for (index, node) in nodes.iter().enumerate() {
-        let (repo, node, source, done) = (
+        let (repo, node, source, done, policy) = (
             repo.to_path_buf(),
             node.clone(),
             source.clone(),
             done.clone(),
+            policy.clone(),
         );
         std::thread::spawn(move || {
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                verify_node(&repo, &node, &source, deadline)
+                verify_node(&repo, &node, &source, policy, deadline)
             }));
             let _ = done.send((index, outcome));
         });

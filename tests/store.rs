@@ -55,6 +55,8 @@ fn manifest(build_id: &str, prev: Option<String>, status: BuildStatus) -> Manife
         no_cache: true,
         network: "none".into(),
         build_args: BTreeMap::new(),
+        policy: None,
+        context: None,
         prev_manifest_sha256: prev,
         tool: ToolInfo {
             versions: BTreeMap::new(),

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use prov::checks::{judge, Evidence};
 use prov::docker::NodeState;
 use prov::manifest::Store;
-use prov::model::{Check, HttpAnswers};
+use prov::model::{Check, HttpAnswers, Manifest};
 
 fn base() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/verify/base")
@@ -23,10 +23,23 @@ fn read_json(name: &str) -> Value {
 /// The checks for the fixture after `change` has edited the engine's state and the api's
 /// answers (both as JSON), with the host's tree as given.
 fn checks_with(change: impl FnOnce(&mut Value, &mut Value), tree_now: Option<&str>) -> Vec<Check> {
+    judged(change, |_| {}, tree_now)
+}
+
+/// The checks after `change` edited the engine's state and the api's answers, and `record`
+/// edited the latest manifest as read (the pin is not what is tested here).
+fn judged(
+    change: impl FnOnce(&mut Value, &mut Value),
+    record: impl FnOnce(&mut Manifest),
+    tree_now: Option<&str>,
+) -> Vec<Check> {
     let (mut state, mut http) = (read_json("state.json"), read_json("http.json"));
     change(&mut state, &mut http);
     let store = Store::new(&base().join("provenance"), "main");
-    let latest = store.latest();
+    let mut latest = store.latest();
+    if let Ok(stored) = latest.as_mut() {
+        record(&mut stored.manifest);
+    }
     let tree = latest.as_ref().unwrap().manifest.git.tree.clone();
     let evidence = Evidence {
         node: "main".into(),
@@ -36,6 +49,8 @@ fn checks_with(change: impl FnOnce(&mut Value, &mut Value), tree_now: Option<&st
         http: serde_json::from_value::<HttpAnswers>(http).unwrap(),
         tree_now: Ok(tree_now.map_or(tree, str::to_string)),
         attestation: None,
+        policy: prov::policy::load(Path::new(env!("CARGO_MANIFEST_DIR")), "build-policy.json")
+            .unwrap(),
     };
     judge(&evidence)
 }
@@ -259,4 +274,48 @@ fn an_image_with_a_registry_digest_or_a_latest_tag_is_not_local() {
         state["images"][0]["RepoDigests"] = json!(["registry.example/prov-api@sha256:00"]);
     });
     fails(&checks, &["image-local"], "registry.example");
+}
+
+#[test]
+fn a_build_with_arguments_the_policy_in_force_does_not_allow_fails() {
+    let checks = judged(
+        |_, _| {},
+        |m| {
+            m.build_args
+                .insert("API_FEATURES".into(), "dishonest-ready".into());
+        },
+        None,
+    );
+    fails(
+        &checks,
+        &["build-policy"],
+        "API_FEATURES=\"dishonest-ready\" is not allowed",
+    );
+    let checks = judged(|_, _| {}, |m| m.policy = None, None);
+    fails(&checks, &["build-policy"], "names no build policy");
+}
+
+#[test]
+fn a_record_naming_inputs_outside_the_repository_fails() {
+    let checks = judged(
+        |_, _| {},
+        |m| m.dockerfile.path = "../elsewhere/Dockerfile".into(),
+        None,
+    );
+    fails(
+        &checks,
+        &["build-inputs"],
+        "not a path inside the repository",
+    );
+}
+
+#[test]
+fn a_database_compose_v1_recreated_with_its_affinity_hint_passes() {
+    let checks = checks_after(|state, _| {
+        db(state)["Config"]["Env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("affinity:container==6e8ecf1a0a84"));
+    });
+    assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
 }

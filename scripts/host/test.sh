@@ -16,6 +16,11 @@ lint() {
 }
 
 unit() {
+  # The build-context tests compare with what a real docker build receives; the vendoring
+  # proof is also checked on the project's own vendored crates.
+  ensure_engine
+  build_prov
+  ensure_vendor
   log "cargo test (prov, and api against a real PostgreSQL)"
   (cd "$PROV_REPO" && cargo test --locked --workspace)
   attestation

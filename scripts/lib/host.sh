@@ -62,14 +62,20 @@ build_prov() {
     die "building prov failed (cargo build --release -p prov)"
 }
 
-# The api build is offline: vendor the workspace's crates whenever Cargo.lock changes.
+# The api build is offline: vendor the workspace's crates whenever Cargo.lock changes, and put the
+# archives Cargo.lock pins beside them (.cache/crates), against which prov build proves every
+# vendored file (src/vendor.rs).
 ensure_vendor() {
-  local stamp="$PROV_REPO/vendor/.cargo-lock.sha256" want
+  local stamp="$PROV_REPO/vendor/.cargo-lock.sha256" want crates="$PROV_REPO/.cache/crates"
   want="$(sha256sum "$PROV_REPO/Cargo.lock" | cut -d' ' -f1)"
-  [[ -f $stamp && $(<"$stamp") == "$want" ]] && return 0
+  [[ -f $stamp && $(<"$stamp") == "$want" && -f $crates/.cargo-lock.sha256 &&
+    $(<"$crates/.cargo-lock.sha256") == "$want" ]] && return 0
   log "vendoring crates for the offline api build"
   (cd "$PROV_REPO" && cargo vendor --locked --quiet vendor >/dev/null)
   printf '%s\n' "$want" >"$stamp"
+  rm -rf "$crates"
+  prov vendor-archives >/dev/null
+  printf '%s\n' "$want" >"$crates/.cargo-lock.sha256"
 }
 
 ensure_bases() { "$PROV_REPO/scripts/host/bases.sh"; }

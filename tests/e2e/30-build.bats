@@ -18,12 +18,15 @@ build_on_node() {
 
 snapshot() { (cd "$DIR" && sha256sum latest ./*.json); }
 
+teardown() { restore_kept; }
+
 @test "the manifest has every documented key, and the engine agrees with it" {
   m="$(prov show --node "$NODE" --json)"
   for key in schema build_id node started_at finished_at status git.commit git.tree git.dirty \
     dockerfile.path dockerfile.sha256 compose.config_sha256 build_log.path build_log.sha256 \
     build_log.bytes image.id image.tag image.labels no_cache network base_images \
-    prev_manifest_sha256 tool.versions; do
+    prev_manifest_sha256 tool.versions policy.sha256 context.sha256 context.files \
+    context.derived compose.services.api compose.services.db.image_id; do
     jq -e --arg k "$key" 'getpath($k | split(".")) | . != null or ($k == "prev_manifest_sha256")' \
       <<<"$m" >/dev/null || { echo "missing $key"; return 1; }
   done
@@ -66,7 +69,40 @@ snapshot() { (cd "$DIR" && sha256sum latest ./*.json); }
   before="$(snapshot)"
   build_on_node "--dockerfile api/NoSuchDockerfile"
   [ "$status" -ne 0 ]
-  assert_output_has "no Dockerfile at /vagrant/api/NoSuchDockerfile"
+  assert_output_has "there is no /vagrant/api/NoSuchDockerfile"
+  [ "$(snapshot)" = "$before" ]
+}
+
+@test "a build argument the build policy does not allow is refused before anything is built" {
+  before="$(snapshot)"
+  build_on_node "--build-arg API_FEATURES=dishonest-ready"
+  [ "$status" -ne 0 ]
+  assert_output_has "the build policy build-policy.json refuses this build"
+  assert_output_has "API_FEATURES=\"dishonest-ready\" is not allowed"
+  [ "$(snapshot)" = "$before" ]
+}
+
+@test "a file the tree does not record (api/build.rs hidden by .git/info/exclude) is refused, named" {
+  before="$(snapshot)"
+  keep "$REPO/.git/info/exclude" "$REPO/api/build.rs"
+  printf 'api/build.rs\n' >>"$REPO/.git/info/exclude"
+  printf 'fn main() {}\n' >"$REPO/api/build.rs"
+  build_on_node ""
+  restore_kept
+  [ "$status" -ne 0 ]
+  assert_output_has "not in the recorded tree"
+  assert_output_has "api/build.rs"
+  [ "$(snapshot)" = "$before" ]
+}
+
+@test "a context or Dockerfile outside /vagrant is refused, naming it" {
+  before="$(snapshot)"
+  build_on_node "--context /tmp"
+  [ "$status" -ne 0 ]
+  assert_output_has "--context /tmp resolves to /tmp, outside /vagrant"
+  build_on_node "--dockerfile ../etc/hostname"
+  [ "$status" -ne 0 ]
+  assert_output_has "--dockerfile ../etc/hostname resolves to /etc/hostname, outside /vagrant"
   [ "$(snapshot)" = "$before" ]
 }
 

@@ -333,9 +333,11 @@ fingerprint() {
 }
 
 @test "a node whose packets are dropped cannot be checked: exit 2 within the --timeout bound" {
+  # Where the node's ssh is reached (the docker provider forwards a port on 127.0.0.1).
   ip="$(awk '$1 == "HostName" { print $2 }' "$REPO/.cache/ssh/$NODE.config")"
-  [ -n "$ip" ]
-  iptables -I OUTPUT -d "$ip" -p tcp --dport 22 -m comment --comment prov-e2e -j DROP
+  port="$(awk '$1 == "Port" { print $2 }' "$REPO/.cache/ssh/$NODE.config")"
+  [ -n "$ip" ] && [ -n "$port" ]
+  iptables -I OUTPUT -d "$ip" -p tcp --dport "$port" -m comment --comment prov-e2e -j DROP
   start=$SECONDS
   run timeout 60 "$PROV" --repo "$REPO" verify --node "$NODE" --timeout 5
   took=$((SECONDS - start))

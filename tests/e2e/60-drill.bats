@@ -26,12 +26,20 @@ db_running() {
   [ "$(on_node "$1" docker ps --quiet --filter label=com.docker.compose.service=db | wc -l)" -eq 1 ]
 }
 
-# Builds a test-only variant of the api through prov build and starts it the golden way.
+# The test policy allows the api's test-only features; the drill's verify steps judge under it.
+TEST_POLICY=tests/fixtures/test-policy.json
+
+# Builds a test-only variant of the api through prov build, under the test policy, and starts it
+# the golden way. Under the policy in force it does not pass verify; under the test policy it does.
 build_variant() {
   root_on "$1" "cd /vagrant && source .cache/images/ids.env && export PROV_DB_IMAGE=\$POSTGRES_TAG && \
     target/release/prov build --node $1 --base BUILDER_IMAGE=\$BUILDER_TAG \
-    --base RUNTIME_IMAGE=\$RUNTIME_TAG --build-arg API_FEATURES=$2 >/dev/null && scripts/node/up.sh"
-  prov verify --node "$1"
+    --base RUNTIME_IMAGE=\$RUNTIME_TAG --policy $TEST_POLICY --build-arg API_FEATURES=$2 \
+    >/dev/null && scripts/node/up.sh"
+  run prov verify --node "$1" --json
+  [ "$status" -eq 1 ]
+  jq -e '[.checks[] | select(.ok | not) | .name] == ["build-policy"]' <<<"$output" >/dev/null
+  PROV_POLICY=$TEST_POLICY prov verify --node "$1"
 }
 
 @test "the drill passes on the default node, using nc, and keeps a record" {
@@ -69,7 +77,7 @@ build_variant() {
 
 @test "against an api whose /ready always says 200, the drill fails at step 4 and restores the db" {
   build_variant worker1 dishonest-ready
-  drill worker1
+  PROV_POLICY=$TEST_POLICY drill worker1
   [ "$status" -ne 0 ]
   assert_output_has "failed at step 4: /health is 200 and /ready is not 200"
   [ "$(jq -r .deviated "$(latest_record worker1)")" = true ]
@@ -78,7 +86,7 @@ build_variant() {
 
 @test "against an api that never reconnects, the drill fails at the recovery step" {
   build_variant worker1 no-reconnect
-  DRILL_RECOVERY_TIMEOUT=8 drill worker1
+  PROV_POLICY=$TEST_POLICY DRILL_RECOVERY_TIMEOUT=8 drill worker1
   [ "$status" -ne 0 ]
   assert_output_has "failed at step 7: /ready returns to 200"
   db_running worker1

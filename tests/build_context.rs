@@ -1,0 +1,233 @@
+//! The build context prov makes from the recorded tree, against what a real `docker build`
+//! receives from the same fixture repository's folder (with a .dockerignore naming the same
+//! paths): the same files, modes and link targets. And what the folder would have let in, but
+//! the tree does not record, is refused by name. Needs a Docker engine (`make test` starts one).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+mod support;
+
+use prov::build_context;
+use prov::image_fs::{self, Listing};
+use prov::policy::{ContextSpec, DerivedSpec, Proof};
+use prov::tree_hash::tree_files;
+use tempfile::TempDir;
+
+fn run(dir: &Path, program: &str, args: &[&str]) {
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "{program} {args:?}");
+}
+
+fn write(dir: &Path, rel: &str, content: &str) {
+    let path = dir.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, content).unwrap();
+}
+
+/// A repository with files in and out of the context: committed, untracked (but not ignored:
+/// `git add -A` takes it), executable, a symbolic link, and vendored crates (ignored by git)
+/// with the archives they are proven against.
+fn fixture() -> TempDir {
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    run(d, "git", &["init", "-q", "-b", "main"]);
+    write(d, "app/Dockerfile", "FROM scratch\nCOPY . /ctx/\n");
+    write(d, "app/main.txt", "main\n");
+    write(d, "src/lib/lib.txt", "lib\n");
+    write(d, "src/run.sh", "#!/bin/sh\n");
+    fs::set_permissions(d.join("src/run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("lib/lib.txt", d.join("src/link")).unwrap();
+    write(d, "README.md", "not in the context\n");
+    write(d, ".gitignore", "/vendor/\n/.cache/\n");
+    support::vendor_tiny_crate(d);
+    run(d, "git", &["add", "-A"]);
+    run(
+        d,
+        "git",
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "f",
+        ],
+    );
+    write(d, "src/new.txt", "untracked, not ignored\n");
+    tmp
+}
+
+fn spec() -> ContextSpec {
+    ContextSpec {
+        from_tree: vec!["Cargo.lock".into(), "app".into(), "src".into()],
+        derived: vec![DerivedSpec {
+            path: "vendor".into(),
+            proof: Proof::CargoVendor,
+        }],
+    }
+}
+
+/// Builds `FROM scratch` + `COPY . /ctx/` with the given context (a folder, or `-` with the
+/// tar on stdin) and lists the image's files.
+fn docker_listing(context: &str, dir: &Path, stdin: Option<&Path>) -> Listing {
+    let tag = format!("prov-context-test:{}", std::process::id());
+    let mut build = Command::new("docker");
+    build
+        .args([
+            "build",
+            "-q",
+            "--no-cache",
+            "-f",
+            "app/Dockerfile",
+            "-t",
+            &tag,
+            context,
+        ])
+        .current_dir(dir)
+        .env("DOCKER_BUILDKIT", "0");
+    if let Some(tar) = stdin {
+        build.stdin(fs::File::open(tar).unwrap());
+    }
+    let out = build.output().expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut save = Command::new("docker")
+        .args(["save", &tag])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let listing = image_fs::listing_from_save(save.stdout.take().unwrap()).unwrap();
+    assert!(save.wait().unwrap().success());
+    let _ = Command::new("docker").args(["image", "rm", &tag]).output();
+    listing
+}
+
+#[test]
+fn the_context_is_what_docker_receives_from_the_folder() {
+    let repo = fixture();
+    let d = repo.path();
+    let (_, files) = tree_files(d).unwrap();
+    let tar = d.join("../context.tar");
+    let made = build_context::make(d, Path::new("."), &spec(), &files, &tar).unwrap();
+    // Cargo.lock; app: 2; src: lib.txt, run.sh, link, new.txt; vendor/tiny: 3.
+    assert_eq!(made.record.files, 10);
+    assert_eq!(made.record.derived[0].files, 3);
+
+    let from_prov = docker_listing("-", d, Some(&tar));
+    write(d, ".dockerignore", "*\n!Cargo.lock\n!app\n!src\n!vendor\n");
+    let from_folder = docker_listing(".", d, None);
+    let comparison = image_fs::compare(&from_prov, &from_folder);
+    assert!(
+        comparison.differing.is_empty()
+            && comparison.only_a.is_empty()
+            && comparison.only_b.is_empty(),
+        "{comparison:?}"
+    );
+    assert!(from_prov.keys().any(|p| p.ends_with("ctx/src/new.txt")));
+    assert!(!from_prov.keys().any(|p| p.ends_with("README.md")));
+}
+
+#[test]
+fn the_same_inputs_give_the_same_stream() {
+    let repo = fixture();
+    let d = repo.path();
+    let (_, files) = tree_files(d).unwrap();
+    let first = build_context::make(d, Path::new("."), &spec(), &files, &d.join("../a.tar"))
+        .unwrap()
+        .record
+        .clone();
+    let second = build_context::make(d, Path::new("."), &spec(), &files, &d.join("../b.tar"))
+        .unwrap()
+        .record
+        .clone();
+    assert_eq!(first, second);
+}
+
+#[test]
+fn a_file_the_tree_does_not_record_is_refused_by_name() {
+    let repo = fixture();
+    let d = repo.path();
+    // Hidden from git by the repository's own exclude file, which a build from the folder
+    // would not know about: cargo would pick up a build.rs by itself.
+    write(d, ".git/info/exclude", "app/build.rs\n");
+    write(d, "app/build.rs", "fn main() {}\n");
+    let (_, files) = tree_files(d).unwrap();
+    let err = build_context::make(d, Path::new("."), &spec(), &files, &d.join("../c.tar"))
+        .err()
+        .expect("refused");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("app/build.rs") && text.contains("not in the recorded tree"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_nested_repository_in_the_context_is_refused() {
+    let repo = fixture();
+    let d = repo.path();
+    run(&d.join("src"), "git", &["init", "-q", "nested"]);
+    write(d, "src/nested/file.txt", "inside a nested repository\n");
+    run(&d.join("src/nested"), "git", &["add", "-A"]);
+    run(
+        &d.join("src/nested"),
+        "git",
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "n",
+        ],
+    );
+    let (_, files) = tree_files(d).unwrap();
+    let err = build_context::make(d, Path::new("."), &spec(), &files, &d.join("../n.tar"))
+        .err()
+        .expect("refused");
+    assert!(format!("{err:#}").contains("src/nested"), "{err:#}");
+}
+
+#[test]
+fn a_file_changed_after_hashing_is_refused() {
+    let repo = fixture();
+    let d = repo.path();
+    let (_, files) = tree_files(d).unwrap();
+    write(d, "app/main.txt", "changed after the hash\n");
+    let err = build_context::make(d, Path::new("."), &spec(), &files, &d.join("../x.tar"))
+        .err()
+        .expect("refused");
+    assert!(
+        format!("{err:#}").contains("app/main.txt changed"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn an_edited_vendored_crate_keeps_the_context_from_being_made() {
+    let repo = fixture();
+    let d = repo.path();
+    write(d, "vendor/tiny/src/lib.rs", "pub fn tiny() -> u8 { 7 }\n");
+    let (_, files) = tree_files(d).unwrap();
+    let err = build_context::make(d, Path::new("."), &spec(), &files, &d.join("../v.tar"))
+        .err()
+        .expect("refused");
+    assert!(
+        format!("{err:#}").contains("vendor/tiny/src/lib.rs differs"),
+        "{err:#}"
+    );
+}
