@@ -95,6 +95,22 @@ teardown() { restore_kept; }
   [ "$(snapshot)" = "$before" ]
 }
 
+@test "an edited vendored file whose .cargo-checksum.json entry was rewritten to match is refused" {
+  before="$(snapshot)"
+  crate="$REPO/vendor/anyhow"
+  keep "$crate/src/lib.rs" "$crate/.cargo-checksum.json"
+  cp "$crate/.cargo-checksum.json" "$BATS_TEST_TMPDIR/sums"
+  printf '\n// edited after vendoring\n' >>"$crate/src/lib.rs"
+  sum="$(sha256sum "$crate/src/lib.rs" | cut -d' ' -f1)"
+  jq -c --arg s "$sum" '.files["src/lib.rs"] = $s' "$BATS_TEST_TMPDIR/sums" \
+    >"$crate/.cargo-checksum.json"
+  build_on_node ""
+  restore_kept
+  [ "$status" -ne 0 ]
+  assert_output_has "vendor/anyhow/src/lib.rs differs from anyhow-"
+  [ "$(snapshot)" = "$before" ]
+}
+
 @test "a context or Dockerfile outside /vagrant is refused, naming it" {
   before="$(snapshot)"
   build_on_node "--context /tmp"

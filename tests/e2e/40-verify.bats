@@ -123,6 +123,36 @@ fingerprint() {
   passes
 }
 
+@test "a record with no image, or whose tree is not the image's, never passes, even re-pinned" {
+  latest="$DIR/$(jq -r .build_id "$DIR/latest").json"
+  keep "$latest" "$DIR/latest"
+  cp "$latest" "$BATS_TEST_TMPDIR/m"
+  cp "$DIR/latest" "$BATS_TEST_TMPDIR/l"
+  repin() {
+    jq --arg sha "$(sha256sum "$latest" | cut -d' ' -f1)" '.manifest_sha256 = $sha' \
+      "$BATS_TEST_TMPDIR/l" >"$DIR/latest"
+  }
+  jq '.image = null' "$BATS_TEST_TMPDIR/m" >"$latest"
+  repin
+  fails_on manifest
+  assert_output_has "a successful build with no image"
+  jq '.git.tree = "0000000000000000000000000000000000000000"' "$BATS_TEST_TMPDIR/m" >"$latest"
+  repin
+  fails_on one-tree
+  restore_kept
+  passes
+}
+
+@test "a hostile global git configuration on the host raises no false alarm" {
+  home="$BATS_TEST_TMPDIR/home"
+  mkdir -p "$home"
+  printf 'api/\n*.rs\n' >"$home/excludes"
+  printf '[core]\n\texcludesFile = %s\n\tautocrlf = true\n' "$home/excludes" >"$home/.gitconfig"
+  HOME="$home" XDG_CONFIG_HOME="$home/.config" run prov verify --node "$NODE"
+  echo "$output" >&2
+  [ "$status" -eq 0 ]
+}
+
 @test "fails when the manifest's labels differ from the image's, even with the pointer re-pinned" {
   latest="$DIR/$(jq -r .build_id "$DIR/latest").json"
   keep "$latest" "$DIR/latest"
