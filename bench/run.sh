@@ -73,8 +73,10 @@ ids='source .cache/images/ids.env && export PROV_DB_IMAGE=$POSTGRES_TAG'
 pair "build" 1.03 \
   "$P exec --node $NODE -- sudo -n bash -c 'cd /vagrant && $ids && target/release/prov build --node $NODE --base BUILDER_IMAGE=\$BUILDER_TAG --base RUNTIME_IMAGE=\$RUNTIME_TAG'" \
   "$P exec --node $NODE -- sudo -n bash -c 'cd /vagrant && $ids && DOCKER_BUILDKIT=0 docker build --no-cache --network=none --force-rm -f api/Dockerfile --build-arg BUILDER_IMAGE=\$BUILDER_IMAGE --build-arg RUNTIME_IMAGE=\$RUNTIME_IMAGE -t prov-bench-plain:run .'"
-# The stack runs the node's latest build again, and the plain build's image goes.
+# The stack runs the node's latest build again (attested by the host, as the golden path does),
+# and the plain build's image goes.
 node_script "$NODE" scripts/node/up.sh >/dev/null
+prov attest --node "$NODE" --if-enabled >/dev/null
 prov exec --node "$NODE" -- docker image rm prov-bench-plain:run >/dev/null
 
 log "2/5 prov verify against one bare ssh + docker inspect round trip"

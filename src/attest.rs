@@ -19,17 +19,15 @@ use serde_json::{json, Value};
 use crate::bounded;
 use crate::digest::sha256_hex;
 use crate::manifest::write_atomic;
+use crate::manifest::Stored;
 use crate::model::{labels, Manifest};
+use crate::state::HostState;
 
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
 pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// Documents how prov builds (README, "Attestations").
 pub const BUILD_TYPE: &str = "https://prov.dev/build-types/vagrant-compose-node/v1";
-
-/// The project's signing key, outside the tracked files, and its exported public half.
-pub const PRIVATE_KEY: &str = ".cache/keys/attest.key";
-pub const PUBLIC_KEY: &str = ".cache/keys/attest.pub.json";
 
 /// The public key in the form securesystemslib reads (`SSlibKey.from_dict(keyid, ...)`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,9 +88,10 @@ pub fn public_key_file(key: &VerifyingKey) -> PublicKeyFile {
     }
 }
 
-/// `prov key init`: makes the project's key once; refuses to replace an existing one.
-pub fn init_key(repo: &Path) -> Result<PathBuf> {
-    let private = repo.join(PRIVATE_KEY);
+/// `prov key init`: makes the project's key once, in the host's state (never in the synced
+/// folder, which nodes can read); refuses to replace an existing one.
+pub fn init_key(state: &HostState) -> Result<PathBuf> {
+    let private = state.private_key();
     if private.exists() {
         bail!(
             "{} already exists: the project has its key (remove it first to make a new one; \
@@ -109,12 +108,12 @@ pub fn init_key(repo: &Path) -> Result<PathBuf> {
     write_atomic(&private, B64.encode(seed).as_bytes())?;
     fs::set_permissions(&private, fs::Permissions::from_mode(0o600))?;
     let public = serde_json::to_vec_pretty(&public_key_file(&key.verifying_key()))?;
-    write_atomic(&repo.join(PUBLIC_KEY), &public)?;
-    Ok(repo.join(PUBLIC_KEY))
+    write_atomic(&state.public_key(), &public)?;
+    Ok(state.public_key())
 }
 
-pub fn load_signing_key(repo: &Path) -> Result<Option<SigningKey>> {
-    let path = repo.join(PRIVATE_KEY);
+pub fn load_signing_key(state: &HostState) -> Result<Option<SigningKey>> {
+    let path = state.private_key();
     let Some(bytes) =
         bounded::read(&path).with_context(|| format!("reading {}", path.display()))?
     else {
@@ -129,8 +128,8 @@ pub fn load_signing_key(repo: &Path) -> Result<Option<SigningKey>> {
 }
 
 /// The exported public key, when attestations are enabled for this project.
-pub fn load_public_key(repo: &Path) -> Result<Option<PublicKeyFile>> {
-    let path = repo.join(PUBLIC_KEY);
+pub fn load_public_key(state: &HostState) -> Result<Option<PublicKeyFile>> {
+    let path = state.public_key();
     match bounded::read(&path).with_context(|| format!("reading {}", path.display()))? {
         None => Ok(None),
         Some(bytes) => serde_json::from_slice(&bytes)
@@ -143,8 +142,32 @@ fn time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The in-toto Statement for a successful build.
-pub fn statement(m: &Manifest) -> Result<Value> {
+/// Every material field of the record, as the signed statement carries it: verify requires the
+/// statement and the record to agree on each.
+pub fn materials(m: &Manifest) -> Value {
+    json!({
+        "buildId": m.build_id,
+        "node": m.node,
+        "status": m.status,
+        "git": m.git,
+        "dockerfile": m.dockerfile,
+        "compose": {"path": m.compose.path, "configSha256": m.compose.config_sha256},
+        "lockfile": m.cargo_lock,
+        "bases": m.base_images,
+        "buildArgs": m.build_args,
+        "noCache": m.no_cache,
+        "network": m.network,
+        "log": {"sha256": m.build_log.sha256, "bytes": m.build_log.bytes},
+        "image": m.image.as_ref().map(|i| &i.id),
+        "policy": m.policy,
+        "context": m.context,
+        "previousManifestSha256": m.prev_manifest_sha256,
+    })
+}
+
+/// The in-toto Statement for a successful build, binding the record file by its digest.
+pub fn statement(stored: &Stored) -> Result<Value> {
+    let m = &stored.manifest;
     let image = m
         .image
         .as_ref()
@@ -191,6 +214,8 @@ pub fn statement(m: &Manifest) -> Result<Value> {
                     "composeConfigSha256": m.compose.config_sha256,
                     "toolVersions": m.tool.versions,
                     "manifestSchema": m.schema,
+                    "manifestSha256": stored.sha256,
+                    "record": materials(m),
                 },
                 "resolvedDependencies": dependencies,
             },
@@ -225,8 +250,92 @@ pub fn sign(statement: &Value, key: &SigningKey) -> Envelope {
 }
 
 /// Attests one recorded build with the project's key; returns the envelope's path.
-pub fn attest(store: &crate::manifest::Store, m: &Manifest, key: &SigningKey) -> Result<PathBuf> {
-    write_envelope(store.dir(), &m.build_id, &sign(&statement(m)?, key))
+pub fn attest(
+    store: &crate::manifest::Store,
+    stored: &Stored,
+    key: &SigningKey,
+) -> Result<PathBuf> {
+    write_envelope(
+        store.dir(),
+        &stored.manifest.build_id,
+        &sign(&statement(stored)?, key),
+    )
+}
+
+/// The host attests a node's record only after checking it against what it describes: the
+/// record is pinned, successful and chained; its build log has the recorded digest and size;
+/// and the node's engine holds the image with the recorded id, labels and layers. Then it signs,
+/// and remembers the newest attested build of the node (outside the synced folder).
+pub fn attest_checked(
+    repo: &Path,
+    state: &HostState,
+    store: &crate::manifest::Store,
+    stored: &Stored,
+    key: &SigningKey,
+    transport: &crate::transport::Transport,
+) -> Result<PathBuf> {
+    let m = &stored.manifest;
+    let refuse = |why: String| anyhow!("refusing to sign build {}: {why}", m.build_id);
+    let image = m
+        .image
+        .as_ref()
+        .ok_or_else(|| refuse("it has no image (a failed build)".into()))?;
+    let chain = store.chain()?;
+    let position = chain
+        .iter()
+        .position(|e| e.build_id == m.build_id)
+        .ok_or_else(|| refuse("it is not in the node's chain".into()))?;
+    if !chain[..=position].iter().all(|e| e.is_intact()) {
+        return Err(refuse(
+            "the hash chain is broken up to it (`prov log` shows where)".into(),
+        ));
+    }
+    let log = repo.join(&m.build_log.path);
+    let (log_sha, log_bytes) = crate::digest::sha256_reader(
+        fs::File::open(&log).map_err(|e| refuse(format!("its log {}: {e}", log.display())))?,
+    )?;
+    if log_sha != m.build_log.sha256 || log_bytes != m.build_log.bytes {
+        return Err(refuse(format!(
+            "its log has sha256 {log_sha} and {log_bytes} bytes, the record says {} and {}",
+            m.build_log.sha256, m.build_log.bytes
+        )));
+    }
+    let state_on_node = crate::probe::node_state(transport, std::slice::from_ref(&image.id))
+        .map_err(|e| refuse(format!("the node's engine could not be asked: {e:#}")))?;
+    let found = state_on_node
+        .images
+        .iter()
+        .find(|i| i.id == image.id)
+        .ok_or_else(|| refuse(format!("the node's engine has no image {}", image.id)))?;
+    if found.config.labels.clone().unwrap_or_default() != image.labels {
+        return Err(refuse(
+            "the image's labels are not the recorded ones".into(),
+        ));
+    }
+    if found.root_fs.layers != image.layers {
+        return Err(refuse(
+            "the image's layers are not the recorded ones".into(),
+        ));
+    }
+    let path = attest(store, stored, key)?;
+    // Only forward: attesting an older build again does not move the memory back.
+    let newer = match state.attested(&m.node)? {
+        None => true,
+        Some(mark) => chain
+            .iter()
+            .position(|e| e.build_id == mark.build_id)
+            .is_none_or(|at| at <= position),
+    };
+    if newer {
+        state.remember_attested(
+            &m.node,
+            &crate::model::AttestedMark {
+                build_id: m.build_id.clone(),
+                manifest_sha256: stored.sha256.clone(),
+            },
+        )?;
+    }
+    Ok(path)
 }
 
 /// Where a build's envelope lives: next to its manifest.
@@ -242,9 +351,15 @@ pub fn write_envelope(store_dir: &Path, build_id: &str, envelope: &Envelope) -> 
     Ok(path)
 }
 
-/// Checks an envelope's bytes against the public key and the image that must be its subject;
-/// returns the subject digest, or why the envelope does not hold.
-pub fn check_envelope(bytes: &[u8], key: &PublicKeyFile, image_id: &str) -> Result<String> {
+/// Checks an envelope's bytes against the public key, the image that must be its subject and
+/// the record it must sign (its digest and every material field); returns the subject digest,
+/// or why the envelope does not hold.
+pub fn check_envelope(
+    bytes: &[u8],
+    key: &PublicKeyFile,
+    image_id: &str,
+    record: &Stored,
+) -> Result<String> {
     let envelope: Envelope =
         serde_json::from_slice(bytes).context("the envelope is not DSSE JSON")?;
     if envelope.payload_type != PAYLOAD_TYPE {
@@ -288,6 +403,34 @@ pub fn check_envelope(bytes: &[u8], key: &PublicKeyFile, image_id: &str) -> Resu
         .to_string();
     if subject != want {
         bail!("its subject is sha256:{subject}, but the image is sha256:{want}");
+    }
+    let signed = &statement["predicate"]["buildDefinition"]["internalParameters"];
+    let signed_record = &signed["record"];
+    let recorded = materials(&record.manifest);
+    let differing: Vec<&String> = recorded
+        .as_object()
+        .expect("materials are an object")
+        .iter()
+        .filter(|(field, value)| signed_record.get(field.as_str()) != Some(value))
+        .map(|(field, _)| field)
+        .collect();
+    if !differing.is_empty() {
+        bail!(
+            "the signed statement and the record disagree on: {} (the record was edited after \
+             it was signed, or the envelope is another build's)",
+            differing
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if signed["manifestSha256"] != record.sha256.as_str() {
+        bail!(
+            "the statement signs record sha256 {}, but the record's is {}",
+            signed["manifestSha256"],
+            record.sha256
+        );
     }
     Ok(subject)
 }

@@ -11,7 +11,9 @@ use crate::attest::{self, PublicKeyFile};
 use crate::context::NODE_MOUNT;
 use crate::docker::{ContainerInspect, ImageInspect, NodeState};
 use crate::manifest::{ChainEntry, Link, Store, StoreError, Stored};
-use crate::model::{labels, BuildStatus, Check, HttpAnswer, HttpAnswers, Manifest, ServiceSpec};
+use crate::model::{
+    labels, AttestedMark, BuildStatus, Check, HttpAnswer, HttpAnswers, Manifest, ServiceSpec,
+};
 use crate::policy::LoadedPolicy;
 use crate::stack::{self, compose_labels};
 use crate::text::short_id as short;
@@ -31,6 +33,8 @@ pub struct Evidence {
     pub attestation: Option<(PublicKeyFile, Result<Vec<u8>, String>)>,
     /// The build policy in force on the host.
     pub policy: LoadedPolicy,
+    /// The newest build of this node the host attested (host-only state), if any.
+    pub attested: Option<AttestedMark>,
 }
 
 /// Collects checks in order.
@@ -73,8 +77,11 @@ pub fn judge(e: &Evidence) -> Vec<Check> {
         check_build_inputs(m, &e.policy, &mut checks);
         check_source(&e.tree_now, m, &mut checks);
         check_one_tree(m, &e.state, &e.http, &mut checks);
-        if let Some((key, envelope)) = &e.attestation {
-            check_attestation(key, envelope, services[0], &mut checks);
+        if let (Some((key, envelope)), Ok(stored)) = (&e.attestation, &e.latest) {
+            check_attestation(key, envelope, stored, services[0], &mut checks);
+        }
+        if let Some(mark) = &e.attested {
+            check_no_rollback(mark, &e.chain, m, &mut checks);
         }
     }
     check_http(manifest, &e.http, &mut checks);
@@ -823,16 +830,20 @@ fn check_one_tree(m: &Manifest, state: &NodeState, http: &HttpAnswers, checks: &
     );
 }
 
-/// The latest build's envelope verifies with the project's key and names the running image.
+/// The latest build's envelope verifies with the project's key, names the running image, and
+/// signs this very record: its digest and every material field.
 fn check_attestation(
     key: &PublicKeyFile,
     envelope: &Result<Vec<u8>, String>,
+    record: &Stored,
     api: Option<&ContainerInspect>,
     checks: &mut Checks,
 ) {
     let running = api.map_or("(no api container)", |c| c.image.as_str());
     let outcome = match envelope {
-        Ok(bytes) => attest::check_envelope(bytes, key, running).map_err(|e| format!("{e:#}")),
+        Ok(bytes) => {
+            attest::check_envelope(bytes, key, running, record).map_err(|e| format!("{e:#}"))
+        }
         Err(e) => Err(e.clone()),
     };
     checks.add(
@@ -847,6 +858,39 @@ fn check_attestation(
             Err(e) => e.clone(),
         },
         "the attestation is missing, forged or for another image: run `make demo`",
+    );
+}
+
+/// The latest record is the newest build the host attested, or one after it in the chain: an
+/// older record and its envelope put back (a rollback) fail, even though both verify.
+fn check_no_rollback(mark: &AttestedMark, chain: &[ChainEntry], m: &Manifest, checks: &mut Checks) {
+    let at = |build_id: &str| chain.iter().position(|e| e.build_id == build_id);
+    let remembered = chain.iter().position(|e| {
+        e.build_id == mark.build_id
+            && e.read
+                .as_ref()
+                .is_ok_and(|s| s.sha256 == mark.manifest_sha256)
+    });
+    let ok = match (remembered, at(&m.build_id)) {
+        (Some(r), Some(l)) => l >= r,
+        _ => false,
+    };
+    checks.add(
+        "no-rollback",
+        ok,
+        format!(
+            "latest is {} (the newest build the host attested, sha256 {}) or newer",
+            mark.build_id,
+            short(&mark.manifest_sha256)
+        ),
+        match remembered {
+            None => format!(
+                "the attested record {} is gone or changed; latest is {}",
+                mark.build_id, m.build_id
+            ),
+            Some(_) => format!("latest is {}", m.build_id),
+        },
+        "an older record was put back, or an attested one edited: run `make demo`",
     );
 }
 

@@ -17,6 +17,7 @@ use crate::model::NodeSpec;
 use crate::nodes;
 use crate::report;
 use crate::show::{self, Paint, Running};
+use crate::state::HostState;
 use crate::transport::Transport;
 use crate::tree_hash;
 use crate::verify;
@@ -106,6 +107,9 @@ pub struct AttestArgs {
     /// A build id, or `latest`.
     #[arg(default_value = "latest")]
     pub build: String,
+    /// Do nothing, successfully, when the project has no key yet (the golden path's call).
+    #[arg(long)]
+    pub if_enabled: bool,
 }
 
 #[derive(Args)]
@@ -157,16 +161,12 @@ pub fn build(_repo: &Path, args: BuildArgs) -> Result<ExitCode> {
         .image
         .as_ref()
         .expect("a successful build has an image");
+    // The node never signs: the host attests the record after checking it against this
+    // node's engine (`prov attest`, which `make demo` runs on the host).
     println!(
         "prov: build {} recorded: image {} ({}), manifest provenance/{}/{}.json",
         manifest.build_id, image.id, image.tag, manifest.node, manifest.build_id
     );
-    // Once the project has a key, every build attests itself.
-    if let Some(key) = attest::load_signing_key(&repo)? {
-        let store = Store::new(&repo.join("provenance"), &manifest.node);
-        let path = attest::attest(&store, &manifest, &key)?;
-        println!("prov: attestation {}", path.display());
-    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -235,29 +235,53 @@ pub fn show(repo: &Path, args: ShowArgs) -> Result<ExitCode> {
 
 pub fn attest(repo: &Path, args: AttestArgs) -> Result<ExitCode> {
     let node = resolve_node(repo, args.node.as_deref())?;
-    let key = attest::load_signing_key(repo)?.ok_or_else(|| {
-        anyhow::anyhow!(
+    let state = host_state(repo)?;
+    let Some(key) = attest::load_signing_key(&state)? else {
+        if args.if_enabled {
+            return Ok(ExitCode::SUCCESS);
+        }
+        bail!(
             "no signing key at {}: run `prov key init` once for this project",
-            attest::PRIVATE_KEY
-        )
-    })?;
+            state.private_key().display()
+        );
+    };
     let store = Store::new(&repo.join("provenance"), &node);
     let stored = store.resolve(&args.build)?;
-    println!(
-        "{}",
-        attest::attest(&store, &stored.manifest, &key)?.display()
-    );
+    let transport = Transport::connect(repo, &node)?;
+    let path = attest::attest_checked(repo, &state, &store, &stored, &key, &transport)
+        .map_err(|e| Failure(format!("{e:#}")))?;
+    println!("{}", path.display());
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn key_init(repo: &Path) -> Result<ExitCode> {
-    let public = attest::init_key(repo)?;
+    let state = host_state(repo)?;
+    let public = attest::init_key(&state)?;
     println!(
-        "prov: key made; private half {} (mode 0600, never commit it), public half {}",
-        attest::PRIVATE_KEY,
+        "prov: key made; private half {} (mode 0600, outside the synced folder), public half {}",
+        state.private_key().display(),
         public.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `prov key where`: the folder of the project's keys (host-only state).
+pub fn key_where(repo: &Path) -> Result<ExitCode> {
+    let state = host_state(repo)?;
+    println!(
+        "{}",
+        state.private_key().parent().expect("in a folder").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The checkout's host-only state, with keys an older prov left in the checkout moved there.
+pub fn host_state(repo: &Path) -> Result<HostState> {
+    let state = HostState::for_checkout(repo)?;
+    if let Some(line) = state.migrate(repo)? {
+        eprintln!("{line}");
+    }
+    Ok(state)
 }
 
 pub fn log(repo: &Path, args: LogArgs) -> Result<ExitCode> {

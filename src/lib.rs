@@ -21,6 +21,7 @@ pub mod probe;
 pub mod report;
 pub mod show;
 pub mod stack;
+pub mod state;
 pub mod text;
 pub mod transport;
 pub mod tree_hash;

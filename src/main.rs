@@ -89,8 +89,11 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeyCommand {
-    /// Generate the project's ed25519 key (once) and export its public half.
+    /// Generate the project's ed25519 key (once) and export its public half, in the host's
+    /// state folder (never in the synced folder).
     Init,
+    /// Print the folder that holds the project's keys.
+    Where,
 }
 
 fn main() -> ExitCode {
@@ -125,6 +128,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Key {
             command: KeyCommand::Init,
         } => prov::cli::key_init(&repo),
+        Command::Key {
+            command: KeyCommand::Where,
+        } => prov::cli::key_where(&repo),
         Command::Context { script } => prov::cli::context(script),
         Command::Tree { path } => prov::cli::tree(&path),
         Command::Digest { file } => prov::cli::digest(file.as_deref()),

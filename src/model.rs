@@ -235,6 +235,14 @@ pub struct LatestPointer {
     pub manifest_sha256: String,
 }
 
+/// The newest build of a node the host attested (host-only state): a record older than this
+/// one showing up as `latest` is a rollback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttestedMark {
+    pub build_id: String,
+    pub manifest_sha256: String,
+}
+
 /// One verification check, as printed by `prov verify`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Check {

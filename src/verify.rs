@@ -20,6 +20,7 @@ use crate::model::{HttpAnswer, HttpAnswers, Manifest, NodeReport, NodeSpec};
 use crate::policy::{self, LoadedPolicy};
 use crate::probe;
 use crate::stack;
+use crate::state::HostState;
 use crate::transport::Transport;
 use crate::tree_hash::{self, TreeState};
 
@@ -47,7 +48,20 @@ fn verify_node(
         .as_ref()
         .map(|t| t.tree.clone())
         .map_err(Clone::clone);
-    let attestation = match (attest::load_public_key(repo)?, manifest) {
+    // Host-only state: read, never changed (nothing is migrated by a read-only check).
+    let host = HostState::for_checkout(repo)?;
+    let public_key = attest::load_public_key(&host)?;
+    let attested = host.attested(&node.name)?;
+    if let (Some(mark), None) = (&attested, &public_key) {
+        anyhow::bail!(
+            "node {} has attested builds (the newest: {}), but the project's public key is \
+             missing from {}: restore it; without it no attestation can be checked",
+            node.name,
+            mark.build_id,
+            host.public_key().display()
+        );
+    }
+    let attestation = match (public_key, manifest) {
         (Some(key), Some(m)) => {
             let path = attest::envelope_path(store.dir(), &m.build_id);
             let envelope = match crate::bounded::read(&path) {
@@ -68,6 +82,7 @@ fn verify_node(
         tree_now,
         attestation,
         policy,
+        attested,
     });
     Ok(NodeReport {
         node: node.name.clone(),

@@ -9,7 +9,20 @@ use std::process::Command;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use prov::attest::{self, Envelope, PublicKeyFile};
-use prov::manifest::Store;
+use prov::manifest::{Store, Stored};
+use prov::state::HostState;
+
+/// The host-only state of a scratch project (its own folder, outside the project).
+fn state(dir: &Path) -> HostState {
+    HostState::at(&dir.join(".host-state"))
+}
+
+/// The latest record of the scratch project's node `main`.
+fn record(dir: &Path) -> Stored {
+    Store::new(&dir.join("provenance"), "main")
+        .latest()
+        .unwrap()
+}
 
 /// A scratch copy of the fixture project with a fresh key; returns (dir, image id, envelope).
 fn attested() -> (tempfile::TempDir, String, Vec<u8>) {
@@ -22,40 +35,45 @@ fn attested() -> (tempfile::TempDir, String, Vec<u8>) {
         .status()
         .unwrap();
     assert!(status.success());
-    attest::init_key(tmp.path()).unwrap();
+    attest::init_key(&state(tmp.path())).unwrap();
     let store = Store::new(&tmp.path().join("provenance"), "main");
     let stored = store.latest().unwrap();
-    let key = attest::load_signing_key(tmp.path()).unwrap().unwrap();
-    let path = attest::attest(&store, &stored.manifest, &key).unwrap();
+    let key = attest::load_signing_key(&state(tmp.path()))
+        .unwrap()
+        .unwrap();
+    let path = attest::attest(&store, &stored, &key).unwrap();
     let image = stored.manifest.image.unwrap().id;
     (tmp, image, fs::read(path).unwrap())
 }
 
 fn public(dir: &Path) -> PublicKeyFile {
-    attest::load_public_key(dir).unwrap().unwrap()
+    attest::load_public_key(&state(dir)).unwrap().unwrap()
 }
 
+/// The envelope is refused, for `reason`, when checked against the project's fixture record.
 fn refused(bytes: &[u8], key: &PublicKeyFile, image: &str, reason: &str) {
-    let err = attest::check_envelope(bytes, key, image).unwrap_err();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repo");
+    let err = attest::check_envelope(bytes, key, image, &record(&repo)).unwrap_err();
     assert!(format!("{err:#}").contains(reason), "{err:#}");
 }
 
 #[test]
 fn a_good_envelope_verifies_and_names_the_image() {
     let (dir, image, bytes) = attested();
-    let subject = attest::check_envelope(&bytes, &public(dir.path()), &image).unwrap();
+    let subject =
+        attest::check_envelope(&bytes, &public(dir.path()), &image, &record(dir.path())).unwrap();
     assert_eq!(format!("sha256:{subject}"), image);
 }
 
 #[test]
 fn the_key_is_private_and_made_once() {
     let (dir, _, _) = attested();
-    let mode = fs::metadata(dir.path().join(attest::PRIVATE_KEY))
+    let mode = fs::metadata(state(dir.path()).private_key())
         .unwrap()
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    let err = attest::init_key(dir.path()).unwrap_err();
+    let err = attest::init_key(&state(dir.path())).unwrap_err();
     assert!(err.to_string().contains("already exists"));
 }
 
@@ -63,7 +81,7 @@ fn the_key_is_private_and_made_once() {
 fn a_wrong_key_is_refused() {
     let (dir, image, bytes) = attested();
     let other = tempfile::tempdir().unwrap();
-    attest::init_key(other.path()).unwrap();
+    attest::init_key(&state(other.path())).unwrap();
     refused(&bytes, &public(other.path()), &image, "no signature by key");
     // Same key id, other key material: still refused.
     let mut forged = public(other.path());
@@ -111,4 +129,42 @@ fn a_missing_signature_is_refused() {
 fn an_envelope_that_is_not_json_is_refused() {
     let (dir, image, _) = attested();
     refused(b"not json {", &public(dir.path()), &image, "not DSSE JSON");
+}
+
+#[test]
+fn a_record_edited_after_signing_is_refused_naming_the_field() {
+    let (dir, image, bytes) = attested();
+    let mut edited = record(dir.path());
+    edited.manifest.git.tree = "0".repeat(40);
+    let err = attest::check_envelope(&bytes, &public(dir.path()), &image, &edited).unwrap_err();
+    assert!(format!("{err:#}").contains("disagree on: git"), "{err:#}");
+    // The same fields, another file (re-serialised, say): the record's digest is signed too.
+    let mut other_bytes = record(dir.path());
+    other_bytes.sha256 = "f".repeat(64);
+    let err =
+        attest::check_envelope(&bytes, &public(dir.path()), &image, &other_bytes).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("signs record sha256"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn the_key_never_lives_in_the_synced_folder_and_old_keys_move_out() {
+    let repo = tempfile::tempdir().unwrap();
+    let old = repo.path().join(".cache/keys");
+    fs::create_dir_all(&old).unwrap();
+    fs::write(old.join("attest.key"), b"old key").unwrap();
+    fs::write(old.join("attest.pub.json"), b"{}").unwrap();
+    let state = state(repo.path());
+    let said = state.migrate(repo.path()).unwrap().unwrap();
+    assert!(said.contains("moved the attestation key"), "{said}");
+    assert!(!old.join("attest.key").exists());
+    assert_eq!(fs::read(state.private_key()).unwrap(), b"old key");
+    let mode = fs::metadata(state.private_key())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(state.migrate(repo.path()).unwrap().is_none());
 }

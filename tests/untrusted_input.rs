@@ -138,12 +138,12 @@ proptest! {
         keyid in any::<String>(),
     ) {
         let repo = tempfile::tempdir().unwrap();
-        let keys = repo.path().join(".cache/keys");
-        std::fs::create_dir_all(&keys).unwrap();
-        std::fs::write(keys.join("attest.pub.json"), &key).unwrap();
-        std::fs::write(keys.join("attest.key"), &key).unwrap();
-        let _ = prov::attest::load_signing_key(repo.path());
-        let loaded = prov::attest::load_public_key(repo.path());
+        let state = prov::state::HostState::at(repo.path());
+        std::fs::create_dir_all(state.private_key().parent().unwrap()).unwrap();
+        std::fs::write(state.public_key(), &key).unwrap();
+        std::fs::write(state.private_key(), &key).unwrap();
+        let _ = prov::attest::load_signing_key(&state);
+        let loaded = prov::attest::load_public_key(&state);
         let public = match loaded {
             Ok(Some(public)) => public,
             _ => prov::attest::PublicKeyFile {
@@ -153,6 +153,9 @@ proptest! {
                 keyval: prov::attest::KeyVal { public: "00".repeat(32) },
             },
         };
-        let _ = prov::attest::check_envelope(&envelope, &public, "sha256:é");
+        let record = Store::new(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repo/provenance"), "main")
+            .latest()
+            .unwrap();
+        let _ = prov::attest::check_envelope(&envelope, &public, "sha256:é", &record);
     }
 }

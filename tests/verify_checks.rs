@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use prov::checks::{judge, Evidence};
 use prov::docker::NodeState;
 use prov::manifest::Store;
-use prov::model::{Check, HttpAnswers, Manifest};
+use prov::model::{AttestedMark, Check, HttpAnswers, Manifest};
 
 fn base() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/verify/base")
@@ -33,6 +33,16 @@ fn judged(
     record: impl FnOnce(&mut Manifest),
     tree_now: Option<&str>,
 ) -> Vec<Check> {
+    judged_with_mark(change, record, tree_now, None)
+}
+
+/// As [`judged`], with the host's memory of the newest attested build.
+fn judged_with_mark(
+    change: impl FnOnce(&mut Value, &mut Value),
+    record: impl FnOnce(&mut Manifest),
+    tree_now: Option<&str>,
+    attested: Option<AttestedMark>,
+) -> Vec<Check> {
     let (mut state, mut http) = (read_json("state.json"), read_json("http.json"));
     change(&mut state, &mut http);
     let store = Store::new(&base().join("provenance"), "main");
@@ -51,6 +61,7 @@ fn judged(
         attestation: None,
         policy: prov::policy::load(Path::new(env!("CARGO_MANIFEST_DIR")), "build-policy.json")
             .unwrap(),
+        attested,
     };
     judge(&evidence)
 }
@@ -318,4 +329,37 @@ fn a_database_compose_v1_recreated_with_its_affinity_hint_passes() {
             .push(json!("affinity:container==6e8ecf1a0a84"));
     });
     assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
+}
+
+#[test]
+fn the_newest_attested_build_or_a_later_one_passes_and_a_rollback_fails() {
+    let store = Store::new(&base().join("provenance"), "main");
+    let latest = store.latest().unwrap();
+    let mark = |build_id: &str, sha: &str| AttestedMark {
+        build_id: build_id.into(),
+        manifest_sha256: sha.into(),
+    };
+    let checks = judged_with_mark(
+        |_, _| {},
+        |_| {},
+        None,
+        Some(mark(&latest.manifest.build_id, &latest.sha256)),
+    );
+    assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
+    // The host attested a newer build, which is gone: the record was rolled back.
+    let checks = judged_with_mark(
+        |_, _| {},
+        |_| {},
+        None,
+        Some(mark("20991231-000000-000-ffff", &"e".repeat(64))),
+    );
+    fails(&checks, &["no-rollback"], "is gone or changed");
+    // The attested record itself was edited (its digest changed).
+    let checks = judged_with_mark(
+        |_, _| {},
+        |_| {},
+        None,
+        Some(mark(&latest.manifest.build_id, &"e".repeat(64))),
+    );
+    fails(&checks, &["no-rollback"], "is gone or changed");
 }

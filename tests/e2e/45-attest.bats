@@ -1,27 +1,34 @@
 #!/usr/bin/env bats
-# Attestations on a real node: once the project has a key, verify requires the latest build's
-# envelope to verify and to name the running image. (The key stays for the rest of the suite:
-# later builds attest themselves, and verify checks them: 50-multinode shows it on worker1.)
+# Attestations on a real node. The host signs, after checking the node's record against the
+# node's engine; its key lives outside the synced folder, where no node can read it. Once a node
+# has an attested build, verify requires the latest record's envelope to verify, to name the
+# running image and to sign that very record; an edited record, an older record put back, an
+# unsigned later build and a missing public key never pass. (The key stays for the rest of the
+# suite: the golden path attests every later build, and verify checks them.)
 
 load helpers
 
 NODE=main
 DIR="$REPO/provenance/$NODE"
+VENV="$REPO/.cache/venv-attest"
 
 envelope() { echo "$DIR/$(jq -r .build_id "$DIR/latest").dsse.json"; }
+keys() { prov key where; }
 
 fails_on() {
   run prov verify --node "$NODE" --json
+  echo "$output" | jq -c '.checks[] | select(.ok | not)' >&2 || echo "$output" >&2
   [ "$status" -eq 1 ]
   jq -e --arg c "$1" 'any(.checks[]; .name == $c and (.ok | not))' <<<"$output" >/dev/null
 }
 
 teardown() { restore_kept; }
 
-@test "with a project key, the latest build's attestation is checked by verify" {
+@test "with a project key, the host attests and verify checks the latest build's attestation" {
   # The first run of the suite makes the project's key; a later run keeps the one it has.
-  [ -e "$REPO/.cache/keys/attest.key" ] || prov key init
-  [ "$(stat -c %a "$REPO/.cache/keys/attest.key")" = 600 ]
+  [ -e "$(keys)/attest.key" ] || prov key init
+  [ "$(stat -c %a "$(keys)/attest.key")" = 600 ]
+  [[ $(keys) != "$REPO"/* ]]
   # Without the latest build's envelope verify fails; prov attest makes it again.
   rm -f "$(envelope)"
   fails_on attestation
@@ -29,8 +36,25 @@ teardown() { restore_kept; }
   run prov verify --node "$NODE"
   echo "$output"
   [ "$status" -eq 0 ]
-  assert_output_has "attestation"
   assert_output_has "verified, subject sha256:"
+  assert_output_has "no-rollback"
+}
+
+@test "the ecosystem's libraries accept the envelope, and refuse a tampered one" {
+  "$VENV/bin/python" "$REPO/tests/attest/independent_check.py" "$(envelope)" \
+    "$(keys)/attest.pub.json"
+  jq '.payload |= (@base64d | sub("\"noCache\":true"; "\"noCache\":false") | @base64)' \
+    "$(envelope)" >"$BATS_TEST_TMPDIR/tampered.json"
+  run "$VENV/bin/python" "$REPO/tests/attest/independent_check.py" \
+    "$BATS_TEST_TMPDIR/tampered.json" "$(keys)/attest.pub.json"
+  [ "$status" -ne 0 ]
+}
+
+@test "no node can read the signing key" {
+  run root_on "$NODE" "cat '$(keys)/attest.key'"
+  [ "$status" -ne 0 ]
+  run root_on "$NODE" "find /vagrant /root /home -name attest.key 2>/dev/null"
+  [ -z "$output" ]
 }
 
 @test "a tampered, unsigned, missing or non-JSON envelope fails verify with the reason" {
@@ -48,22 +72,94 @@ teardown() { restore_kept; }
   rm "$(envelope)"
   fails_on attestation
   assert_output_has "no attestation at"
-  cp "$BATS_TEST_TMPDIR/good" "$(envelope)"
+  restore_kept
+  prov verify --node "$NODE"
+}
+
+@test "a record edited on the node (tree, image, bases, build arguments) with latest re-pinned fails" {
+  latest="$DIR/$(jq -r .build_id "$DIR/latest").json"
+  keep "$latest" "$DIR/latest"
+  cp "$latest" "$BATS_TEST_TMPDIR/m"
+  cp "$DIR/latest" "$BATS_TEST_TMPDIR/l"
+  for edit in '.git.tree = "0000000000000000000000000000000000000000"' \
+    '.image.id = "sha256:\("1" * 64)"' '.base_images[0].id = "sha256:\("2" * 64)"' \
+    '.build_args = {"API_FEATURES": ""}'; do
+    jq "$edit" "$BATS_TEST_TMPDIR/m" >"$latest"
+    jq --arg sha "$(sha256sum "$latest" | cut -d' ' -f1)" '.manifest_sha256 = $sha' \
+      "$BATS_TEST_TMPDIR/l" >"$DIR/latest"
+    fails_on attestation
+    assert_output_has "the signed statement and the record disagree on"
+  done
+  restore_kept
+  prov verify --node "$NODE"
+}
+
+@test "an older record and its envelope put back (a rollback) fail verify" {
+  older="$(jq -r .build_id "$DIR/latest")"
+  golden demo NODE="$NODE"
+  newer="$(jq -r .build_id "$DIR/latest")"
+  [ "$newer" != "$older" ]
+  prov verify --node "$NODE"
+  keep "$DIR/latest" "$DIR/$newer.json" "$DIR/$newer.dsse.json" "$DIR/$newer.log"
+  rm "$DIR/$newer.json" "$DIR/$newer.dsse.json" "$DIR/$newer.log"
+  jq -n --arg b "$older" --arg s "$(sha256sum "$DIR/$older.json" | cut -d' ' -f1)" \
+    '{build_id: $b, manifest_sha256: $s}' >"$DIR/latest"
+  fails_on no-rollback
+  assert_output_has "the attested record $newer is gone or changed"
+  restore_kept
+  prov verify --node "$NODE"
+}
+
+@test "a later build the host did not attest fails verify; attested, it passes" {
+  root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && \
+    export PROV_DB_IMAGE=\$POSTGRES_TAG && target/release/prov build --node $NODE \
+    --base BUILDER_IMAGE=\$BUILDER_TAG --base RUNTIME_IMAGE=\$RUNTIME_TAG >/dev/null && \
+    scripts/node/up.sh"
+  fails_on attestation
+  assert_output_has "no attestation at"
+  prov attest --node "$NODE"
+  eventually 60 "'$PROV' --repo '$REPO' verify --node $NODE >/dev/null"
+}
+
+@test "the host refuses to sign a record that does not match the node's engine" {
+  latest="$DIR/$(jq -r .build_id "$DIR/latest").json"
+  keep "$latest" "$DIR/latest" "$(envelope)"
+  jq '.image.labels["dev.prov.build.no-cache"] = "false"' "$latest" >"$BATS_TEST_TMPDIR/m"
+  cp "$BATS_TEST_TMPDIR/m" "$latest"
+  jq --arg sha "$(sha256sum "$latest" | cut -d' ' -f1)" '.manifest_sha256 = $sha' "$DIR/latest" \
+    >"$BATS_TEST_TMPDIR/l"
+  cp "$BATS_TEST_TMPDIR/l" "$DIR/latest"
+  run prov attest --node "$NODE"
+  [ "$status" -eq 1 ]
+  assert_output_has "refusing to sign build"
+  assert_output_has "labels are not the recorded ones"
+}
+
+@test "with the public key gone from the host, verify cannot check: exit 2" {
+  keep "$(keys)/attest.pub.json"
+  rm "$(keys)/attest.pub.json"
+  run prov verify --node "$NODE"
+  restore_kept
+  echo "$output"
+  [ "$status" -eq 2 ]
+  assert_output_has "public key is missing"
   prov verify --node "$NODE"
 }
 
 @test "an envelope signed by another key fails verify" {
   keep "$(envelope)"
-  cp "$(envelope)" "$BATS_TEST_TMPDIR/good"
   other="$BATS_TEST_TMPDIR/other"
   mkdir -p "$other"
   cp -a "$REPO/nodes.json" "$other/"
-  mkdir -p "$other/provenance"
+  mkdir -p "$other/provenance" "$other/.cache"
   cp -a "$DIR" "$other/provenance/"
-  "$PROV" --repo "$other" key init
-  "$PROV" --repo "$other" attest --node "$NODE"
-  cp "$other/provenance/$NODE/$(basename "$(envelope)")" "$(envelope)"
+  cp -a "$REPO/.cache/ssh" "$other/.cache/"
+  PROV_STATE_DIR="$other/state" "$PROV" --repo "$other" key init
+  build="$(jq -r .build_id "$DIR/latest")"
+  # Another project's host signs the same record after the same checks: only the key differs.
+  PROV_STATE_DIR="$other/state" "$PROV" --repo "$other" attest --node "$NODE" "$build"
+  cp "$other/provenance/$NODE/$build.dsse.json" "$(envelope)"
   fails_on attestation
-  cp "$BATS_TEST_TMPDIR/good" "$(envelope)"
+  restore_kept
   prov verify --node "$NODE"
 }
