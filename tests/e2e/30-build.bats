@@ -165,7 +165,11 @@ teardown() { restore_kept; }
 @test "a failing build is recorded as failed and does not move latest" {
   before_latest="$(cat "$DIR/latest")"
   count="$(manifests "$DIR" | wc -l)"
-  build_on_node "--dockerfile tests/fixtures/failing.Dockerfile"
+  # The Dockerfile must be part of the context: put the failing one among the api's files.
+  keep "$REPO/api/failing.Dockerfile"
+  cp "$REPO/tests/fixtures/failing.Dockerfile" "$REPO/api/failing.Dockerfile"
+  build_on_node "--dockerfile api/failing.Dockerfile"
+  restore_kept
   [ "$status" -eq 1 ]
   assert_output_has "this build fails on purpose"
   assert_output_has "latest\` is unchanged"
