@@ -58,9 +58,11 @@ pair() {
   log "$name: A $(jq -r .a_median_s <<<"$(tail -n 1 "$RESULTS")")s, B $(jq -r .b_median_s <<<"$(tail -n 1 "$RESULTS")")s"
 }
 
-# The transport's ssh command for a node (the same configuration and shared connection).
+# The transport's ssh command for a node (the same configuration, pinned key and shared
+# connection).
+STATE="$(prov state-dir)"
 ssh_to() {
-  echo "ssh -F $PROV_REPO/.cache/ssh/$1.config -o ControlMaster=auto -o ControlPath=/tmp/prov-ssh-%C -o ControlPersist=120 -o LogLevel=ERROR $1"
+  echo "ssh -F $STATE/ssh/$1.config -o UserKnownHostsFile=$STATE/ssh/known_hosts -o StrictHostKeyChecking=yes -o HostKeyAlias=$1 -o ControlMaster=auto -o ControlPath=/tmp/prov-ssh-%C -o ControlPersist=120 -o LogLevel=ERROR $1"
 }
 prov exec --node "$NODE" -- true
 SSH="$(ssh_to "$NODE")"

@@ -265,13 +265,14 @@ pub fn key_init(repo: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `prov key where`: the folder of the project's keys (host-only state).
-pub fn key_where(repo: &Path) -> Result<ExitCode> {
-    let state = host_state(repo)?;
-    println!(
-        "{}",
-        state.private_key().parent().expect("in a folder").display()
-    );
+pub fn pin(repo: &Path, node: &str, new: bool, forget: bool) -> Result<ExitCode> {
+    nodes::load(repo)?.get(node)?;
+    if forget {
+        crate::transport::unpin(repo, node)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let fingerprint = crate::transport::pin(repo, node, new)?;
+    eprintln!("prov: node {node}'s ssh host key is pinned: {fingerprint}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -78,6 +78,20 @@ enum Command {
         #[arg(long)]
         cache: Option<PathBuf>,
     },
+    /// Print the host-only state folder of this checkout (keys, ssh configuration, pinned host
+    /// keys, the newest attested build per node), outside the synced folder.
+    StateDir,
+    /// Pin a node's ssh host key (the host does it when it creates the node), or forget it.
+    Pin {
+        #[arg(long)]
+        node: String,
+        /// The node was just created: drop any older pin first.
+        #[arg(long, conflicts_with = "forget")]
+        new: bool,
+        /// The node is gone: drop its pin and ssh configuration.
+        #[arg(long)]
+        forget: bool,
+    },
     /// Run a command on a node over the node transport (ssh).
     Exec {
         #[arg(long)]
@@ -92,8 +106,6 @@ enum KeyCommand {
     /// Generate the project's ed25519 key (once) and export its public half, in the host's
     /// state folder (never in the synced folder).
     Init,
-    /// Print the folder that holds the project's keys.
-    Where,
 }
 
 fn main() -> ExitCode {
@@ -128,9 +140,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Key {
             command: KeyCommand::Init,
         } => prov::cli::key_init(&repo),
-        Command::Key {
-            command: KeyCommand::Where,
-        } => prov::cli::key_where(&repo),
+        Command::StateDir => {
+            println!("{}", prov::cli::host_state(&repo)?.dir().display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pin { node, new, forget } => prov::cli::pin(&repo, &node, new, forget),
         Command::Context { script } => prov::cli::context(script),
         Command::Tree { path } => prov::cli::tree(&path),
         Command::Digest { file } => prov::cli::digest(file.as_deref()),

@@ -65,6 +65,16 @@ impl HostState {
         self.dir.join("keys").join(KEY_FILES[1])
     }
 
+    /// The node's ssh configuration, from `vagrant ssh-config`.
+    pub fn ssh_config(&self, node: &str) -> PathBuf {
+        self.dir.join("ssh").join(format!("{node}.config"))
+    }
+
+    /// The pinned ssh host keys of the nodes, one line per node (its name as the host alias).
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir.join("ssh").join("known_hosts")
+    }
+
     fn mark_path(&self, node: &str) -> PathBuf {
         self.dir.join("attested").join(format!("{node}.json"))
     }

@@ -1,7 +1,11 @@
-//! The node transport: ssh, configured from `vagrant ssh-config`, with connections reused.
+//! The node transport: ssh, configured from `vagrant ssh-config`, with connections reused, and
+//! each node's host key pinned.
 //!
 //! One `vagrant ssh -c` costs about two seconds; plain ssh with a shared master connection costs
-//! about ten milliseconds, so every remote call goes through here.
+//! about ten milliseconds, so every remote call goes through here. The configuration and the
+//! pinned keys are host-only state, outside the synced folder: Vagrant's own configuration
+//! accepts any host key (`StrictHostKeyChecking no`), so prov overrides it with the key pinned
+//! when the host created the node, under the node's name (`HostKeyAlias`).
 
 use std::fs;
 use std::io::Write;
@@ -13,11 +17,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::manifest::write_atomic;
+use crate::state::HostState;
 
 /// A node reachable over ssh.
 pub struct Transport {
     node: String,
     config: PathBuf,
+    known_hosts: PathBuf,
+    /// `yes` (the pin must match) or, when pinning, `accept-new`.
+    host_key_checking: &'static str,
     /// When set, `output` gives up at this instant (the node or its connection stalled).
     deadline: Option<Instant>,
 }
@@ -25,13 +33,16 @@ pub struct Transport {
 impl Transport {
     /// Uses the cached ssh configuration of the node, asking Vagrant for it when there is none.
     pub fn connect(repo: &Path, node: &str) -> Result<Self> {
-        let config = repo.join(".cache/ssh").join(format!("{node}.config"));
+        let state = HostState::for_checkout(repo)?;
+        let config = state.ssh_config(node);
         if !config.is_file() {
             refresh_config(repo, node, &config)?;
         }
         Ok(Transport {
             node: node.to_string(),
             config,
+            known_hosts: state.known_hosts(),
+            host_key_checking: "yes",
             deadline: None,
         })
     }
@@ -65,6 +76,12 @@ impl Transport {
             .args(["-o", "ServerAliveInterval=5"])
             .args(["-o", "ServerAliveCountMax=2"])
             .args(["-o", "BatchMode=yes"])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
+            .arg("-o")
+            .arg(format!("StrictHostKeyChecking={}", self.host_key_checking))
+            .arg("-o")
+            .arg(format!("HostKeyAlias={}", self.node))
             .arg(&self.node)
             .arg(shlex::try_join(argv.iter().copied()).context("quoting the remote command")?);
         Ok(cmd)
@@ -135,8 +152,34 @@ impl Transport {
         }
     }
 
-    /// The output of a remote command, or an error when ssh could not reach the node.
+    /// The output of a remote command, or an error when ssh could not reach the node or the
+    /// node is not the one pinned.
     fn reached(&self, out: Output) -> Result<Output> {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+            bail!(
+                "node {} offers another ssh host key than the one pinned when it was created \
+                 (pinned {}, offered {}): it is not the node the host made, or it was changed \
+                 by hand. If you re-created it, `make destroy NODE={}` then `make up` pins the \
+                 new one",
+                self.node,
+                pinned_fingerprint(&self.known_hosts, &self.node)
+                    .unwrap_or_else(|| "(unreadable)".into()),
+                stderr
+                    .split_whitespace()
+                    .find(|w| w.starts_with("SHA256:"))
+                    .unwrap_or("(not shown)"),
+                self.node
+            );
+        }
+        if stderr.contains("Host key verification failed") {
+            bail!(
+                "node {}'s ssh host key is not pinned on this host: `make up NODE={}` pins it \
+                 (the host pins a node's key when it creates the node)",
+                self.node,
+                self.node
+            );
+        }
         // ssh itself exits with 255 when it cannot reach the node.
         if out.status.code() == Some(255) {
             bail!(
@@ -166,5 +209,77 @@ pub fn refresh_config(repo: &Path, node: &str, path: &Path) -> Result<()> {
     }
     fs::create_dir_all(path.parent().expect("config path has a parent"))?;
     write_atomic(path, &out.stdout)?;
+    Ok(())
+}
+
+/// The fingerprint (`SHA256:...`, as ssh prints it) of the key pinned for `alias`.
+fn pinned_fingerprint(known_hosts: &Path, alias: &str) -> Option<String> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    use base64::Engine;
+    use sha2::Digest;
+    let text = fs::read_to_string(known_hosts).ok()?;
+    let key = text.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        if fields.next()? == alias {
+            fields.nth(1)
+        } else {
+            None
+        }
+    })?;
+    let blob = STANDARD.decode(key).ok()?;
+    Some(format!(
+        "SHA256:{}",
+        STANDARD_NO_PAD.encode(sha2::Sha256::digest(&blob))
+    ))
+}
+
+/// `prov pin`: refreshes the node's ssh configuration and pins its host key. For a node the host
+/// just created (`new`), any older pin is dropped first and the key it offers now is pinned;
+/// otherwise a key already pinned must match, and a node with none (made by an older prov) has
+/// its key pinned on this first use. Returns the pinned fingerprint.
+pub fn pin(repo: &Path, node: &str, new: bool) -> Result<String> {
+    let state = HostState::for_checkout(repo)?;
+    refresh_config(repo, node, &state.ssh_config(node))?;
+    let known_hosts = state.known_hosts();
+    if new {
+        forget_key(&known_hosts, node)?;
+    }
+    let mut transport = Transport::connect(repo, node)?;
+    transport.host_key_checking = "accept-new";
+    let out = transport.output(&["true".to_string()])?;
+    if !out.status.success() {
+        bail!(
+            "could not reach node {node} to pin its host key: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    pinned_fingerprint(&known_hosts, node).ok_or_else(|| {
+        anyhow::anyhow!(
+            "ssh pinned no key for node {node} in {}",
+            known_hosts.display()
+        )
+    })
+}
+
+/// `prov pin --forget`: drops the node's pinned key and ssh configuration (the node is gone).
+pub fn unpin(repo: &Path, node: &str) -> Result<()> {
+    let state = HostState::for_checkout(repo)?;
+    forget_key(&state.known_hosts(), node)?;
+    match fs::remove_file(state.ssh_config(node)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn forget_key(known_hosts: &Path, alias: &str) -> Result<()> {
+    let Ok(text) = fs::read_to_string(known_hosts) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|line| line.split_whitespace().next() != Some(alias))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    write_atomic(known_hosts, kept.as_bytes())?;
     Ok(())
 }

@@ -56,7 +56,7 @@ destroy() {
     if docker volume inspect "prov-node-$node-docker" >/dev/null 2>&1; then
       docker volume rm "prov-node-$node-docker" >/dev/null
     fi
-    rm -f "$PROV_REPO/.cache/ssh/$node.config"
+    prov pin --node "$node" --forget
   done
 }
 

@@ -91,13 +91,16 @@ node_created() {
   ! (cd "$PROV_REPO" && vagrant status "$1" --machine-readable) | grep -q ',state,not_created$'
 }
 
-# Boots the node (a no-op when it runs), refreshes its ssh configuration, waits for its engine.
+# Boots the node (a no-op when it runs), refreshes its ssh configuration and pins its host key
+# (a node created now gets a new pin; a known node must offer the pinned key), waits for its
+# engine.
 node_up() {
-  local node=$1
+  local node=$1 pin=(--node "$1")
+  node_created "$node" || pin+=(--new)
   log "booting node $node (provider $PROVIDER)"
   (cd "$PROV_REPO" && vagrant up "$node" --provider="$PROVIDER") ||
     die "vagrant up $node failed; see the output above"
-  rm -f "$PROV_REPO/.cache/ssh/$node.config"
+  prov pin "${pin[@]}" || PROV_DIE_CODE=2 die "node $node is not the node the host pinned (above)"
   prov exec --node "$node" -- timeout 60 sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done' ||
     die "the Docker engine inside node $node did not start within 60 s"
 }

@@ -364,8 +364,9 @@ fingerprint() {
 
 @test "a node whose packets are dropped cannot be checked: exit 2 within the --timeout bound" {
   # Where the node's ssh is reached (the docker provider forwards a port on 127.0.0.1).
-  ip="$(awk '$1 == "HostName" { print $2 }' "$REPO/.cache/ssh/$NODE.config")"
-  port="$(awk '$1 == "Port" { print $2 }' "$REPO/.cache/ssh/$NODE.config")"
+  config="$(prov state-dir)/ssh/$NODE.config"
+  ip="$(awk '$1 == "HostName" { print $2 }' "$config")"
+  port="$(awk '$1 == "Port" { print $2 }' "$config")"
   [ -n "$ip" ] && [ -n "$port" ]
   iptables -I OUTPUT -d "$ip" -p tcp --dport "$port" -m comment --comment prov-e2e -j DROP
   start=$SECONDS

@@ -13,7 +13,7 @@ DIR="$REPO/provenance/$NODE"
 VENV="$REPO/.cache/venv-attest"
 
 envelope() { echo "$DIR/$(jq -r .build_id "$DIR/latest").dsse.json"; }
-keys() { prov key where; }
+keys() { echo "$(prov state-dir)/keys"; }
 
 fails_on() {
   run prov verify --node "$NODE" --json
@@ -151,9 +151,9 @@ teardown() { restore_kept; }
   other="$BATS_TEST_TMPDIR/other"
   mkdir -p "$other"
   cp -a "$REPO/nodes.json" "$other/"
-  mkdir -p "$other/provenance" "$other/.cache"
+  mkdir -p "$other/provenance" "$other/state"
   cp -a "$DIR" "$other/provenance/"
-  cp -a "$REPO/.cache/ssh" "$other/.cache/"
+  cp -a "$(prov state-dir)/ssh" "$other/state/"
   PROV_STATE_DIR="$other/state" "$PROV" --repo "$other" key init
   build="$(jq -r .build_id "$DIR/latest")"
   # Another project's host signs the same record after the same checks: only the key differs.

@@ -39,3 +39,26 @@ load helpers
   diff <(prov show --node main --json | jq -c .base_images) \
     <(prov show --node worker1 --json | jq -c .base_images)
 }
+
+# Closes the host's shared ssh connections, so the next command opens a new one (and checks the
+# node's host key again).
+close_connections() { pkill -f 'ssh: /tmp/prov-ssh-' || true; }
+
+@test "a node whose ssh host key was changed by hand is refused: exit 2, naming both fingerprints" {
+  # The node's shell expands these, not this one.
+  # shellcheck disable=SC2016
+  root_on worker1 'mkdir -p /root/host-keys && cp -a /etc/ssh/ssh_host_* /root/host-keys/ &&
+    rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && kill -HUP "$(cat /run/sshd.pid)"'
+  close_connections
+  run prov verify --node worker1
+  # The host cannot reach the node through prov any more: put the keys back from the outside.
+  # shellcheck disable=SC2016
+  docker exec prov-node-worker1 sh -c 'cp -a /root/host-keys/ssh_host_* /etc/ssh/ &&
+    kill -HUP "$(cat /run/sshd.pid)"'
+  close_connections
+  echo "$output"
+  [ "$status" -eq 2 ]
+  assert_output_has "node worker1 offers another ssh host key than the one pinned"
+  [[ $output =~ pinned\ SHA256:[A-Za-z0-9+/]+,\ offered\ SHA256: ]]
+  eventually 30 "'$PROV' --repo '$REPO' verify --node worker1 >/dev/null"
+}

@@ -26,3 +26,9 @@ load helpers
   run prov verify --node main
   [ "$status" -eq 2 ]
 }
+
+@test "a node re-created after destroy gets its new host key pinned, and is trusted again" {
+  golden demo-reviewer NODE=main
+  prov verify --node main
+  golden destroy
+}
