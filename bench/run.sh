@@ -62,7 +62,7 @@ pair() {
 # connection).
 STATE="$(prov state-dir)"
 ssh_to() {
-  echo "ssh -F $STATE/ssh/$1.config -o UserKnownHostsFile=$STATE/ssh/known_hosts -o StrictHostKeyChecking=yes -o HostKeyAlias=$1 -o ControlMaster=auto -o ControlPath=/tmp/prov-ssh-%C -o ControlPersist=120 -o LogLevel=ERROR $1"
+  echo "ssh -F $STATE/ssh/$1.config -o UserKnownHostsFile=$STATE/ssh/known_hosts -o StrictHostKeyChecking=yes -o HostKeyAlias=$1 -o HashKnownHosts=no -o ControlMaster=auto -o ControlPath=/tmp/prov-ssh-%C -o ControlPersist=120 -o LogLevel=ERROR $1"
 }
 prov exec --node "$NODE" -- true
 SSH="$(ssh_to "$NODE")"

@@ -82,6 +82,8 @@ impl Transport {
             .arg(format!("StrictHostKeyChecking={}", self.host_key_checking))
             .arg("-o")
             .arg(format!("HostKeyAlias={}", self.node))
+            // Pins are looked up by node name, so they are kept in the clear.
+            .args(["-o", "HashKnownHosts=no"])
             .arg(&self.node)
             .arg(shlex::try_join(argv.iter().copied()).context("quoting the remote command")?);
         Ok(cmd)
