@@ -26,6 +26,9 @@ pub struct Transport {
     known_hosts: PathBuf,
     /// `yes` (the pin must match) or, when pinning, `accept-new`.
     host_key_checking: &'static str,
+    /// Whether to reuse (and keep) the shared connection. Pinning opens its own: a shared one
+    /// skips the host key exchange.
+    shared: bool,
     /// When set, `output` gives up at this instant (the node or its connection stalled).
     deadline: Option<Instant>,
 }
@@ -43,6 +46,7 @@ impl Transport {
             config,
             known_hosts: state.known_hosts(),
             host_key_checking: "yes",
+            shared: true,
             deadline: None,
         })
     }
@@ -67,9 +71,25 @@ impl Transport {
         }
         cmd.arg("-F")
             .arg(&self.config)
-            .args(["-o", "ControlMaster=auto"])
-            .args(["-o", "ControlPath=/tmp/prov-ssh-%C"])
-            .args(["-o", "ControlPersist=120"])
+            .args(if self.shared {
+                [
+                    "-o",
+                    "ControlMaster=auto",
+                    "-o",
+                    "ControlPath=/tmp/prov-ssh-%C",
+                    "-o",
+                    "ControlPersist=120",
+                ]
+            } else {
+                [
+                    "-o",
+                    "ControlMaster=no",
+                    "-o",
+                    "ControlPath=none",
+                    "-o",
+                    "ControlPersist=no",
+                ]
+            })
             .args(["-o", "LogLevel=ERROR"])
             .args(["-o", "ConnectTimeout=10"])
             // A connection whose packets are dropped is given up after about ten seconds.
@@ -170,7 +190,7 @@ impl Transport {
                 stderr
                     .split_whitespace()
                     .find(|w| w.starts_with("SHA256:"))
-                    .unwrap_or("(not shown)"),
+                    .map_or("(not shown)", |w| w.trim_end_matches('.')),
                 self.node
             );
         }
@@ -248,6 +268,7 @@ pub fn pin(repo: &Path, node: &str, new: bool) -> Result<String> {
     }
     let mut transport = Transport::connect(repo, node)?;
     transport.host_key_checking = "accept-new";
+    transport.shared = false;
     let out = transport.output(&["true".to_string()])?;
     if !out.status.success() {
         bail!(
