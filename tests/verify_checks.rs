@@ -170,7 +170,7 @@ fn a_database_recreated_from_another_image_fails_naming_the_image() {
     fails(&checks, &["config:db"], "image: expected sha256:");
 }
 
-/// An edit of a container's engine JSON.
+/// An edit of the engine's JSON (a container's, or the whole state).
 type Change = Box<dyn Fn(&mut Value)>;
 
 #[test]
@@ -362,4 +362,124 @@ fn the_newest_attested_build_or_a_later_one_passes_and_a_rollback_fails() {
         Some(mark(&latest.manifest.build_id, &"e".repeat(64))),
     );
     fails(&checks, &["no-rollback"], "is gone or changed");
+}
+
+/// Asserts the named check fails and says `says` (other checks may fail with it).
+fn fails_including(checks: &[Check], name: &str, says: &str) {
+    let check = checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no {name} check in {checks:#?}"));
+    assert!(!check.ok, "{name} passed: {check:#?}");
+    assert!(
+        check.observed.contains(says),
+        "{name} says {:?}",
+        check.observed
+    );
+}
+
+#[test]
+fn every_runtime_check_fails_on_its_own_fixture() {
+    let cases: Vec<(&str, &str, Change)> = vec![
+        (
+            "image-id",
+            "sha256:ab",
+            Box::new(|s| api(s)["Image"] = json!(format!("sha256:{}", "ab".repeat(32)))),
+        ),
+        (
+            "image-labels",
+            "differ: org.opencontainers.image.title",
+            Box::new(|s| {
+                s["images"][0]["Config"]["Labels"]["org.opencontainers.image.title"] =
+                    json!("other")
+            }),
+        ),
+        (
+            "layers-fresh",
+            "outside",
+            Box::new(|s| {
+                for entry in s["history"][0]["entries"]
+                    .as_array_mut()
+                    .unwrap()
+                    .iter_mut()
+                    .take(2)
+                {
+                    entry["Created"] = json!(1_000_000_000);
+                }
+            }),
+        ),
+        (
+            "container-fresh",
+            "created 2001",
+            Box::new(|s| api(s)["Created"] = json!("2001-01-01T00:00:00Z")),
+        ),
+        (
+            "compose-wiring",
+            "working_dir /home/vagrant/copy",
+            Box::new(|s| {
+                api(s)["Config"]["Labels"]["com.docker.compose.project.working_dir"] =
+                    json!("/home/vagrant/copy")
+            }),
+        ),
+        (
+            "service:db",
+            "exited",
+            Box::new(|s| {
+                db(s)["State"]["Running"] = json!(false);
+                db(s)["State"]["Status"] = json!("exited");
+            }),
+        ),
+    ];
+    for (name, says, change) in cases {
+        let checks = checks_after(|state, _| change(state));
+        fails_including(&checks, name, says);
+    }
+}
+
+#[test]
+fn the_record_checks_fail_on_a_broken_chain_a_moved_latest_or_no_usable_record() {
+    use prov::manifest::{ChainEntry, Link, StoreError};
+    let evidence = || {
+        let store = Store::new(&base().join("provenance"), "main");
+        Evidence {
+            node: "main".into(),
+            chain: store.chain().unwrap(),
+            latest: store.latest(),
+            state: serde_json::from_value(read_json("state.json")).unwrap(),
+            http: serde_json::from_value(read_json("http.json")).unwrap(),
+            tree_now: Ok(store.latest().unwrap().manifest.git.tree),
+            attestation: None,
+            policy: prov::policy::load(Path::new(env!("CARGO_MANIFEST_DIR")), "build-policy.json")
+                .unwrap(),
+            attested: None,
+        }
+    };
+    let mut broken = evidence();
+    broken.chain[0].link = Link::Broken {
+        expected: None,
+        found: Some("0".repeat(64)),
+    };
+    fails_including(
+        &judge(&broken),
+        "hash-chain",
+        "previous-manifest digest does not match",
+    );
+
+    // A newer successful build is in the chain, but latest still points at the older one.
+    let mut moved = evidence();
+    let mut newer = moved.latest.as_ref().unwrap().clone();
+    newer.manifest.build_id = "20991231-000000-000-aaaa".into();
+    moved.chain.push(ChainEntry {
+        build_id: newer.manifest.build_id.clone(),
+        read: Ok(newer),
+        link: Link::Intact,
+    });
+    fails_including(&judge(&moved), "latest-is-newest", "latest = 20261130");
+
+    let mut gone = evidence();
+    gone.latest = Err(StoreError::NoSuchBuild {
+        build_id: "20261130-000000-000-0000".into(),
+        dir: base(),
+    });
+    fails_including(&judge(&gone), "manifest", "is not recorded");
 }
