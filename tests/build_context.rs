@@ -27,6 +27,17 @@ fn run(dir: &Path, program: &str, args: &[&str]) {
     assert!(status.success(), "{program} {args:?}");
 }
 
+/// `git add -A && git commit` in `dir`.
+fn commit_all(dir: &Path) {
+    run(dir, "git", &["add", "-A"]);
+    let who = ["-c", "user.name=t", "-c", "user.email=t@t"];
+    run(
+        dir,
+        "git",
+        &[&who[..], &["commit", "-qm", "fixture"]].concat(),
+    );
+}
+
 fn write(dir: &Path, rel: &str, content: &str) {
     let path = dir.join(rel);
     fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -49,20 +60,7 @@ fn fixture() -> TempDir {
     write(d, "README.md", "not in the context\n");
     write(d, ".gitignore", "/vendor/\n/.cache/\n");
     support::vendor_tiny_crate(d);
-    run(d, "git", &["add", "-A"]);
-    run(
-        d,
-        "git",
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "f",
-        ],
-    );
+    commit_all(d);
     write(d, "src/new.txt", "untracked, not ignored\n");
     tmp
 }
@@ -181,20 +179,7 @@ fn a_nested_repository_in_the_context_is_refused() {
     let d = repo.path();
     run(&d.join("src"), "git", &["init", "-q", "nested"]);
     write(d, "src/nested/file.txt", "inside a nested repository\n");
-    run(&d.join("src/nested"), "git", &["add", "-A"]);
-    run(
-        &d.join("src/nested"),
-        "git",
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "n",
-        ],
-    );
+    commit_all(&d.join("src/nested"));
     let (_, files) = tree_files(d).unwrap();
     let err = build_context::make(d, Path::new("."), &spec(), &files, &d.join("../n.tar"))
         .err()
