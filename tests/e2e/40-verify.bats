@@ -47,6 +47,7 @@ drop_no_more() {
 teardown() {
   restore_kept
   drop_no_more
+  docker unpause "prov-node-$NODE" >/dev/null 2>&1 || true
   if [[ -z ${BATS_TEST_COMPLETED:-} ]]; then
     root_on "$NODE" "pkill -CONT -x dockerd; umount /var/run/docker.sock 2>/dev/null; \
       docker rm -f prov-stray prov-one-off prov-api >/dev/null 2>&1; true" || true
@@ -360,6 +361,19 @@ fingerprint() {
 @test "an api restart (same container, same image) is not a bypass: verify waits for it to settle" {
   on_node "$NODE" docker restart prov-api
   passes
+}
+
+@test "an unreachable node (frozen whole) cannot be checked: exit 2 within the --timeout bound" {
+  docker pause "prov-node-$NODE"
+  start=$SECONDS
+  run timeout 60 "$PROV" --repo "$REPO" verify --node "$NODE" --timeout 5
+  took=$((SECONDS - start))
+  docker unpause "prov-node-$NODE"
+  echo "$output (took ${took}s)" >&2
+  [ "$status" -eq 2 ]
+  assert_output_has "node $NODE did not answer in time"
+  [ "$took" -le 6 ]
+  passes_soon
 }
 
 @test "a node whose packets are dropped cannot be checked: exit 2 within the --timeout bound" {
