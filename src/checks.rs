@@ -149,11 +149,7 @@ fn check_manifests<'a>(e: &'a Evidence, checks: &mut Checks) -> Option<&'a Manif
             "{} manifest(s), each chained to the one before",
             chain.len()
         ),
-        if broken.is_empty() {
-            "intact".into()
-        } else {
-            broken.join("; ")
-        },
+        observed_list(&broken, "intact"),
         "a manifest was deleted or edited after it was written; prov log shows where",
     );
     if let Some(m) = &manifest {
@@ -416,11 +412,7 @@ fn check_configuration(
             &name,
             differences.is_empty(),
             expected.into(),
-            if differences.is_empty() {
-                "as recorded".into()
-            } else {
-                differences.join("; ")
-            },
+            observed_list(&differences, "as recorded"),
             hint,
         );
     }
@@ -664,11 +656,7 @@ fn check_wiring(services: &[Option<&ContainerInspect>], checks: &mut Checks) {
             "project {}, working_dir {NODE_MOUNT}, config {expected_file}",
             stack::PROJECT
         ),
-        if problems.is_empty() {
-            "as expected".into()
-        } else {
-            problems.join("; ")
-        },
+        observed_list(&problems, "as expected"),
         "the stack was started outside the golden path: `make clean && make demo`",
     );
 }
@@ -892,6 +880,15 @@ fn check_no_rollback(mark: &AttestedMark, chain: &[ChainEntry], m: &Manifest, ch
         },
         "an older record was put back, or an attested one edited: run `make demo`",
     );
+}
+
+/// What a check saw: `ok` when nothing was found wrong, else every problem found.
+fn observed_list(problems: &[String], ok: &str) -> String {
+    if problems.is_empty() {
+        ok.to_string()
+    } else {
+        problems.join("; ")
+    }
 }
 
 fn json_field(answer: &HttpAnswer, key: &str) -> Option<String> {
