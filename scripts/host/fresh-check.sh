@@ -54,7 +54,9 @@ cleanup() {
   if ((KEEP)); then log "kept the machine's folder $MACHINE"; else rm -rf "$MACHINE"; fi
 }
 trap cleanup EXIT
-git clone --quiet --no-local "$PROV_REPO" "$MACHINE/prov"
+# Without git's templates, as CI clones: no .git/info/, no sample hooks.
+mkdir -p "$MACHINE/no-templates"
+git clone --quiet --no-local --template="$MACHINE/no-templates" "$PROV_REPO" "$MACHINE/prov"
 git -C "$MACHINE/prov" checkout --quiet --detach "$COMMIT"
 mkdir -p "$MACHINE/docker"
 
