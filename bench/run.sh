@@ -18,6 +18,7 @@ case $MODE in
 esac
 ensure_tools host bench
 build_prov
+use_host_state
 WORK="$PROV_REPO/.cache/bench"
 mkdir -p "$WORK"
 RESULTS="$WORK/results.jsonl"

@@ -267,7 +267,6 @@ pub fn attest(
 /// and the node's engine holds the image with the recorded id, labels and layers. Then it signs,
 /// and remembers the newest attested build of the node (outside the synced folder).
 pub fn attest_checked(
-    repo: &Path,
     state: &HostState,
     store: &crate::manifest::Store,
     stored: &Stored,
@@ -276,10 +275,9 @@ pub fn attest_checked(
 ) -> Result<PathBuf> {
     let m = &stored.manifest;
     let refuse = |why: String| anyhow!("refusing to sign build {}: {why}", m.build_id);
-    let image = m
-        .image
-        .as_ref()
-        .ok_or_else(|| refuse("it has no image (a failed build)".into()))?;
+    if m.image.is_none() {
+        return Err(refuse("it has no image (a failed build)".into()));
+    }
     let chain = store.chain()?;
     let position = chain
         .iter()
@@ -290,33 +288,8 @@ pub fn attest_checked(
             "the hash chain is broken up to it (`prov log` shows where)".into(),
         ));
     }
-    let log = repo.join(&m.build_log.path);
-    let (log_sha, log_bytes) = crate::digest::sha256_reader(
-        fs::File::open(&log).map_err(|e| refuse(format!("its log {}: {e}", log.display())))?,
-    )?;
-    if log_sha != m.build_log.sha256 || log_bytes != m.build_log.bytes {
-        return Err(refuse(format!(
-            "its log has sha256 {log_sha} and {log_bytes} bytes, the record says {} and {}",
-            m.build_log.sha256, m.build_log.bytes
-        )));
-    }
-    let state_on_node = crate::probe::node_state(transport, std::slice::from_ref(&image.id))
-        .map_err(|e| refuse(format!("the node's engine could not be asked: {e:#}")))?;
-    let found = state_on_node
-        .images
-        .iter()
-        .find(|i| i.id == image.id)
-        .ok_or_else(|| refuse(format!("the node's engine has no image {}", image.id)))?;
-    if found.config.labels.clone().unwrap_or_default() != image.labels {
-        return Err(refuse(
-            "the image's labels are not the recorded ones".into(),
-        ));
-    }
-    if found.root_fs.layers != image.layers {
-        return Err(refuse(
-            "the image's layers are not the recorded ones".into(),
-        ));
-    }
+    crate::import::check_log(stored, &store.log_path(&m.build_id)).map_err(refuse)?;
+    crate::import::check_against_engine(stored, transport).map_err(refuse)?;
     let path = attest(store, stored, key)?;
     // Only forward: attesting an older build again does not move the memory back.
     let newer = match state.attested(&m.node)? {

@@ -35,6 +35,8 @@ pub struct Evidence {
     pub policy: LoadedPolicy,
     /// The newest build of this node the host attested (host-only state), if any.
     pub attested: Option<AttestedMark>,
+    /// The sha256 of the host's imported copy of the latest build's record, if it has one.
+    pub imported: Option<String>,
 }
 
 /// Collects checks in order.
@@ -73,6 +75,9 @@ pub fn judge(e: &Evidence) -> Vec<Check> {
     check_configuration(manifest, &e.state, &services, &mut checks);
     check_wiring(&services, &mut checks);
     check_no_bypass(&e.state, manifest, &services, &mut checks);
+    if let (Some(m), Ok(stored)) = (manifest, &e.latest) {
+        check_imported(m, stored, e.imported.as_deref(), &mut checks);
+    }
     if let Some(m) = manifest {
         check_build_inputs(m, &e.policy, &mut checks);
         check_source(&e.tree_now, m, &mut checks);
@@ -86,6 +91,29 @@ pub fn judge(e: &Evidence) -> Vec<Check> {
     }
     check_http(manifest, &e.http, &mut checks);
     checks.0
+}
+
+/// The node's latest record is the one the host imported after checking it against the node's
+/// engine: a record the node wrote or changed afterwards is not.
+fn check_imported(m: &Manifest, stored: &Stored, imported: Option<&str>, checks: &mut Checks) {
+    let observed = match imported {
+        Some(sha) if sha == stored.sha256 => format!("{} (sha256 {})", m.build_id, short(sha)),
+        Some(sha) => format!(
+            "the host imported {} with sha256 {}, the node holds {}",
+            m.build_id,
+            short(sha),
+            short(&stored.sha256)
+        ),
+        None => format!("the host never imported {}", m.build_id),
+    };
+    checks.add(
+        "imported",
+        imported == Some(stored.sha256.as_str()),
+        "the node's latest record is the one the host imported and checked".into(),
+        observed,
+        "a record the host did not import (a build outside make demo, or a record changed on the \
+         node): run make demo NODE=<node>, whose import checks it against the node's engine",
+    );
 }
 
 /// The latest manifest, its pinned digest and the hash chain.

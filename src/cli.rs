@@ -12,6 +12,8 @@ use crate::build::{self, BuildRequest};
 use crate::context;
 use crate::diff;
 use crate::exit::{Failure, EXIT_FAILED, EXIT_OK};
+use crate::export;
+use crate::import;
 use crate::manifest::Store;
 use crate::model::NodeSpec;
 use crate::nodes;
@@ -107,7 +109,8 @@ pub struct AttestArgs {
     /// A build id, or `latest`.
     #[arg(default_value = "latest")]
     pub build: String,
-    /// Do nothing, successfully, when the project has no key yet (the golden path's call).
+    /// Import the new records but sign nothing, successfully, when the project has no key yet
+    /// (the golden path's call).
     #[arg(long)]
     pub if_enabled: bool,
 }
@@ -233,9 +236,12 @@ pub fn show(repo: &Path, args: ShowArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Imports the node's new records (checked against its engine), then signs the latest.
 pub fn attest(repo: &Path, args: AttestArgs) -> Result<ExitCode> {
     let node = resolve_node(repo, args.node.as_deref())?;
     let state = host_state(repo)?;
+    let transport = Transport::connect(repo, &node)?;
+    report_import(&node, &import::import(repo, &state, &transport)?);
     let Some(key) = attest::load_signing_key(&state)? else {
         if args.if_enabled {
             return Ok(ExitCode::SUCCESS);
@@ -247,10 +253,34 @@ pub fn attest(repo: &Path, args: AttestArgs) -> Result<ExitCode> {
     };
     let store = Store::new(&repo.join("provenance"), &node);
     let stored = store.resolve(&args.build)?;
-    let transport = Transport::connect(repo, &node)?;
-    let path = attest::attest_checked(repo, &state, &store, &stored, &key, &transport)
+    let path = attest::attest_checked(&state, &store, &stored, &key, &transport)
         .map_err(|e| Failure(format!("{e:#}")))?;
     println!("{}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Brings the node's new records into the checkout's `provenance/<node>/`, checked first.
+pub fn import(repo: &Path, node: &str) -> Result<ExitCode> {
+    let state = host_state(repo)?;
+    let transport = Transport::connect(repo, node)?;
+    report_import(node, &import::import(repo, &state, &transport)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_import(node: &str, imported: &import::Imported) {
+    if !imported.build_ids.is_empty() {
+        eprintln!(
+            "prov: imported {} record(s) of node {node} after checking them: {}",
+            imported.build_ids.len(),
+            imported.build_ids.join(", ")
+        );
+    }
+}
+
+/// Refreshes the node's export of the checkout (host to node only).
+pub fn sync(repo: &Path, node: &str) -> Result<ExitCode> {
+    let transport = Transport::connect(repo, node)?;
+    export::sync(repo, &transport)?;
     Ok(ExitCode::SUCCESS)
 }
 

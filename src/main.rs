@@ -40,6 +40,18 @@ enum Command {
     Diff(prov::cli::DiffArgs),
     /// Write the in-toto/SLSA attestation of a build, DSSE-signed with the project's key.
     Attest(prov::cli::AttestArgs),
+    /// Bring a node's new records into the checkout's provenance/<node>/, after checking each
+    /// against the node's engine and build log (the host runs it after every build).
+    Import {
+        #[arg(long)]
+        node: String,
+    },
+    /// Refresh a node's export of the checkout, host to node (the host runs it before every
+    /// operation on the node).
+    Sync {
+        #[arg(long)]
+        node: String,
+    },
     /// Manage the project's attestation key.
     Key {
         #[command(subcommand)]
@@ -137,6 +149,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Log(args) => prov::cli::log(&repo, args),
         Command::Diff(args) => prov::cli::diff(&repo, args),
         Command::Attest(args) => prov::cli::attest(&repo, args),
+        Command::Import { node } => prov::cli::import(&repo, &node),
+        Command::Sync { node } => prov::cli::sync(&repo, &node),
         Command::Key {
             command: KeyCommand::Init,
         } => prov::cli::key_init(&repo),

@@ -1,6 +1,8 @@
-//! Host-only state, kept outside the synced folder, which every node can write: the attestation
-//! key pair, and the memory of the newest attested build per node (so that restoring an older
-//! record and its envelope is noticed). One folder per checkout, in the user's state directory.
+//! Host-only state, kept outside the checkout and out of every node's reach: the attestation key
+//! pair, the memory of the newest attested build per node (so that restoring an older record and
+//! its envelope is noticed), the ssh configuration and pinned host keys, Vagrant's machine data,
+//! and each node's export of the checkout. One folder per checkout, in the user's state
+//! directory.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -73,6 +75,28 @@ impl HostState {
     /// The pinned ssh host keys of the nodes, one line per node (its name as the host alias).
     pub fn known_hosts(&self) -> PathBuf {
         self.dir.join("ssh").join("known_hosts")
+    }
+
+    /// Vagrant's machine data (`VAGRANT_DOTFILE_PATH`): the nodes' ids and private keys.
+    pub fn vagrant_dir(&self) -> PathBuf {
+        self.dir.join("vagrant")
+    }
+
+    /// The node's own export of the checkout, mounted at `/vagrant` inside it. The host writes
+    /// it only through the node (`prov sync`), and reads back only the node's records, as data.
+    pub fn export_dir(&self, node: &str) -> PathBuf {
+        self.dir.join("exports").join(node)
+    }
+
+    /// Runs Vagrant with this state: the Vagrantfile finds the exports here, and Vagrant keeps
+    /// its machine data here rather than in the checkout's `.vagrant/`.
+    pub fn vagrant(&self, repo: &Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new("vagrant");
+        cmd.current_dir(repo)
+            .env(STATE_ENV, &self.dir)
+            .env("VAGRANT_DOTFILE_PATH", self.vagrant_dir())
+            .env("VAGRANT_CHECKPOINT_DISABLE", "1");
+        cmd
     }
 
     fn mark_path(&self, node: &str) -> PathBuf {

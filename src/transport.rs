@@ -8,7 +8,7 @@
 //! when the host created the node, under the node's name (`HostKeyAlias`).
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -39,7 +39,7 @@ impl Transport {
         let state = HostState::for_checkout(repo)?;
         let config = state.ssh_config(node);
         if !config.is_file() {
-            refresh_config(repo, node, &config)?;
+            refresh_config(repo, &state, node)?;
         }
         Ok(Transport {
             node: node.to_string(),
@@ -63,47 +63,58 @@ impl Transport {
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
+    /// The ssh options every connection to the node uses: its configuration, the shared
+    /// connection, the bounds, and the pinned host key.
+    fn ssh_options(&self) -> Vec<String> {
+        let shared = if self.shared {
+            [
+                "ControlMaster=auto",
+                "ControlPath=/tmp/prov-ssh-%C",
+                "ControlPersist=120",
+            ]
+        } else {
+            ["ControlMaster=no", "ControlPath=none", "ControlPersist=no"]
+        };
+        let mut options = vec!["-F".to_string(), self.config.display().to_string()];
+        let settings = shared.into_iter().map(String::from).chain([
+            "LogLevel=ERROR".to_string(),
+            "ConnectTimeout=10".to_string(),
+            // A connection whose packets are dropped is given up after about ten seconds.
+            "ServerAliveInterval=5".to_string(),
+            "ServerAliveCountMax=2".to_string(),
+            "BatchMode=yes".to_string(),
+            format!("UserKnownHostsFile={}", self.known_hosts.display()),
+            format!("StrictHostKeyChecking={}", self.host_key_checking),
+            format!("HostKeyAlias={}", self.node),
+            // Pins are looked up by node name, so they are kept in the clear.
+            "HashKnownHosts=no".to_string(),
+        ]);
+        for setting in settings {
+            options.push("-o".to_string());
+            options.push(setting);
+        }
+        options
+    }
+
+    /// The ssh command line (for rsync's `-e`) that reaches the node as `ssh` does here.
+    pub fn remote_shell(&self) -> Result<String> {
+        let argv: Vec<String> = std::iter::once("ssh".to_string())
+            .chain(self.ssh_options())
+            .collect();
+        shlex::try_join(argv.iter().map(String::as_str)).context("quoting the ssh options")
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// ssh to the node with the connection options; `tty` asks for a terminal on the node.
     fn ssh(&self, tty: bool, argv: &[&str]) -> Result<Command> {
         let mut cmd = Command::new("ssh");
         if tty {
             cmd.arg("-t");
         }
-        cmd.arg("-F")
-            .arg(&self.config)
-            .args(if self.shared {
-                [
-                    "-o",
-                    "ControlMaster=auto",
-                    "-o",
-                    "ControlPath=/tmp/prov-ssh-%C",
-                    "-o",
-                    "ControlPersist=120",
-                ]
-            } else {
-                [
-                    "-o",
-                    "ControlMaster=no",
-                    "-o",
-                    "ControlPath=none",
-                    "-o",
-                    "ControlPersist=no",
-                ]
-            })
-            .args(["-o", "LogLevel=ERROR"])
-            .args(["-o", "ConnectTimeout=10"])
-            // A connection whose packets are dropped is given up after about ten seconds.
-            .args(["-o", "ServerAliveInterval=5"])
-            .args(["-o", "ServerAliveCountMax=2"])
-            .args(["-o", "BatchMode=yes"])
-            .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
-            .arg("-o")
-            .arg(format!("StrictHostKeyChecking={}", self.host_key_checking))
-            .arg("-o")
-            .arg(format!("HostKeyAlias={}", self.node))
-            // Pins are looked up by node name, so they are kept in the clear.
-            .args(["-o", "HashKnownHosts=no"])
+        cmd.args(self.ssh_options())
             .arg(&self.node)
             .arg(shlex::try_join(argv.iter().copied()).context("quoting the remote command")?);
         Ok(cmd)
@@ -145,22 +156,60 @@ impl Transport {
 
     /// Runs a command on the node and captures its output, within the deadline if one is set.
     pub fn output(&self, argv: &[String]) -> Result<Output> {
-        let child = self
+        self.output_bounded(argv, u64::MAX)
+    }
+
+    /// Like `output`, but a node that sends more than `max_stdout` bytes is cut off and refused:
+    /// what a node sends is read into memory, and a node must not be able to fill it.
+    pub fn output_bounded(&self, argv: &[String], max_stdout: u64) -> Result<Output> {
+        let mut child = self
             .command(argv)?
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("running ssh to node {}", self.node))?;
-        let Some(limit) = self.remaining() else {
-            return self.reached(child.wait_with_output()?);
-        };
         let pid = child.id();
+        let (mut stdout, mut stderr) = (
+            child.stdout.take().expect("stdout is piped"),
+            child.stderr.take().expect("stderr is piped"),
+        );
         let (done, finished) = mpsc::channel();
         std::thread::spawn(move || {
-            let _ = done.send(child.wait_with_output());
+            let errors = std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = stderr.by_ref().take(64 << 10).read_to_end(&mut bytes);
+                bytes
+            });
+            let mut out = Vec::new();
+            let read = stdout
+                .by_ref()
+                .take(max_stdout.saturating_add(1))
+                .read_to_end(&mut out);
+            if out.len() as u64 > max_stdout {
+                // Not reaped yet (this thread waits below), so the pid is still the child's.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+            let status = child.wait();
+            let _ = done.send(read.and(status).map(|status| Output {
+                status,
+                stdout: out,
+                stderr: errors.join().unwrap_or_default(),
+            }));
         });
-        match finished.recv_timeout(limit) {
+        let outcome = match self.remaining() {
+            None => finished
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            Some(limit) => finished.recv_timeout(limit),
+        };
+        match outcome {
+            Ok(Ok(out)) if out.stdout.len() as u64 > max_stdout => bail!(
+                "node {} sent more than {max_stdout} bytes for `{}`: refused (records are small; \
+                 is the node's provenance folder tampered with?)",
+                self.node,
+                argv.join(" ")
+            ),
             Ok(out) => self.reached(out?),
             Err(_) => {
                 // Not reaped yet (the waiting thread has not returned), so the pid is still ours.
@@ -215,12 +264,12 @@ impl Transport {
     }
 }
 
-/// Writes `vagrant ssh-config NODE` to the cache; stale after the node is recreated.
-pub fn refresh_config(repo: &Path, node: &str, path: &Path) -> Result<()> {
-    let out = Command::new("vagrant")
+/// Writes `vagrant ssh-config NODE` to the host state; stale after the node is recreated.
+pub fn refresh_config(repo: &Path, state: &HostState, node: &str) -> Result<()> {
+    let path = state.ssh_config(node);
+    let out = state
+        .vagrant(repo)
         .args(["ssh-config", node])
-        .current_dir(repo)
-        .env("VAGRANT_CHECKPOINT_DISABLE", "1")
         .output()
         .context("running `vagrant ssh-config`: is Vagrant installed?")?;
     if !out.status.success() {
@@ -230,7 +279,7 @@ pub fn refresh_config(repo: &Path, node: &str, path: &Path) -> Result<()> {
         );
     }
     fs::create_dir_all(path.parent().expect("config path has a parent"))?;
-    write_atomic(path, &out.stdout)?;
+    write_atomic(&path, &out.stdout)?;
     Ok(())
 }
 
@@ -261,7 +310,7 @@ fn pinned_fingerprint(known_hosts: &Path, alias: &str) -> Option<String> {
 /// its key pinned on this first use. Returns the pinned fingerprint.
 pub fn pin(repo: &Path, node: &str, new: bool) -> Result<String> {
     let state = HostState::for_checkout(repo)?;
-    refresh_config(repo, node, &state.ssh_config(node))?;
+    refresh_config(repo, &state, node)?;
     let known_hosts = state.known_hosts();
     if new {
         forget_key(&known_hosts, node)?;

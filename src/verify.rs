@@ -1,8 +1,8 @@
 //! `prov verify`: the authoritative, read-only check, run from the host.
 //!
-//! It gathers the evidence (the node's records from the synced `provenance/` folder, the node's
-//! Docker state over ssh with `probe`, GET requests only, the api's answers through the
-//! forwarded port, the host's source tree hash, the attestation) and hands it to
+//! It gathers the evidence (the node's records, read from its export as data; the node's Docker
+//! state over ssh with `probe`, GET requests only; the api's answers through the forwarded port;
+//! the host's source tree hash; what the host imported and attested) and hands it to
 //! `checks::judge`, which decides. It changes nothing anywhere, and answers within its bound.
 
 use std::panic::AssertUnwindSafe;
@@ -15,6 +15,7 @@ use anyhow::{anyhow, Context, Result};
 use crate::attest;
 use crate::checks::{self, Evidence};
 use crate::docker::NodeState;
+use crate::import;
 use crate::manifest::{Store, StoreError};
 use crate::model::{HttpAnswer, HttpAnswers, Manifest, NodeReport, NodeSpec};
 use crate::policy::{self, LoadedPolicy};
@@ -40,16 +41,20 @@ fn verify_node(
     policy: LoadedPolicy,
     deadline: Instant,
 ) -> Result<NodeReport> {
-    let store = Store::new(&repo.join("provenance"), &node.name);
-    let (chain, latest) = read_records(&store)?;
+    // Host-only state: read, never changed (nothing is migrated by a read-only check).
+    let host = HostState::for_checkout(repo)?;
+    let transport = Transport::connect(repo, &node.name)?.until(deadline);
+    // What the node claims, read from its export as data; what the host imported, from the
+    // checkout.
+    let fetched = import::fetch_records(&host, &transport)?;
+    let (chain, latest) = read_records(&fetched.store)?;
+    let imported = Store::new(&repo.join("provenance"), &node.name);
     let manifest = checks::usable_manifest(&latest);
-    let (state, http) = observe(repo, node, manifest, deadline)?;
+    let (state, http) = observe(&transport, node, manifest, deadline)?;
     let tree_now = source_tree(repo, source)
         .as_ref()
         .map(|t| t.tree.clone())
         .map_err(Clone::clone);
-    // Host-only state: read, never changed (nothing is migrated by a read-only check).
-    let host = HostState::for_checkout(repo)?;
     let public_key = attest::load_public_key(&host)?;
     let attested = host.attested(&node.name)?;
     if let (Some(mark), None) = (&attested, &public_key) {
@@ -63,7 +68,7 @@ fn verify_node(
     }
     let attestation = match (public_key, manifest) {
         (Some(key), Some(m)) => {
-            let path = attest::envelope_path(store.dir(), &m.build_id);
+            let path = attest::envelope_path(imported.dir(), &m.build_id);
             let envelope = match crate::bounded::read(&path) {
                 Ok(Some(bytes)) => Ok(bytes),
                 Ok(None) => Err(format!("no attestation at {}", path.display())),
@@ -73,6 +78,7 @@ fn verify_node(
         }
         _ => None,
     };
+    let imported_sha = manifest.and_then(|m| imported.read(&m.build_id).ok().map(|s| s.sha256));
     let checks = checks::judge(&Evidence {
         node: node.name.clone(),
         chain,
@@ -83,6 +89,7 @@ fn verify_node(
         attestation,
         policy,
         attested,
+        imported: imported_sha,
     });
     Ok(NodeReport {
         node: node.name.clone(),
@@ -119,7 +126,7 @@ fn read_records(
 /// container's healthcheck says `starting` (a restart in progress, not a bypass), both are asked
 /// again, until it settles or the time runs out.
 fn observe(
-    repo: &Path,
+    transport: &Transport,
     node: &NodeSpec,
     manifest: Option<&Manifest>,
     deadline: Instant,
@@ -136,11 +143,10 @@ fn observe(
         );
     }
     let settle_by = deadline.min(Instant::now() + SETTLE);
-    let transport = Transport::connect(repo, &node.name)?.until(deadline);
     loop {
         let (state, http) = std::thread::scope(|scope| {
             let http = scope.spawn(|| ask_api(node, deadline));
-            let state = probe::node_state(&transport, &images)
+            let state = probe::node_state(transport, &images)
                 .with_context(|| format!("could not read node {}'s Docker state", node.name));
             (state, http.join())
         });

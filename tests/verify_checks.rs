@@ -51,6 +51,7 @@ fn judged_with_mark(
         record(&mut stored.manifest);
     }
     let tree = latest.as_ref().unwrap().manifest.git.tree.clone();
+    let imported = latest.as_ref().ok().map(|s| s.sha256.clone());
     let evidence = Evidence {
         node: "main".into(),
         chain: store.chain().unwrap(),
@@ -62,6 +63,7 @@ fn judged_with_mark(
         policy: prov::policy::load(Path::new(env!("CARGO_MANIFEST_DIR")), "build-policy.json")
             .unwrap(),
         attested,
+        imported,
     };
     judge(&evidence)
 }
@@ -452,8 +454,17 @@ fn the_record_checks_fail_on_a_broken_chain_a_moved_latest_or_no_usable_record()
             policy: prov::policy::load(Path::new(env!("CARGO_MANIFEST_DIR")), "build-policy.json")
                 .unwrap(),
             attested: None,
+            imported: Some(store.latest().unwrap().sha256),
         }
     };
+    // A latest record the host never imported, or imported with other bytes, is not trusted.
+    let mut never = evidence();
+    never.imported = None;
+    fails_including(&judge(&never), "imported", "the host never imported");
+    let mut changed = evidence();
+    changed.imported = Some("0".repeat(64));
+    fails_including(&judge(&changed), "imported", "the node holds");
+
     let mut broken = evidence();
     broken.chain[0].link = Link::Broken {
         expected: None,

@@ -19,6 +19,7 @@ NODE=${NODE:-}
 check_node_name "$NODE"
 ensure_host
 build_prov
+use_host_state
 if [[ -z $NODE ]]; then
   mapfile -t declared < <(prov nodes)
   NODE=${declared[0]}

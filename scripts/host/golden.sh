@@ -10,6 +10,7 @@ NODE=${NODE:-}
 check_node_name "$NODE"
 ensure_host
 build_prov
+use_host_state
 if [[ -n $NODE ]]; then
   prov nodes --check "$NODE"
   node=$NODE
@@ -28,8 +29,13 @@ demo() {
   ensure_vendor
   ensure_bases
   node_up "$node"
-  node_script "$node" scripts/node/demo.sh
-  # The host signs, once it has checked the node's new record against the node's engine.
+  if ! node_script "$node" scripts/node/demo.sh; then
+    # A failed build is recorded too: the host imports its record like any other.
+    prov import --node "$node" || true
+    die "make demo failed on node $node (above)"
+  fi
+  # The host imports the node's new record once it has checked it against the node's engine,
+  # then signs it.
   prov attest --node "$node" --if-enabled >/dev/null
 }
 
@@ -50,9 +56,15 @@ destroy() {
   for node in "${nodes[@]}"; do
     if node_created "$node"; then
       on_running_node scripts/node/clean.sh
+      # The export's files are the node's root's: the node removes them itself.
+      if node_running "$node"; then
+        prov exec --node "$node" -- sudo -n find /vagrant -mindepth 1 -delete || true
+      fi
       log "destroying node $node"
-      (cd "$PROV_REPO" && vagrant destroy --force "$node")
+      vagrant_in_repo destroy --force "$node"
     fi
+    rm -rf "$PROV_STATE_DIR/exports/$node" ||
+      warn "could not remove $PROV_STATE_DIR/exports/$node: remove it by hand"
     if docker volume inspect "prov-node-$node-docker" >/dev/null 2>&1; then
       docker volume rm "prov-node-$node-docker" >/dev/null
     fi

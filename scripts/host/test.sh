@@ -39,6 +39,7 @@ e2e() {
   ensure_host
   attest_venv
   build_prov
+  use_host_state
   ensure_vendor
   ensure_bases
   log "end-to-end suite on real nodes (tests/e2e)"

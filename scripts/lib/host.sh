@@ -82,32 +82,82 @@ ensure_bases() { "$PROV_REPO/scripts/host/bases.sh"; }
 
 prov() { "$PROV" --repo "$PROV_REPO" "$@"; }
 
+# Host-only state lives outside the checkout, in `prov state-dir`: keys, pins, ssh configuration,
+# each node's export and Vagrant's machine data. The Vagrantfile reads PROV_STATE_DIR; Vagrant
+# reads VAGRANT_DOTFILE_PATH. A checkout whose .vagrant/ predates this has it moved, once.
+use_host_state() {
+  PROV_STATE_DIR="$(prov state-dir)"
+  VAGRANT_DOTFILE_PATH="$PROV_STATE_DIR/vagrant"
+  export PROV_STATE_DIR VAGRANT_DOTFILE_PATH
+  [[ -d $PROV_REPO/.vagrant ]] || return 0
+  if [[ -e $VAGRANT_DOTFILE_PATH ]]; then
+    warn "$PROV_REPO/.vagrant is left from an older prov; Vagrant's data is in $VAGRANT_DOTFILE_PATH: remove the old folder"
+    return 0
+  fi
+  mkdir -p "$PROV_STATE_DIR"
+  mv "$PROV_REPO/.vagrant" "$VAGRANT_DOTFILE_PATH"
+  log "moved Vagrant's machine data from $PROV_REPO/.vagrant (which nodes could write) to $VAGRANT_DOTFILE_PATH"
+}
+
+vagrant_in_repo() { (cd "$PROV_REPO" && vagrant "$@"); }
+
 # Whether Vagrant reports the node as running.
 node_running() {
-  (cd "$PROV_REPO" && vagrant status "$1" --machine-readable) | grep -q ',state,running$'
+  vagrant_in_repo status "$1" --machine-readable | grep -q ',state,running$'
 }
 
 node_created() {
-  ! (cd "$PROV_REPO" && vagrant status "$1" --machine-readable) | grep -q ',state,not_created$'
+  ! vagrant_in_repo status "$1" --machine-readable | grep -q ',state,not_created$'
+}
+
+# Whether the node's /vagrant is its own export. A node made by an older prov had the host's
+# checkout itself mounted there (the docker provider's containers show it).
+node_has_export() {
+  [[ $PROVIDER == docker ]] || return 0
+  local source
+  source="$(docker inspect --format \
+    '{{range .Mounts}}{{if eq .Destination "/vagrant"}}{{.Source}}{{end}}{{end}}' \
+    "prov-node-$1" 2>/dev/null)" || return 0
+  [[ $source == "$PROV_STATE_DIR/exports/$1" ]]
 }
 
 # Boots the node (a no-op when it runs), refreshes its ssh configuration and pins its host key
 # (a node created now gets a new pin; a known node must offer the pinned key), waits for its
-# engine.
+# engine and gives it the base images.
 node_up() {
   local node=$1 pin=(--node "$1")
+  if node_created "$node" && ! node_has_export "$node"; then
+    log "node $node mounts the host's checkout (made by an older prov): re-creating it with its own export (its engine's data is kept)"
+    vagrant_in_repo destroy --force "$node"
+  fi
   node_created "$node" || pin+=(--new)
   log "booting node $node (provider $PROVIDER)"
-  (cd "$PROV_REPO" && vagrant up "$node" --provider="$PROVIDER") ||
+  vagrant_in_repo up "$node" --provider="$PROVIDER" ||
     die "vagrant up $node failed; see the output above"
   prov pin "${pin[@]}" || PROV_DIE_CODE=2 die "node $node is not the node the host pinned (above)"
   prov exec --node "$node" -- timeout 60 sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done' ||
     die "the Docker engine inside node $node did not start within 60 s"
+  node_bases "$node"
 }
 
-# Runs a node script inside the node, as root, from /vagrant.
+# Streams the base images from the host into the node's engine when it lacks any (nodes do not
+# see the host's .cache): image ids survive save and load, so every node builds on the same bases.
+node_bases() {
+  local node=$1
+  # shellcheck source=/dev/null
+  source "$PROV_REPO/.cache/images/ids.env"
+  prov exec --node "$node" -- docker image inspect \
+    "$BUILDER_IMAGE" "$RUNTIME_IMAGE" "$POSTGRES_IMAGE" >/dev/null 2>&1 && return 0
+  log "loading the base images into node $node's engine"
+  prov exec --node "$node" -- docker load <"$PROV_REPO/.cache/images/bases.tar" >/dev/null ||
+    die "loading the base images into node $node failed (above)"
+}
+
+# Runs a node script inside the node, as root, from /vagrant, once the node's export is
+# refreshed from the checkout.
 node_script() {
   local node=$1
   shift
+  prov sync --node "$node"
   prov exec --node "$node" -- sudo -n env -C /vagrant "$@"
 }

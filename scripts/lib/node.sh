@@ -6,10 +6,9 @@
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-# prov is built on the host by make and reached through the synced folder.
+# prov is built on the host by make and copied into the node's export with the checkout.
 PROV_BIN=/vagrant/target/release/prov
 IMAGE_IDS=/vagrant/.cache/images/ids.env
-BASES_TAR=/vagrant/.cache/images/bases.tar
 
 # The one rule lives in prov (`prov context`); this only hands it the script being run.
 require_node_context() {
@@ -38,21 +37,17 @@ compose() {
   fi
 }
 
-# Reads the base image references made by `make bases` and loads any that this node's engine
-# lacks from the shared tarball (image IDs survive save/load, so every node builds on the same
-# bases).
+# Reads the base image references made by `make bases` and checks that this node's engine holds
+# them (the host loads them into each node when it boots it).
 load_bases() {
   [[ -r $IMAGE_IDS ]] || die "no base images recorded ($IMAGE_IDS): run make bases on the host"
   # shellcheck source=/dev/null
   source "$IMAGE_IDS"
-  local id missing=0
+  local id
   for id in "$BUILDER_IMAGE" "$RUNTIME_IMAGE" "$POSTGRES_IMAGE"; do
-    docker image inspect "$id" >/dev/null 2>&1 || missing=1
+    docker image inspect "$id" >/dev/null 2>&1 ||
+      die "base image $id is not in $(node_name)'s engine: run make demo NODE=$(node_name) on the host, which loads it"
   done
-  if ((missing)); then
-    log "loading base images into $(node_name)'s engine from $BASES_TAR"
-    docker load -i "$BASES_TAR"
-  fi
   export PROV_DB_IMAGE=$POSTGRES_TAG
 }
 

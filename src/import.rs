@@ -1,0 +1,288 @@
+//! A node's records, brought back to the host as data.
+//!
+//! A node writes its records into its own export (`/vagrant/provenance/<node>/`). The host reads
+//! them over the node transport as a tar stream it parses in memory: only plain files with a
+//! record's name and size are kept, nothing is followed or run. `verify` judges what the node
+//! holds; `import` checks each record the host does not have yet against the node's engine and
+//! build log, and only then writes it into the checkout's `provenance/<node>/`, where `show`,
+//! `log`, `diff` and the attestations read it.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Read;
+use std::path::{Component, Path};
+
+use anyhow::{anyhow, bail, Context, Result};
+use tempfile::TempDir;
+
+use crate::bounded::{self, MAX_RECORD_BYTES};
+use crate::context::NODE_MOUNT;
+use crate::manifest::{write_atomic, Store, Stored};
+use crate::model::{is_build_id, BuildStatus};
+use crate::state::HostState;
+use crate::transport::Transport;
+
+/// The most a node may send for all its manifests at once (a manifest is about 4 KiB).
+const MAX_RECORDS_BYTES: u64 = 64 << 20;
+/// The most a node may send for the build logs of one import.
+const MAX_LOGS_BYTES: u64 = 512 << 20;
+
+/// A node's records, as fetched: a `Store` over a private copy the host made from the stream.
+pub struct Fetched {
+    _dir: TempDir,
+    pub store: Store,
+}
+
+/// The node's manifests and its `latest` pointer (no logs, no envelopes).
+pub fn fetch_records(state: &HostState, transport: &Transport) -> Result<Fetched> {
+    let node = transport.node();
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("from-node-{node}."))
+        .tempdir_in(staging_root(state)?)
+        .context("making a folder for the node's records")?;
+    let records = dir.path().join(node);
+    fs::create_dir(&records)?;
+    let stream = node_tar(transport, &[], MAX_RECORDS_BYTES)?;
+    unpack(&stream, &records, |name| {
+        name == "latest" || name.strip_suffix(".json").is_some_and(is_build_id)
+    })
+    .with_context(|| format!("reading node {node}'s records"))?;
+    Ok(Fetched {
+        store: Store::new(dir.path(), node),
+        _dir: dir,
+    })
+}
+
+fn staging_root(state: &HostState) -> Result<std::path::PathBuf> {
+    let root = state.dir().join("from-nodes");
+    fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    Ok(root)
+}
+
+/// `tar` of the node's records folder (the named files only, when `names` is not empty), sent
+/// back on stdout. No folder means no records: an empty stream.
+fn node_tar(transport: &Transport, names: &[String], max: u64) -> Result<Vec<u8>> {
+    let node = transport.node();
+    // Without names: `latest` and the `*.json` files (a dangling link or a FIFO included, so
+    // that the host can refuse it by name).
+    let script = r#"d="$1/provenance/$2"; shift 2
+        [ -d "$d" ] || exit 0
+        cd "$d" || exit 1
+        if [ $# -eq 0 ]; then
+          for f in latest *.json; do { [ -e "$f" ] || [ -L "$f" ]; } && set -- "$@" "$f"; done
+          [ $# -gt 0 ] || exit 0
+        fi
+        exec tar -cf - -- "$@""#;
+    let argv: Vec<String> = ["sh", "-c", script, "sh", NODE_MOUNT, node]
+        .into_iter()
+        .map(String::from)
+        .chain(names.iter().cloned())
+        .collect();
+    let out = transport.output_bounded(&argv, max)?;
+    if !out.status.success() {
+        bail!(
+            "node {node} could not list its records in {NODE_MOUNT}/provenance/{node}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
+}
+
+/// Writes the stream's files whose name `wanted` accepts into `into`. A plain file is copied
+/// (at most `MAX_RECORD_BYTES` for a record); a symbolic link or a FIFO is recreated as one, so
+/// that reading it is refused exactly as it would be on the node; anything else is refused here.
+fn unpack(stream: &[u8], into: &Path, wanted: impl Fn(&str) -> bool) -> Result<()> {
+    let mut archive = tar::Archive::new(stream);
+    for entry in archive.entries().context("not a tar stream")? {
+        let mut entry = entry.context("a damaged tar stream")?;
+        let path = entry.path().context("an entry with no path")?.into_owned();
+        let mut parts = path.components().filter(|c| *c != Component::CurDir);
+        let (Some(Component::Normal(name)), None) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Some(name) = name.to_str().filter(|n| wanted(n)) else {
+            continue;
+        };
+        let target = into.join(name);
+        let kind = entry.header().entry_type();
+        if kind.is_file() {
+            let limit = if name.ends_with(".log") {
+                MAX_LOGS_BYTES
+            } else {
+                MAX_RECORD_BYTES
+            };
+            if entry.size() > limit {
+                bail!(
+                    "{name} has {} bytes, more than any record prov writes",
+                    entry.size()
+                );
+            }
+            let mut bytes = Vec::with_capacity(entry.size() as usize);
+            entry.by_ref().take(limit).read_to_end(&mut bytes)?;
+            fs::write(&target, bytes).with_context(|| format!("writing {}", target.display()))?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink("/dev/null", &target)?;
+        } else if kind.is_fifo() {
+            let c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())?;
+            if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+                return Err(std::io::Error::last_os_error().into());
+            }
+        } else {
+            bail!(
+                "{name} is not a regular file (tar entry type {kind:?}): records are plain files"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What `import` brought in.
+#[derive(Debug, Default)]
+pub struct Imported {
+    pub build_ids: Vec<String>,
+    pub latest: Option<String>,
+}
+
+/// Brings the node's new records into the checkout, after checking them: the node's chain is
+/// intact and still holds, byte for byte, every record the host imported before, with `latest`
+/// no older than the host's; each new record's build log has its recorded digest and size; and
+/// the node's engine holds the new latest build's image with the recorded id, labels and layers.
+/// Refuses (and writes nothing) otherwise.
+pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<Imported> {
+    let node = transport.node();
+    let refuse = |why: String| anyhow!("refusing to import node {node}'s records: {why}");
+    let fetched = fetch_records(state, transport)?;
+    let chain = fetched.store.chain()?;
+    let host = Store::new(&repo.join("provenance"), node);
+    let held: HashSet<String> = host.build_ids()?.into_iter().collect();
+
+    let mut new = Vec::new();
+    for entry in &chain {
+        let stored = entry.read.as_ref().map_err(|e| refuse(e.to_string()))?;
+        if !entry.is_intact() {
+            return Err(refuse(format!(
+                "its hash chain is broken at {} (`prov log` on the node shows where)",
+                entry.build_id
+            )));
+        }
+        if held.contains(&entry.build_id) {
+            let ours = host.read(&entry.build_id)?;
+            if ours.sha256 != stored.sha256 {
+                return Err(refuse(format!(
+                    "the node changed record {} after the host imported it (sha256 {} here, {} \
+                     on the node); the host's copy is kept, and the next `make demo` puts it back",
+                    entry.build_id, ours.sha256, stored.sha256
+                )));
+            }
+        } else {
+            new.push(stored.clone());
+        }
+    }
+    let position = |id: &str| chain.iter().position(|e| e.build_id == id);
+    if let Some(missing) = held.iter().find(|id| position(id).is_none()) {
+        return Err(refuse(format!(
+            "record {missing}, which the host imported, is gone from the node"
+        )));
+    }
+    let latest = match fetched.store.latest() {
+        Ok(stored) => Some(stored),
+        Err(crate::manifest::StoreError::NoLatest { .. }) if chain.is_empty() => None,
+        Err(e) => return Err(refuse(e.to_string())),
+    };
+    if let (Some(ours), Some(theirs)) = (host.latest_pointer()?, &latest) {
+        if position(&theirs.manifest.build_id) < position(&ours.build_id) {
+            return Err(refuse(format!(
+                "its latest build {} is older than {}, the latest the host imported (a rollback)",
+                theirs.manifest.build_id, ours.build_id
+            )));
+        }
+    }
+
+    let logs_dir = tempfile::Builder::new()
+        .prefix(&format!("logs-from-{node}."))
+        .tempdir_in(staging_root(state)?)?;
+    if !new.is_empty() {
+        let names: Vec<String> = new
+            .iter()
+            .map(|s| format!("{}.log", s.manifest.build_id))
+            .collect();
+        let stream = node_tar(transport, &names, MAX_LOGS_BYTES)?;
+        unpack(&stream, logs_dir.path(), |name| {
+            names.iter().any(|n| n == name)
+        })?;
+    }
+    for stored in &new {
+        let log = logs_dir
+            .path()
+            .join(format!("{}.log", stored.manifest.build_id));
+        check_log(stored, &log).map_err(refuse)?;
+    }
+    if let Some(theirs) = latest
+        .as_ref()
+        .filter(|l| !held.contains(&l.manifest.build_id))
+    {
+        check_against_engine(theirs, transport).map_err(refuse)?;
+    }
+
+    fs::create_dir_all(host.dir()).with_context(|| format!("creating {}", host.dir().display()))?;
+    for stored in &new {
+        let id = &stored.manifest.build_id;
+        fs::copy(logs_dir.path().join(format!("{id}.log")), host.log_path(id))
+            .with_context(|| format!("writing {}", host.log_path(id).display()))?;
+        let bytes = bounded::read(&fetched.store.manifest_path(id))?
+            .context("a fetched record vanished")?;
+        write_atomic(&host.manifest_path(id), &bytes)?;
+    }
+    if let Some(theirs) = &latest {
+        host.set_latest(&crate::model::LatestPointer {
+            build_id: theirs.manifest.build_id.clone(),
+            manifest_sha256: theirs.sha256.clone(),
+        })?;
+    }
+    Ok(Imported {
+        build_ids: new.into_iter().map(|s| s.manifest.build_id).collect(),
+        latest: latest.map(|l| l.manifest.build_id),
+    })
+}
+
+/// The build log at `log` has the digest and size the record names.
+pub fn check_log(stored: &Stored, log: &Path) -> Result<(), String> {
+    let m = &stored.manifest;
+    let file = fs::File::open(log).map_err(|e| format!("build {}'s log: {e}", m.build_id))?;
+    let (sha, bytes) = crate::digest::sha256_reader(file)
+        .map_err(|e| format!("reading {}: {e}", log.display()))?;
+    if sha != m.build_log.sha256 || bytes != m.build_log.bytes {
+        return Err(format!(
+            "build {}'s log has sha256 {sha} and {bytes} bytes, the record says {} and {}",
+            m.build_id, m.build_log.sha256, m.build_log.bytes
+        ));
+    }
+    Ok(())
+}
+
+/// The node's engine holds the record's image with the recorded id, labels and layers. A failed
+/// build has no image to check.
+pub fn check_against_engine(stored: &Stored, transport: &Transport) -> Result<(), String> {
+    let m = &stored.manifest;
+    let Some(image) = m
+        .image
+        .as_ref()
+        .filter(|_| m.status == BuildStatus::Success)
+    else {
+        return Ok(());
+    };
+    let on_node = crate::probe::node_state(transport, std::slice::from_ref(&image.id))
+        .map_err(|e| format!("the node's engine could not be asked: {e:#}"))?;
+    let found = on_node
+        .images
+        .iter()
+        .find(|i| i.id == image.id)
+        .ok_or_else(|| format!("the node's engine has no image {}", image.id))?;
+    if found.config.labels.clone().unwrap_or_default() != image.labels {
+        return Err("the image's labels are not the recorded ones".into());
+    }
+    if found.root_fs.layers != image.layers {
+        return Err("the image's layers are not the recorded ones".into());
+    }
+    Ok(())
+}
