@@ -42,6 +42,10 @@ const TREE_FILTER: &[&str] = &[
 pub fn sync(repo: &Path, transport: &Transport) -> Result<()> {
     let node = transport.node();
     let mut tree = rsync(transport)?;
+    // What the filter leaves out is removed from the node too (another node's records, say),
+    // except the node's own records, which the second pass refreshes.
+    tree.arg("--delete-excluded")
+        .arg(format!("--filter=P /provenance/{node}/"));
     for rule in TREE_FILTER {
         tree.arg(format!("--filter={rule}"));
     }

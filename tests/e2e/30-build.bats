@@ -5,11 +5,13 @@
 load helpers
 
 NODE=main
-DIR="$REPO/provenance/$NODE"
+DIR="$(node_dir "$NODE")"
 
-# Runs prov build on the node as root from /vagrant, with extra shell set-up before it.
+# Runs prov build on the node as root from /vagrant, with extra shell set-up before it, once
+# the node's export has the checkout as it is now.
 build_on_node() {
   local prelude=${2:-true}
+  prov sync --node "$NODE"
   run root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && \
     export PROV_DB_IMAGE=\$POSTGRES_TAG && $prelude && \
     target/release/prov build --node $NODE --base BUILDER_IMAGE=\$BUILDER_TAG \
@@ -17,6 +19,8 @@ build_on_node() {
 }
 
 snapshot() { (cd "$DIR" && sha256sum latest ./*.json); }
+
+setup() { prov sync --node "$NODE"; }
 
 teardown() { restore_kept; }
 

@@ -6,7 +6,9 @@ load helpers
 bats_require_minimum_version 1.5.0
 
 NODE=main
-DIR="$REPO/provenance/$NODE"
+# The node's records (its export), and the host's imported copy.
+DIR="$(node_dir "$NODE")"
+HOST_DIR="$REPO/provenance/$NODE"
 
 # Runs compose on the node as root from /vagrant, with the latest build's image.
 compose_on_node() {
@@ -55,12 +57,14 @@ teardown() {
   fi
 }
 
-# Everything verify could disturb on the node, plus the provenance folder on the host.
+# Everything verify could disturb on the node, plus the node's and the host's records.
 fingerprint() {
   on_node "$NODE" bash -c 'docker ps -aq | xargs -r docker inspect --format \
     "{{.Id}} {{.State.Status}} {{.State.StartedAt}} {{.RestartCount}} {{.State.Pid}}"; \
     docker image ls -aq --no-trunc | sort; docker volume ls -q; docker network ls -q'
-  (cd "$DIR" && ls -laR --time-style=full-iso . && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+  for dir in "$DIR" "$HOST_DIR"; do
+    (cd "$dir" && ls -laR --time-style=full-iso . && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+  done
 }
 
 @test "verify passes on the golden path, in the table, JSON and JUnit forms" {
@@ -305,6 +309,11 @@ fingerprint() {
     "$BATS_TEST_TMPDIR/m" >"$latest"
   jq --arg sha "$(sha256sum "$latest" | cut -d' ' -f1)" '.manifest_sha256 = $sha' \
     "$BATS_TEST_TMPDIR/l" >"$DIR/latest"
+  # show reads the host's copy: the same text there (a node writes these fields).
+  host_latest="$HOST_DIR/$(basename "$latest")"
+  keep "$host_latest" "$HOST_DIR/latest"
+  cp "$latest" "$host_latest"
+  cp "$DIR/latest" "$HOST_DIR/latest"
   run prov verify --node "$NODE"
   verify_status=$status
   verify_output=$output

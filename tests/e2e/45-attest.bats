@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
-# Attestations on a real node. The host signs, after checking the node's record against the
-# node's engine; its key lives outside the synced folder, where no node can read it. Once a node
+# Attestations on a real node. The host imports the node's record and signs it, after checking
+# it against the node's engine; its key lives in the host's state, where no node can read it.
+# Records a node writes are edited here in its export, as its root would. Once a node
 # has an attested build, verify requires the latest record's envelope to verify, to name the
 # running image and to sign that very record; an edited record, an older record put back, an
 # unsigned later build and a missing public key never pass. (The key stays for the rest of the
@@ -9,10 +10,12 @@
 load helpers
 
 NODE=main
-DIR="$REPO/provenance/$NODE"
+# The node's records (its export), and the host's copy with the envelopes the host wrote.
+DIR="$(node_dir "$NODE")"
+HOST_DIR="$REPO/provenance/$NODE"
 VENV="$REPO/.cache/venv-attest"
 
-envelope() { echo "$DIR/$(jq -r .build_id "$DIR/latest").dsse.json"; }
+envelope() { echo "$HOST_DIR/$(jq -r .build_id "$HOST_DIR/latest").dsse.json"; }
 keys() { echo "$(prov state-dir)/keys"; }
 
 fails_on() {
@@ -101,7 +104,7 @@ teardown() { restore_kept; }
   [ "$newer" != "$older" ]
   prov verify --node "$NODE"
   keep "$DIR/latest" "$DIR/$newer.json" "$DIR/$newer.dsse.json" "$DIR/$newer.log"
-  rm "$DIR/$newer.json" "$DIR/$newer.dsse.json" "$DIR/$newer.log"
+  rm -f "$DIR/$newer.json" "$DIR/$newer.dsse.json" "$DIR/$newer.log"
   jq -n --arg b "$older" --arg s "$(sha256sum "$DIR/$older.json" | cut -d' ' -f1)" \
     '{build_id: $b, manifest_sha256: $s}' >"$DIR/latest"
   fails_on no-rollback
@@ -121,18 +124,44 @@ teardown() { restore_kept; }
   eventually 60 "'$PROV' --repo '$REPO' verify --node $NODE >/dev/null"
 }
 
-@test "the host refuses to sign a record that does not match the node's engine" {
-  latest="$DIR/$(jq -r .build_id "$DIR/latest").json"
-  keep "$latest" "$DIR/latest" "$(envelope)"
-  jq '.image.labels["dev.prov.build.no-cache"] = "false"' "$latest" >"$BATS_TEST_TMPDIR/m"
-  cp "$BATS_TEST_TMPDIR/m" "$latest"
-  jq --arg sha "$(sha256sum "$latest" | cut -d' ' -f1)" '.manifest_sha256 = $sha' "$DIR/latest" \
-    >"$BATS_TEST_TMPDIR/l"
-  cp "$BATS_TEST_TMPDIR/l" "$DIR/latest"
-  run prov attest --node "$NODE"
-  [ "$status" -eq 1 ]
-  assert_output_has "refusing to sign build"
-  assert_output_has "labels are not the recorded ones"
+@test "a record written into the node's export that the node's engine contradicts is refused: exit 2" {
+  latest_id="$(jq -r .build_id "$DIR/latest")"
+  forged_id="$(date -u +%Y%m%d-%H%M%S-000)-f0f0"
+  forged="$DIR/$forged_id.json"
+  keep "$DIR/latest" "$forged" "$DIR/$forged_id.log"
+  cp "$DIR/$latest_id.log" "$DIR/$forged_id.log"
+  prev="$(sha256sum "$DIR/$latest_id.json" | cut -d' ' -f1)"
+  edits=('.image.labels["dev.prov.build.no-cache"] = "false"' '.image.id = "sha256:\("1" * 64)"'
+    '.image.layers[0] = "sha256:\("2" * 64)"')
+  says=("the image's labels are not the recorded ones" "the node's engine has no image"
+    "the image's layers are not the recorded ones")
+  for i in "${!edits[@]}"; do
+    # A new build, well chained and pinned, whose image the node's engine does not hold as
+    # recorded.
+    jq --arg id "$forged_id" --arg prev "$prev" --arg log "provenance/$NODE/$forged_id.log" \
+      ".build_id = \$id | .prev_manifest_sha256 = \$prev | .build_log.path = \$log | ${edits[i]}" \
+      "$DIR/$latest_id.json" >"$forged"
+    jq -n --arg b "$forged_id" --arg s "$(sha256sum "$forged" | cut -d' ' -f1)" \
+      '{build_id: $b, manifest_sha256: $s}' >"$DIR/latest"
+    run prov attest --node "$NODE"
+    echo "$output" >&2
+    [ "$status" -eq 2 ]
+    assert_output_has "refusing to import node $NODE's records"
+    assert_output_has "${says[i]}"
+    [ ! -e "$HOST_DIR/$forged_id.json" ]
+    fails_on imported
+  done
+  # A record the host imported, then changed on the node, is refused too.
+  restore_kept
+  keep "$DIR/$latest_id.json" "$DIR/latest"
+  jq '.network = "host"' "$HOST_DIR/$latest_id.json" >"$DIR/$latest_id.json"
+  jq --arg s "$(sha256sum "$DIR/$latest_id.json" | cut -d' ' -f1)" '.manifest_sha256 = $s' \
+    "$HOST_DIR/latest" >"$DIR/latest"
+  run prov import --node "$NODE"
+  [ "$status" -eq 2 ]
+  assert_output_has "the node changed record $latest_id after the host imported it"
+  restore_kept
+  prov verify --node "$NODE"
 }
 
 @test "with the public key gone from the host, verify cannot check: exit 2" {
@@ -152,10 +181,10 @@ teardown() { restore_kept; }
   mkdir -p "$other"
   cp -a "$REPO/nodes.json" "$other/"
   mkdir -p "$other/provenance" "$other/state"
-  cp -a "$DIR" "$other/provenance/"
+  cp -a "$HOST_DIR" "$other/provenance/"
   cp -a "$(prov state-dir)/ssh" "$other/state/"
   PROV_STATE_DIR="$other/state" "$PROV" --repo "$other" key init
-  build="$(jq -r .build_id "$DIR/latest")"
+  build="$(jq -r .build_id "$HOST_DIR/latest")"
   # Another project's host signs the same record after the same checks: only the key differs.
   PROV_STATE_DIR="$other/state" "$PROV" --repo "$other" attest --node "$NODE" "$build"
   cp "$other/provenance/$NODE/$build.dsse.json" "$(envelope)"

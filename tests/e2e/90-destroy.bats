@@ -15,7 +15,10 @@ load helpers
   [ -z "$output" ]
   for node in main worker1; do
     (cd "$REPO" && vagrant status "$node" --machine-readable) | grep -q ',state,not_created$'
+    [ ! -e "$STATE_DIR/exports/$node" ]
   done
+  # Vagrant's machine data lives in the host's state, never in the checkout.
+  [ ! -e "$REPO/.vagrant" ]
   # The ssh masters exit on their own once their nodes are gone.
   # ([s]: the pattern must not match the shell that runs this check.)
   eventually 10 "! pgrep -f '[s]sh .*prov-ssh-' >/dev/null"

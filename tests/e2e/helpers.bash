@@ -7,6 +7,14 @@ export VAGRANT_CHECKPOINT_DISABLE=1
 
 prov() { "$PROV" --repo "$REPO" "$@"; }
 
+# The host-only state, as make sets it for Vagrant (scripts/lib/host.sh, use_host_state).
+STATE_DIR="$(prov state-dir)"
+export PROV_STATE_DIR="$STATE_DIR" VAGRANT_DOTFILE_PATH="$STATE_DIR/vagrant"
+
+# A node's records as the node holds them, in its export (what its /vagrant/provenance/<node>
+# is). A test that writes there acts as the node's root would.
+node_dir() { echo "$STATE_DIR/exports/$1/provenance/$1"; }
+
 # Runs a command on a node (as the vagrant user), through the node transport.
 on_node() {
   local node=$1

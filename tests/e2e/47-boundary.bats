@@ -1,0 +1,72 @@
+#!/usr/bin/env bats
+# The trust boundary, from a node's root: the node has only its own export of the checkout at
+# /vagrant. Whatever it writes there, remounted read-write, never reaches the host's checkout or
+# state, is never run by the host, and is put back by the next operation.
+
+load helpers
+
+NODE=main
+MARK=/tmp/prov-e2e-host-ran-a-node-file
+
+# What the host holds: the checkout's tracked files, the records, prov itself, and the host-only
+# state (the nodes' exports and the scratch folders for records being read excepted).
+host_snapshot() {
+  (cd "$REPO" && git ls-files -z | xargs -0 sha256sum && sha256sum target/release/prov)
+  (cd "$REPO" && find provenance -type f -print0 | sort -z | xargs -0 sha256sum)
+  (cd "$STATE_DIR" && find . -path ./exports -prune -o -path ./from-nodes -prune -o \
+    -type f -print0 | sort -z | xargs -0 sha256sum)
+}
+
+teardown() {
+  rm -f "$MARK"
+  prov sync --node "$NODE"
+}
+
+@test "the export holds the checkout, not the host's state or other nodes' records" {
+  prov sync --node "$NODE"
+  for path in .vagrant .cache/keys .cache/venv-attest provenance/worker1 target/release/deps; do
+    run root_on "$NODE" "test -e /vagrant/$path"
+    [ "$status" -ne 0 ] || { echo "/vagrant/$path is in the export"; return 1; }
+  done
+  root_on "$NODE" "test -x /vagrant/target/release/prov && test -d /vagrant/.git && \
+    test -f /vagrant/provenance/$NODE/latest"
+  [ "$(root_on "$NODE" "sha256sum < /vagrant/Makefile")" = "$(sha256sum <"$REPO/Makefile")" ]
+}
+
+@test "root on a node writes everywhere under /vagrant: the host's files do not change, and the host runs none of it" {
+  before="$(host_snapshot)"
+  evil="#!/bin/sh
+touch $MARK"
+  root_on "$NODE" "mount -o remount,rw /vagrant && cd /vagrant && \
+    echo '// written by the node' >>api/src/main.rs && \
+    printf 'demo:\n\ttouch $MARK\n' >Makefile && \
+    printf '%s\n' '$evil' | tee scripts/node/up.sh scripts/lib/host.sh target/release/prov >/dev/null && \
+    mkdir -p provenance/worker1 .vagrant/machines/main .cache/keys && \
+    echo '{}' >provenance/worker1/latest && echo forged >.vagrant/machines/main/id && \
+    printf 'Host main\n  ProxyCommand touch $MARK\n' >.cache/ssh-main.config && \
+    echo forged >.cache/keys/attest.pub.json"
+  # Nothing on the host changed.
+  [ "$(host_snapshot)" = "$before" ]
+  [ ! -e "$MARK" ]
+  # The host's next operation puts the export back and runs only the host's files.
+  golden up NODE="$NODE"
+  [ ! -e "$MARK" ]
+  [ "$(host_snapshot)" = "$before" ]
+  [ "$(root_on "$NODE" "sha256sum < /vagrant/scripts/node/up.sh")" = \
+    "$(sha256sum <"$REPO/scripts/node/up.sh")" ]
+  run root_on "$NODE" "test -e /vagrant/provenance/worker1"
+  [ "$status" -ne 0 ]
+  prov verify --node "$NODE"
+}
+
+@test "the host's own state is out of a node's reach: its paths do not exist in the node" {
+  for path in "$STATE_DIR/keys/attest.key" "$STATE_DIR/ssh/known_hosts" "$REPO/.git/config"; do
+    run root_on "$NODE" "test -e '$path'"
+    [ "$status" -ne 0 ] || { echo "$path is reachable in the node"; return 1; }
+  done
+  # Of the host's files, /vagrant is the node's own export only.
+  run root_on "$NODE" "grep ' /vagrant ' /proc/self/mountinfo | wc -l"
+  [ "$output" -eq 1 ]
+  [ "$(docker inspect --format '{{range .Mounts}}{{if eq .Destination "/vagrant"}}{{.Source}}{{end}}{{end}}' \
+    "prov-node-$NODE")" = "$STATE_DIR/exports/$NODE" ]
+}
