@@ -88,8 +88,8 @@ pub fn public_key_file(key: &VerifyingKey) -> PublicKeyFile {
     }
 }
 
-/// `prov key init`: makes the project's key once, in the host's state (never in the synced
-/// folder, which nodes can read); refuses to replace an existing one.
+/// `prov key init`: makes the project's key once, in the host's state (never in the checkout,
+/// which an older prov mounted into every node); refuses to replace an existing one.
 pub fn init_key(state: &HostState) -> Result<PathBuf> {
     let private = state.private_key();
     if private.exists() {
@@ -265,7 +265,7 @@ pub fn attest(
 /// The host attests a node's record only after checking it against what it describes: the
 /// record is pinned, successful and chained; its build log has the recorded digest and size;
 /// and the node's engine holds the image with the recorded id, labels and layers. Then it signs,
-/// and remembers the newest attested build of the node (outside the synced folder).
+/// and remembers the newest attested build of the node (in the host's state).
 pub fn attest_checked(
     state: &HostState,
     store: &crate::manifest::Store,

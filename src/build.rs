@@ -53,7 +53,7 @@ struct Materials {
     source_url: String,
 }
 
-/// A build input's path, confined to the repository (the synced folder on a node): relative to
+/// A build input's path, confined to the repository (the node's export, at /vagrant): relative to
 /// it, or absolute inside it, and no symbolic link may lead out. Returns it relative to the
 /// repository, as the manifest records it.
 pub fn confine(repo: &Path, what: &str, path: &Path) -> Result<PathBuf> {
@@ -70,7 +70,7 @@ pub fn confine(repo: &Path, what: &str, path: &Path) -> Result<PathBuf> {
         Ok(rel) if rel.as_os_str().is_empty() => Ok(PathBuf::from(".")),
         Ok(rel) => Ok(rel.to_path_buf()),
         Err(_) => bail!(
-            "{what} {} resolves to {}, outside {}: a build's inputs come from the synced folder \
+            "{what} {} resolves to {}, outside {}: a build's inputs come from /vagrant \
              only, so that the record names what was built",
             path.display(),
             real.display(),

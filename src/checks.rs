@@ -774,7 +774,7 @@ fn check_build_inputs(m: &Manifest, policy: &LoadedPolicy, checks: &mut Checks) 
         } else {
             problems.join("; ")
         },
-        "the build read inputs from outside the synced folder: run `make demo`",
+        "the build read inputs from outside /vagrant: run `make demo`",
     );
     let refused = policy.policy.refusals(&m.build_args);
     let recorded = m.policy.as_ref();

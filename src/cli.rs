@@ -288,7 +288,7 @@ pub fn key_init(repo: &Path) -> Result<ExitCode> {
     let state = host_state(repo)?;
     let public = attest::init_key(&state)?;
     println!(
-        "prov: key made; private half {} (mode 0600, outside the synced folder), public half {}",
+        "prov: key made; private half {} (mode 0600, outside the checkout), public half {}",
         state.private_key().display(),
         public.display()
     );

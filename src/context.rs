@@ -26,7 +26,7 @@ pub enum ContextError {
     OutsideMount { path: PathBuf, real: PathBuf },
     #[error(
         "refusing to run: {NODE_MOUNT} is a plain directory, not a mount point; the repository \
-         must be the synced folder Vagrant mounts there (run `make up NODE=<name>` on the host)"
+         must be the node's export of the checkout that Vagrant mounts there (run `make up NODE=<name>` on the host)"
     )]
     NotAMountPoint,
     #[error(

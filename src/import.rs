@@ -286,3 +286,112 @@ pub fn check_against_engine(stored: &Stored, transport: &Transport) -> Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::StoreError;
+
+    fn stream(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        build(&mut builder);
+        builder.into_inner().unwrap()
+    }
+
+    fn file(builder: &mut tar::Builder<Vec<u8>>, path: &str, bytes: &[u8]) {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        // Written raw, so that a path tar::Builder would refuse (`..`) can be sent too.
+        header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        header.set_cksum();
+        builder.append(&header, bytes).unwrap();
+    }
+
+    fn special(builder: &mut tar::Builder<Vec<u8>>, path: &str, kind: tar::EntryType) {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(0);
+        header.set_entry_type(kind);
+        if kind.is_symlink() {
+            header.set_link_name("/dev/zero").unwrap();
+        }
+        builder
+            .append_data(&mut header, path, std::io::empty())
+            .unwrap();
+    }
+
+    fn is_record(name: &str) -> bool {
+        name == "latest" || name.strip_suffix(".json").is_some_and(is_build_id)
+    }
+
+    const ID: &str = "20261130-120000-000-a1b2";
+
+    #[test]
+    fn only_a_records_plain_files_at_the_top_are_kept() {
+        let into = tempfile::tempdir().unwrap();
+        let tar = stream(|b| {
+            file(b, &format!("./{ID}.json"), b"{}");
+            file(b, "./latest", b"{}");
+            file(b, "./notes.txt", b"not a record");
+            file(b, &format!("drills/{ID}.json"), b"in a subfolder");
+            file(b, &format!("../{ID}.json"), b"outside");
+        });
+        unpack(&tar, into.path(), is_record).unwrap();
+        let mut names: Vec<String> = fs::read_dir(into.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [format!("{ID}.json"), "latest".to_string()]);
+        assert!(!into
+            .path()
+            .parent()
+            .unwrap()
+            .join(format!("{ID}.json"))
+            .exists());
+    }
+
+    #[test]
+    fn a_link_or_a_fifo_among_the_records_is_refused_when_read_by_name() {
+        for (kind, says) in [
+            (tar::EntryType::Symlink, "a symbolic link"),
+            (tar::EntryType::Fifo, "a FIFO"),
+        ] {
+            let root = tempfile::tempdir().unwrap();
+            let into = root.path().join("main");
+            fs::create_dir(&into).unwrap();
+            let tar = stream(|b| special(b, &format!("{ID}.json"), kind));
+            unpack(&tar, &into, is_record).unwrap();
+            match Store::new(root.path(), "main").read(ID) {
+                Err(StoreError::Refused { reason, .. }) => {
+                    assert!(reason.contains(says), "{reason}")
+                }
+                other => panic!("{kind:?} was read: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_device_or_an_oversized_record_is_refused() {
+        let into = tempfile::tempdir().unwrap();
+        let device = stream(|b| special(b, "latest", tar::EntryType::Char));
+        let err = unpack(&device, into.path(), is_record).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let big = vec![b' '; MAX_RECORD_BYTES as usize + 1];
+        let oversized = stream(|b| file(b, &format!("{ID}.json"), &big));
+        let err = unpack(&oversized, into.path(), is_record).unwrap_err();
+        assert!(err.to_string().contains("more than any record"), "{err}");
+    }
+
+    #[test]
+    fn garbage_is_not_a_stream() {
+        let into = tempfile::tempdir().unwrap();
+        assert!(unpack(
+            b"not a tar stream at all, just bytes",
+            into.path(),
+            is_record
+        )
+        .is_err());
+    }
+}

@@ -91,7 +91,8 @@ enum Command {
         cache: Option<PathBuf>,
     },
     /// Print the host-only state folder of this checkout (keys, ssh configuration, pinned host
-    /// keys, the newest attested build per node), outside the synced folder.
+    /// keys, the newest attested build per node, Vagrant's data, the nodes' exports), outside the
+    /// checkout.
     StateDir,
     /// Pin a node's ssh host key (the host does it when it creates the node), or forget it.
     Pin {
@@ -116,7 +117,7 @@ enum Command {
 #[derive(Subcommand)]
 enum KeyCommand {
     /// Generate the project's ed25519 key (once) and export its public half, in the host's
-    /// state folder (never in the synced folder).
+    /// state folder (never in the checkout).
     Init,
 }
 

@@ -3,7 +3,7 @@
 //!
 //! One `vagrant ssh -c` costs about two seconds; plain ssh with a shared master connection costs
 //! about ten milliseconds, so every remote call goes through here. The configuration and the
-//! pinned keys are host-only state, outside the synced folder: Vagrant's own configuration
+//! pinned keys are host-only state, outside the checkout: Vagrant's own configuration
 //! accepts any host key (`StrictHostKeyChecking no`), so prov overrides it with the key pinned
 //! when the host created the node, under the node's name (`HostKeyAlias`).
 

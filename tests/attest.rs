@@ -150,7 +150,7 @@ fn a_record_edited_after_signing_is_refused_naming_the_field() {
 }
 
 #[test]
-fn the_key_never_lives_in_the_synced_folder_and_old_keys_move_out() {
+fn the_key_never_lives_in_the_checkout_and_old_keys_move_out() {
     let repo = tempfile::tempdir().unwrap();
     let old = repo.path().join(".cache/keys");
     fs::create_dir_all(&old).unwrap();

@@ -150,10 +150,10 @@ teardown() { restore_kept; }
 
 @test "a corrupt previous manifest fails clearly and changes nothing else" {
   before="$(snapshot)"
-  bogus="$DIR/29991231-235959-999-ffff.json"
-  echo '{ "schema": "prov.build-manifest/v1", "truncated' >"$bogus"
-  build_on_node ""
-  rm -f "$bogus"
+  # Written on the node, after build_on_node refreshed its export (which would remove it).
+  bogus="provenance/$NODE/29991231-235959-999-ffff.json"
+  build_on_node "" "echo '{ \"schema\": \"prov.build-manifest/v1\", \"truncated' >$bogus"
+  rm -f "$DIR/$(basename "$bogus")"
   [ "$status" -ne 0 ]
   assert_output_has "not a valid manifest"
   [ "$(snapshot)" = "$before" ]
