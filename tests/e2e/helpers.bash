@@ -7,9 +7,12 @@ export VAGRANT_CHECKPOINT_DISABLE=1
 
 prov() { "$PROV" --repo "$REPO" "$@"; }
 
-# The host-only state, as make sets it for Vagrant (scripts/lib/host.sh, use_host_state).
-STATE_DIR="$(prov state-dir)"
-export PROV_STATE_DIR="$STATE_DIR" VAGRANT_DOTFILE_PATH="$STATE_DIR/vagrant"
+# The host-only state, as make sets it for Vagrant (scripts/lib/host.sh, use_host_state). The
+# host scripts' own tests (tests/scripts) load these helpers before prov is built.
+if [[ -x $PROV ]]; then
+  STATE_DIR="$(prov state-dir)"
+  export PROV_STATE_DIR="$STATE_DIR" VAGRANT_DOTFILE_PATH="$STATE_DIR/vagrant"
+fi
 
 # A node's records as the node holds them, in its export (what its /vagrant/provenance/<node>
 # is). A test that writes there acts as the node's root would.

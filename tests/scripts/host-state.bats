@@ -1,0 +1,48 @@
+#!/usr/bin/env bats
+# Host-only state leaves the checkout: a .vagrant/ an older prov left there is moved into the
+# state folder, once, with one line saying so (scripts/lib/host.sh, use_host_state).
+
+load ../e2e/helpers
+
+setup() {
+  # shellcheck source=scripts/lib/host.sh
+  source "$REPO/scripts/lib/host.sh"
+  # A scratch checkout and state folder; `prov state-dir` honours PROV_STATE_DIR, and a stand-in
+  # prints it, so that these tests need no build of prov.
+  PROV_REPO="$BATS_TEST_TMPDIR/checkout"
+  mkdir -p "$PROV_REPO/.vagrant/machines/main/docker"
+  echo container-id >"$PROV_REPO/.vagrant/machines/main/docker/id"
+  export PROV_STATE_DIR="$BATS_TEST_TMPDIR/state"
+  # shellcheck disable=SC2317 # called by use_host_state
+  prov() { printf '%s\n' "$PROV_STATE_DIR"; }
+}
+
+@test "an old .vagrant/ moves into the state folder, saying so in one line, and only once" {
+  run use_host_state
+  [ "$status" -eq 0 ]
+  [ "${#lines[@]}" -eq 1 ]
+  assert_output_has "moved Vagrant's machine data from $PROV_REPO/.vagrant"
+  [ ! -e "$PROV_REPO/.vagrant" ]
+  [ "$(cat "$PROV_STATE_DIR/vagrant/machines/main/docker/id")" = container-id ]
+  run use_host_state
+  [ "$status" -eq 0 ]
+  [ -z "$output" ]
+}
+
+@test "with Vagrant's data already in the state folder, an old .vagrant/ is left and named" {
+  mkdir -p "$PROV_STATE_DIR/vagrant"
+  run use_host_state
+  [ "$status" -eq 0 ]
+  assert_output_has "is left from an older prov"
+  [ -e "$PROV_REPO/.vagrant/machines/main/docker/id" ]
+  [ -z "$(ls -A "$PROV_STATE_DIR/vagrant")" ]
+}
+
+@test "the state is exported for Vagrant: the Vagrantfile refuses to run without it" {
+  use_host_state
+  [ "$VAGRANT_DOTFILE_PATH" = "$PROV_STATE_DIR/vagrant" ]
+  cd "$REPO"
+  run env -u PROV_STATE_DIR -u VAGRANT_DOTFILE_PATH vagrant status
+  [ "$status" -ne 0 ]
+  assert_output_has "run Vagrant through make"
+}
