@@ -41,8 +41,10 @@ setup() {
 @test "the state is exported for Vagrant: the Vagrantfile refuses to run without it" {
   use_host_state
   [ "$VAGRANT_DOTFILE_PATH" = "$PROV_STATE_DIR/vagrant" ]
+  # Vagrant makes its data folder before it reads the Vagrantfile: a scratch one, not the
+  # checkout's .vagrant/.
   cd "$REPO"
-  run env -u PROV_STATE_DIR -u VAGRANT_DOTFILE_PATH vagrant status
+  run env -u PROV_STATE_DIR VAGRANT_DOTFILE_PATH="$BATS_TEST_TMPDIR/dot" vagrant status
   [ "$status" -ne 0 ]
   assert_output_has "run Vagrant through make"
 }
