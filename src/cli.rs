@@ -261,6 +261,7 @@ pub fn attest(repo: &Path, args: AttestArgs) -> Result<ExitCode> {
 
 /// Brings the node's new records into the checkout's `provenance/<node>/`, checked first.
 pub fn import(repo: &Path, node: &str) -> Result<ExitCode> {
+    nodes::load(repo)?.get(node)?;
     let state = host_state(repo)?;
     let transport = Transport::connect(repo, node)?;
     report_import(node, &import::import(repo, &state, &transport)?);
@@ -279,6 +280,7 @@ fn report_import(node: &str, imported: &import::Imported) {
 
 /// Refreshes the node's export of the checkout (host to node only).
 pub fn sync(repo: &Path, node: &str) -> Result<ExitCode> {
+    nodes::load(repo)?.get(node)?;
     let transport = Transport::connect(repo, node)?;
     export::sync(repo, &transport)?;
     Ok(ExitCode::SUCCESS)

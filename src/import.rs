@@ -117,9 +117,15 @@ fn unpack(stream: &[u8], into: &Path, wanted: impl Fn(&str) -> bool) -> Result<(
                     entry.size()
                 );
             }
-            let mut bytes = Vec::with_capacity(entry.size() as usize);
-            entry.by_ref().take(limit).read_to_end(&mut bytes)?;
-            fs::write(&target, bytes).with_context(|| format!("writing {}", target.display()))?;
+            // A name the stream holds twice is refused: written again, it could be a FIFO
+            // made a moment ago, whose opening for writing never returns.
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&target)
+                .with_context(|| format!("{name} appears twice in the node's stream"))?;
+            std::io::copy(&mut entry.by_ref().take(limit), &mut file)
+                .with_context(|| format!("writing {}", target.display()))?;
         } else if kind.is_symlink() {
             std::os::unix::fs::symlink("/dev/null", &target)?;
         } else if kind.is_fifo() {
@@ -140,7 +146,6 @@ fn unpack(stream: &[u8], into: &Path, wanted: impl Fn(&str) -> bool) -> Result<(
 #[derive(Debug, Default)]
 pub struct Imported {
     pub build_ids: Vec<String>,
-    pub latest: Option<String>,
 }
 
 /// Brings the node's new records into the checkout, after checking them: the node's chain is
@@ -241,7 +246,6 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
     }
     Ok(Imported {
         build_ids: new.into_iter().map(|s| s.manifest.build_id).collect(),
-        latest: latest.map(|l| l.manifest.build_id),
     })
 }
 
@@ -382,6 +386,17 @@ mod tests {
         let oversized = stream(|b| file(b, &format!("{ID}.json"), &big));
         let err = unpack(&oversized, into.path(), is_record).unwrap_err();
         assert!(err.to_string().contains("more than any record"), "{err}");
+    }
+
+    #[test]
+    fn a_name_sent_twice_is_refused_and_never_blocks() {
+        let into = tempfile::tempdir().unwrap();
+        let tar = stream(|b| {
+            special(b, "latest", tar::EntryType::Fifo);
+            file(b, "./latest", b"{}");
+        });
+        let err = unpack(&tar, into.path(), is_record).unwrap_err();
+        assert!(format!("{err:#}").contains("appears twice"), "{err:#}");
     }
 
     #[test]

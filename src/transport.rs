@@ -179,6 +179,8 @@ impl Transport {
             let errors = std::thread::spawn(move || {
                 let mut bytes = Vec::new();
                 let _ = stderr.by_ref().take(64 << 10).read_to_end(&mut bytes);
+                // The rest is read and dropped: a node that writes more must not stall.
+                let _ = std::io::copy(&mut stderr, &mut std::io::sink());
                 bytes
             });
             let mut out = Vec::new();

@@ -70,3 +70,15 @@ touch $MARK"
   [ "$(docker inspect --format '{{range .Mounts}}{{if eq .Destination "/vagrant"}}{{.Source}}{{end}}{{end}}' \
     "prov-node-$NODE")" = "$STATE_DIR/exports/$NODE" ]
 }
+
+@test "prov sync and prov import take only a declared node: no path is made from another name" {
+  for command in sync import; do
+    run prov "$command" --node ../x
+    [ "$status" -eq 2 ]
+    assert_output_has "invalid node name"
+    run prov "$command" --node nosuch
+    [ "$status" -eq 2 ]
+    assert_output_has "unknown node \"nosuch\""
+  done
+  [ ! -e "$STATE_DIR/ssh/../x.config" ] && [ ! -e "$STATE_DIR/ssh/nosuch.config" ]
+}
