@@ -16,7 +16,7 @@ use crate::docker;
 use crate::manifest::Store;
 use crate::model::{
     labels, BaseImage, BuildLog, BuildStatus, ComposeConfig, FileDigest, GitSource, ImageRecord,
-    LatestPointer, Manifest, ToolInfo, COMPOSE_IMAGE_PLACEHOLDER, MANIFEST_SCHEMA,
+    ImageStore, LatestPointer, Manifest, ToolInfo, COMPOSE_IMAGE_PLACEHOLDER, MANIFEST_SCHEMA,
 };
 use crate::policy;
 use crate::stack;
@@ -51,6 +51,17 @@ struct Materials {
     base_images: Vec<BaseImage>,
     tool: ToolInfo,
     source_url: String,
+    store: ImageStore,
+    builder: Builder,
+}
+
+/// The builder the node's engine offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Builder {
+    /// Engine 20.10 (bookworm nodes): the only one that takes `FROM <image id>`.
+    Legacy,
+    /// BuildKit through buildx (trixie nodes): bases arrive as named build contexts.
+    BuildKit,
 }
 
 /// A build input's path, confined to the repository (the node's export, at /vagrant): relative to
@@ -120,7 +131,10 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
         Err(e) => return Err(e.context("the build did not run; no manifest was written")),
     };
     let image = match &result {
-        Ok(()) => Some(read_back(&tag, &image_labels)?),
+        Ok(()) => {
+            check_bases_unchanged(&materials.base_images)?;
+            Some(read_back(&tag, &image_labels, materials.store)?)
+        }
         Err(_) => None,
     };
     let manifest = Manifest {
@@ -195,12 +209,18 @@ fn gather_materials(req: &BuildRequest) -> Result<Materials> {
     versions.insert("docker_engine".to_string(), docker_engine);
     versions.insert("compose".to_string(), docker::compose_version(&compose)?);
 
+    let store = docker::image_store()?;
+    let builder = if docker::has_buildx() {
+        Builder::BuildKit
+    } else {
+        Builder::Legacy
+    };
     let (tree, files) = tree_hash::tree_files(&req.repo).context("hashing the source tree")?;
     let context = make_context(req, &policy.policy.context, &files)?;
     let base_images = req
         .bases
         .iter()
-        .map(|(arg, reference)| resolve_base(arg, reference))
+        .map(|(arg, reference)| resolve_base(arg, reference, store))
         .collect::<Result<Vec<_>>>()?;
     Ok(Materials {
         context,
@@ -219,6 +239,8 @@ fn gather_materials(req: &BuildRequest) -> Result<Materials> {
         base_images,
         tool: ToolInfo { versions },
         source_url: source_url(&req.repo),
+        store,
+        builder,
     })
 }
 
@@ -260,7 +282,7 @@ fn file_digest(repo: &Path, rel: &Path) -> Result<FileDigest> {
     })
 }
 
-fn resolve_base(arg: &str, reference: &str) -> Result<BaseImage> {
+fn resolve_base(arg: &str, reference: &str, store: ImageStore) -> Result<BaseImage> {
     let image = docker::image_inspect(reference)?.ok_or_else(|| {
         anyhow!(
             "base image {reference} (build argument {arg}) is not on this node: \
@@ -270,6 +292,7 @@ fn resolve_base(arg: &str, reference: &str) -> Result<BaseImage> {
     Ok(BaseImage {
         arg: arg.to_string(),
         reference: reference.to_string(),
+        config_digest: Some(docker::config_digest(store, &image.id)?),
         id: image.id,
     })
 }
@@ -370,22 +393,46 @@ fn run_docker_build(
     image_labels: &BTreeMap<String, String>,
     log_path: &Path,
 ) -> Result<(BuildLog, Result<()>)> {
-    let mut args: Vec<String> = vec![
-        "build".into(),
+    let dockerfile = in_context_dir(&req.context, &req.dockerfile)
+        .expect("checked when the context was made")
+        .to_string_lossy()
+        .into_owned();
+    let mut args: Vec<String> = match m.builder {
+        Builder::Legacy => vec!["build".into(), "--force-rm".into()],
+        // Plain progress streams like the legacy builder's; the result is loaded into the
+        // node's store, with BuildKit's own provenance beside it.
+        Builder::BuildKit => vec![
+            "buildx".into(),
+            "build".into(),
+            "--progress=plain".into(),
+            "--provenance=mode=max".into(),
+            "--load".into(),
+        ],
+    };
+    args.extend([
         "--no-cache".into(),
         "--network=none".into(),
-        "--force-rm".into(),
         "--file".into(),
-        in_context_dir(&req.context, &req.dockerfile)
-            .expect("checked when the context was made")
-            .to_string_lossy()
-            .into_owned(),
+        dockerfile,
         "--tag".into(),
         tag.into(),
-    ];
+    ]);
     for base in &m.base_images {
-        args.push("--build-arg".into());
-        args.push(format!("{}={}", base.arg, base.id));
+        match m.builder {
+            Builder::Legacy => {
+                args.push("--build-arg".into());
+                args.push(format!("{}={}", base.arg, base.id));
+            }
+            // BuildKit cannot take `FROM <image id>`; a named context resolves a local image
+            // offline, and its ID is checked again after the build.
+            Builder::BuildKit => {
+                let name = format!("prov-base-{}", base.arg.to_lowercase().replace('_', "-"));
+                args.push("--build-context".into());
+                args.push(format!("{name}=docker-image://{}", base.reference));
+                args.push("--build-arg".into());
+                args.push(format!("{}={name}", base.arg));
+            }
+        }
     }
     let version_args = [
         (
@@ -418,20 +465,30 @@ fn run_docker_build(
     let mut log = HashingWriter::new(file);
     // The exact command heads the log, so the log alone says how the image was made.
     let context = &m.context.record;
+    let env = match m.builder {
+        Builder::Legacy => "DOCKER_BUILDKIT=0 ",
+        Builder::BuildKit => "",
+    };
     writeln!(
         log,
-        "$ DOCKER_BUILDKIT=0 docker {} < context.tar ({} files, {} bytes, sha256 {})",
+        "$ {env}docker {} < context.tar ({} files, {} bytes, sha256 {})",
         args.join(" "),
         context.files,
         context.bytes,
         context.sha256
     )?;
 
-    // The legacy builder is the one that accepts `FROM <image id>` on this engine.
     let mut reader = duct::cmd("docker", &args)
         .dir(&req.repo)
         .stdin_path(&m.context.tar)
-        .env("DOCKER_BUILDKIT", "0")
+        .env(
+            "DOCKER_BUILDKIT",
+            if m.builder == Builder::Legacy {
+                "0"
+            } else {
+                "1"
+            },
+        )
         .stderr_to_stdout()
         .unchecked()
         .reader()
@@ -474,7 +531,31 @@ fn run_docker_build(
     ))
 }
 
-fn read_back(tag: &str, expected_labels: &BTreeMap<String, String>) -> Result<ImageRecord> {
+/// The bases still resolve to the IDs the build was given: a base retagged during the build
+/// would have given the image another parent than the one recorded.
+fn check_bases_unchanged(bases: &[BaseImage]) -> Result<()> {
+    for base in bases {
+        let now = docker::image_inspect(&base.reference)?.map(|i| i.id);
+        if now.as_deref() != Some(base.id.as_str()) {
+            bail!(
+                "base image {} (build argument {}) was {} when the build started and is {} now: \
+                 it changed during the build, so the record could not say what the image is \
+                 made from; run `make demo` again",
+                base.reference,
+                base.arg,
+                base.id,
+                now.unwrap_or_else(|| "gone".into())
+            );
+        }
+    }
+    Ok(())
+}
+
+fn read_back(
+    tag: &str,
+    expected_labels: &BTreeMap<String, String>,
+    store: ImageStore,
+) -> Result<ImageRecord> {
     let image = docker::image_inspect(tag)?
         .ok_or_else(|| anyhow!("docker build succeeded but {tag} is not in the engine"))?;
     let labels = image.config.labels.unwrap_or_default();
@@ -484,6 +565,8 @@ fn read_back(tag: &str, expected_labels: &BTreeMap<String, String>) -> Result<Im
         }
     }
     Ok(ImageRecord {
+        config_digest: Some(docker::config_digest(store, &image.id)?),
+        store: Some(store),
         id: image.id,
         tag: tag.to_string(),
         created: image.created,

@@ -374,12 +374,19 @@ pub fn digest(file: Option<&Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn nodes(repo: &Path, check: Option<String>, port: Option<String>) -> Result<ExitCode> {
+pub fn nodes(
+    repo: &Path,
+    check: Option<String>,
+    port: Option<String>,
+    flavour: Option<String>,
+) -> Result<ExitCode> {
     let file = nodes::load(repo)?;
     if let Some(name) = check {
         file.get(&name)?;
     } else if let Some(name) = port {
         println!("{}", file.get(&name)?.api_port);
+    } else if let Some(name) = flavour {
+        println!("{}", file.get(&name)?.flavour);
     } else {
         for node in &file.nodes {
             println!("{}", node.name);

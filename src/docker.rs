@@ -12,6 +12,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::model::ImageStore;
+
 /// The subset of `docker image inspect` prov reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageInspect {
@@ -290,4 +292,103 @@ pub struct NodeState {
     pub containers: Vec<ContainerInspect>,
     pub images: Vec<ImageInspect>,
     pub history: Vec<ImageHistory>,
+}
+
+/// The node engine's image store, from `docker info` (the containerd store reports the
+/// snapshotter as its driver type).
+pub fn image_store() -> Result<ImageStore> {
+    let out = duct::cmd!("docker", "info", "--format", "{{json .DriverStatus}}")
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .context("running `docker info`")?;
+    if !out.status.success() {
+        bail!(
+            "docker info failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let status: Vec<Vec<String>> =
+        serde_json::from_slice(&out.stdout).context("parsing `docker info` DriverStatus")?;
+    let containerd = status
+        .iter()
+        .any(|pair| pair.len() == 2 && pair[0] == "driver-type" && pair[1].contains("snapshotter"));
+    Ok(if containerd {
+        ImageStore::Containerd
+    } else {
+        ImageStore::Classic
+    })
+}
+
+/// Whether the node has BuildKit through the buildx plugin (the builder on Engine 23 and
+/// later); without it, the legacy builder.
+pub fn has_buildx() -> bool {
+    duct::cmd!("docker", "buildx", "version")
+        .stdout_null()
+        .stderr_null()
+        .unchecked()
+        .run()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The containerd socket of a dockerd that manages its own containerd (how the nodes run it).
+const CONTAINERD_SOCKET: &str = "/run/docker/containerd/containerd.sock";
+
+/// The digest of an image's configuration in the containerd store, where the engine names the
+/// image by its manifest: read from the manifest in containerd's content store (`ctr`, as root).
+/// In the classic store the ID is that digest already.
+pub fn config_digest(store: ImageStore, image_id: &str) -> Result<String> {
+    if store == ImageStore::Classic {
+        return Ok(image_id.to_string());
+    }
+    let manifest = containerd_blob(image_id)?;
+    let manifest = match manifest.get("manifests").and_then(|m| m.as_array()) {
+        // An index (an image with attestations): the image manifest is the one that is not an
+        // attestation.
+        Some(children) => {
+            let child = children
+                .iter()
+                .find(|c| {
+                    c.pointer("/annotations/vnd.docker.reference.type")
+                        .is_none()
+                })
+                .and_then(|c| c.get("digest"))
+                .and_then(|d| d.as_str())
+                .ok_or_else(|| anyhow!("image index {image_id} holds no image manifest"))?;
+            containerd_blob(child)?
+        }
+        None => manifest,
+    };
+    manifest
+        .pointer("/config/digest")
+        .and_then(|d| d.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("the manifest of {image_id} names no configuration"))
+}
+
+/// A JSON blob of containerd's content store, by digest.
+fn containerd_blob(digest: &str) -> Result<serde_json::Value> {
+    let out = duct::cmd!(
+        "ctr",
+        "--address",
+        CONTAINERD_SOCKET,
+        "--namespace",
+        "moby",
+        "content",
+        "get",
+        digest
+    )
+    .stdout_capture()
+    .stderr_capture()
+    .unchecked()
+    .run()
+    .context("running `ctr content get` (the containerd store is read as root)")?;
+    if !out.status.success() {
+        bail!(
+            "ctr content get {digest}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("parsing blob {digest}"))
 }

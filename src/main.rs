@@ -79,6 +79,9 @@ enum Command {
         /// Print the host port forwarded to NAME's api.
         #[arg(long, value_name = "NAME", conflicts_with = "check")]
         port: Option<String>,
+        /// Print NAME's flavour (its Docker stack: bookworm or trixie).
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["check", "port"])]
+        flavour: Option<String>,
     },
     /// Print the stack's names (Compose project, services, containers, labels) as shell
     /// assignments, for the scripts.
@@ -163,7 +166,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Context { script } => prov::cli::context(script),
         Command::Tree { path } => prov::cli::tree(&path),
         Command::Digest { file } => prov::cli::digest(file.as_deref()),
-        Command::Nodes { check, port } => prov::cli::nodes(&repo, check, port),
+        Command::Nodes {
+            check,
+            port,
+            flavour,
+        } => prov::cli::nodes(&repo, check, port, flavour),
         Command::Stack => {
             print!("{}", prov::stack::shell_assignments());
             Ok(ExitCode::SUCCESS)

@@ -410,7 +410,17 @@ fn check_fields(m: &Manifest) -> Result<(), String> {
             m.image
                 .iter()
                 .flat_map(|i| i.layers.iter().map(|l| ("image.layers[]", l.as_str()))),
-        );
+        )
+        .chain(m.base_images.iter().filter_map(|b| {
+            b.config_digest
+                .as_deref()
+                .map(|d| ("base_images[].config_digest", d))
+        }))
+        .chain(m.image.iter().filter_map(|i| {
+            i.config_digest
+                .as_deref()
+                .map(|d| ("image.config_digest", d))
+        }));
     if !is_build_id(&m.build_id) {
         return Err(format!("build_id {:?} is not a build id", m.build_id));
     }

@@ -180,6 +180,9 @@ pub struct BaseImage {
     pub reference: String,
     /// What that resolved to on the node, and what the build was given.
     pub id: String,
+    /// The digest of its configuration: the same on every node, whatever its image store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_digest: Option<String>,
 }
 
 /// The tar stream docker received as the build context.
@@ -214,13 +217,30 @@ pub struct BuildLog {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageRecord {
-    /// `sha256:...` as the engine reports it.
+    /// `sha256:...` as the engine reports it: the configuration's digest in the classic store,
+    /// the manifest's (or the index's) in the containerd store.
     pub id: String,
     pub tag: String,
     pub created: DateTime<Utc>,
     pub labels: BTreeMap<String, String>,
     /// RootFS diff ids, bottom layer first.
     pub layers: Vec<String>,
+    /// The engine's image store (absent in records made before prov told them apart: classic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<ImageStore>,
+    /// The digest of the image's configuration, whatever the store calls the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_digest: Option<String>,
+}
+
+/// Where the engine keeps its images. In the classic store an image's ID is the digest of its
+/// configuration; in the containerd store it is the digest of its manifest (or of its index,
+/// when it carries attestations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageStore {
+    Classic,
+    Containerd,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -287,6 +307,28 @@ pub struct NodeSpec {
     pub name: String,
     /// Host port (on 127.0.0.1) forwarded to the node's api port.
     pub api_port: u16,
+    /// Which Docker stack the node runs.
+    pub flavour: Flavour,
+}
+
+/// A node's Docker stack, from Debian's own packages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavour {
+    /// Debian 12: Engine 20.10, Compose v1, the legacy builder, the classic image store.
+    Bookworm,
+    /// Debian 13: Engine 26, the Compose v2 plugin, BuildKit through buildx, the containerd
+    /// image store.
+    Trixie,
+}
+
+impl std::fmt::Display for Flavour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Flavour::Bookworm => "bookworm",
+            Flavour::Trixie => "trixie",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

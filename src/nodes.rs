@@ -83,12 +83,17 @@ mod tests {
     #[test]
     fn unknown_node_lists_the_nodes() {
         let file: NodesFile = serde_json::from_str(
-            r#"{"api_guest_port":8080,"nodes":[{"name":"main","api_port":1},{"name":"w","api_port":2}]}"#,
+            r#"{"api_guest_port":8080,"nodes":[{"name":"main","api_port":1,"flavour":"bookworm"},
+                {"name":"w","api_port":2,"flavour":"trixie"}]}"#,
         )
         .unwrap();
         let err = file.get("nope").unwrap_err().to_string();
         assert!(err.contains("main, w"), "{err}");
         assert_eq!(file.get("w").unwrap().api_port, 2);
+        assert_eq!(
+            file.get("w").unwrap().flavour,
+            crate::model::Flavour::Trixie
+        );
         assert_eq!(file.default_node().name, "main");
     }
 }

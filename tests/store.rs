@@ -51,6 +51,8 @@ fn manifest(build_id: &str, prev: Option<String>, status: BuildStatus) -> Manife
             created: t,
             labels: BTreeMap::new(),
             layers: vec![],
+            store: None,
+            config_digest: None,
         }),
         no_cache: true,
         network: "none".into(),

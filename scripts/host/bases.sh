@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Builds the project's base images on the host's Docker engine, from Debian packages only
-# (there is no registry): debian (debootstrap minbase, imported), and FROM its image ID:
-# runtime, postgres, builder (with the host's Rust toolchain) and node (Vagrant nodes).
+# (there is no registry): debian (Debian 12, debootstrap minbase, imported), and FROM its image
+# ID: runtime, postgres, builder (with the host's Rust toolchain) and node (the Vagrant nodes of
+# the bookworm flavour). When nodes.json declares a trixie node: debian-trixie (Debian 13) and,
+# FROM it, node-trixie.
 #
 # Usage: scripts/host/bases.sh [--force]      (on the host, as root)
 #   --force   rebuild everything (new debootstrap, docker build --no-cache)
 #
 # Outputs (the interface the rest of the project reads):
 #   .cache/images/ids.env     DEBIAN_IMAGE=sha256:... DEBIAN_TAG=prov-debian:<hash12>
-#                             RUNTIME_ POSTGRES_ BUILDER_ NODE_ likewise
+#                             RUNTIME_ POSTGRES_ BUILDER_ NODE_ (DEBIAN_TRIXIE_ NODE_TRIXIE_)
+#                             likewise
 #   .cache/images/bases.tar   docker save of the runtime, postgres and builder tags
 # Idempotent: an image is rebuilt only when its recipe hash (Dockerfile and the other files of
 # its directory under images/, the debian image ID, the toolchain, ...) gives a tag the engine
@@ -44,18 +47,24 @@ LOG_DIR=$OUT/logs
 IDS_ENV=$OUT/ids.env
 BASES_TAR=$OUT/bases.tar
 BASES_STAMP=$OUT/bases.tar.stamp
-SUITE=bookworm
 VARIANT=minbase
-ROOTFS=$PROV_REPO/.cache/rootfs/$SUITE-$VARIANT
 VAGRANT_PUB=/usr/share/rubygems-integration/all/gems/vagrant-2.3.4/keys/vagrant.pub
 DOCKER=${PROV_DOCKER:-/usr/bin/docker}
 # Builds use FROM <image id>, which only the legacy builder accepts.
 export DOCKER_BUILDKIT=0
 # Bump to force a rebuild of everything when this script's recipe changes meaningfully.
 RECIPE_VERSION=1
+# The images, roots (debootstrapped suites) first, and what each is made from.
 NAMES=(debian runtime postgres builder node)
-# What the node image installs: scripts/lib/tools.list, scope node.
-NODE_PACKAGES=$(declared_packages node | tr '\n' ' ')
+declare -A SUITE_OF=([debian]=bookworm) BASE_OF=([runtime]=debian [postgres]=debian
+  [builder]=debian [node]=debian)
+if jq -e 'any(.nodes[]; .flavour == "trixie")' "$PROV_REPO/nodes.json" >/dev/null; then
+  NAMES=(debian debian-trixie runtime postgres builder node node-trixie)
+  SUITE_OF[debian-trixie]=trixie
+  BASE_OF[node-trixie]=debian-trixie
+fi
+ROOTS=()
+for name in "${NAMES[@]}"; do [ -z "${SUITE_OF[$name]:-}" ] || ROOTS+=("$name"); done
 SAVED=(runtime postgres builder)
 
 # ---------------------------------------------------------------------------------------------
@@ -70,10 +79,18 @@ dir_digest() {
   (cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 }
 
-upper() { printf '%s' "${1^^}"; }
+upper() {
+  local name=${1^^}
+  printf '%s' "${name//-/_}"
+}
+
+# A node image's flavour (node: bookworm, node-trixie: trixie), and the packages it installs:
+# scripts/lib/tools.list, scopes node and node-<flavour>.
+flavour_of() { [ "$1" = node ] && echo bookworm || echo "${1#node-}"; }
+node_packages() { declared_packages node "node-$(flavour_of "$1")" | tr '\n' ' '; }
 
 # The rootfs adjustments, applied after debootstrap (their text is part of the recipe hash).
-tweak_rootfs() {
+tweak_rootfs() { # ROOTFS SUITE
   local r=$1
   # Like Debian's slim images: no documentation, manual pages or translations.
   cat >"$r/etc/dpkg/dpkg.cfg.d/01-prov-nodoc" <<'EOF'
@@ -93,10 +110,11 @@ APT::Install-Suggests "false";
 Acquire::Languages "none";
 DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
 EOF
+  local suite=$2
   cat >"$r/etc/apt/sources.list" <<EOF
-deb http://deb.debian.org/debian $SUITE main
-deb http://deb.debian.org/debian $SUITE-updates main
-deb http://deb.debian.org/debian-security $SUITE-security main
+deb http://deb.debian.org/debian $suite main
+deb http://deb.debian.org/debian $suite-updates main
+deb http://deb.debian.org/debian-security $suite-security main
 EOF
   # Package scripts must not start services during image builds.
   printf '#!/bin/sh\nexit 101\n' >"$r/usr/sbin/policy-rc.d"
@@ -152,15 +170,18 @@ fi
 
 declare -A TAG=() ID=() BUILT=()
 
-debian_recipe() {
-  printf 'prov debian v%s\nsuite=%s variant=%s\n' "$RECIPE_VERSION" "$SUITE" "$VARIANT"
+root_recipe() { # ROOT
+  printf 'prov debian v%s\nsuite=%s variant=%s\n' "$RECIPE_VERSION" "${SUITE_OF[$1]}" "$VARIANT"
   declare -f tweak_rootfs
 }
 
-recipe() { # NAME -> recipe text on stdout (needs ID[debian])
+# Where an image's recipe lives: both node flavours share images/node.
+src_of() { [[ $1 == node* ]] && echo node || echo "$1"; }
+
+recipe() { # NAME -> recipe text on stdout (needs the ID of its base)
   local name=$1
-  printf 'prov %s v%s\nbase=%s\n' "$name" "$RECIPE_VERSION" "${ID[debian]}"
-  dir_digest "$IMAGES_SRC/$name"
+  printf 'prov %s v%s\nbase=%s\n' "$name" "$RECIPE_VERSION" "${ID[${BASE_OF[$name]}]}"
+  dir_digest "$IMAGES_SRC/$(src_of "$name")"
   case $name in
     builder)
       printf 'sysroot=%s\n' "$SYSROOT"
@@ -168,9 +189,9 @@ recipe() { # NAME -> recipe text on stdout (needs ID[debian])
       "$SYSROOT/bin/cargo" -V
       cat "$SYSROOT/lib/rustlib/components" 2>/dev/null || true
       ;;
-    node)
+    node*)
       sha256sum <"$VAGRANT_PUB"
-      printf 'packages=%s\n' "$NODE_PACKAGES"
+      printf 'flavour=%s packages=%s\n' "$(flavour_of "$name")" "$(node_packages "$name")"
       ;;
   esac
 }
@@ -178,37 +199,39 @@ recipe() { # NAME -> recipe text on stdout (needs ID[debian])
 # ---------------------------------------------------------------------------------------------
 # Builders
 
-build_debian() {
-  local t0=$SECONDS hash=$1 stamp=$ROOTFS.done
-  if [ "$FORCE" = 1 ] || [ ! -d "$ROOTFS" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$hash" ]; then
+build_root() { # ROOT HASH
+  local t0=$SECONDS root=$1 hash=$2 suite=${SUITE_OF[$1]}
+  local rootfs=$PROV_REPO/.cache/rootfs/$suite-$VARIANT
+  local stamp=$rootfs.done
+  if [ "$FORCE" = 1 ] || [ ! -d "$rootfs" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$hash" ]; then
     [ "$(id -u)" = 0 ] || die "debootstrap needs root: run scripts/host/bases.sh as root"
     command -v debootstrap >/dev/null ||
       die "debootstrap is missing: install it with 'apt-get install -y debootstrap'"
-    log "debian: debootstrap --variant=$VARIANT $SUITE into $ROOTFS (about a minute; log: $LOG_DIR/debootstrap.log)"
-    rm -rf "$ROOTFS" "$ROOTFS.partial" "$stamp"
-    mkdir -p "$(dirname "$ROOTFS")"
-    if ! debootstrap --variant="$VARIANT" "$SUITE" "$ROOTFS.partial" >"$LOG_DIR/debootstrap.log" 2>&1; then
-      tail -n 20 "$LOG_DIR/debootstrap.log" >&2
-      die "debootstrap failed (full log: $LOG_DIR/debootstrap.log): check that http://deb.debian.org is reachable"
+    log "$root: debootstrap --variant=$VARIANT $suite into $rootfs (about a minute; log: $LOG_DIR/debootstrap-$suite.log)"
+    rm -rf "$rootfs" "$rootfs.partial" "$stamp"
+    mkdir -p "$(dirname "$rootfs")"
+    if ! debootstrap --variant="$VARIANT" "$suite" "$rootfs.partial" >"$LOG_DIR/debootstrap-$suite.log" 2>&1; then
+      tail -n 20 "$LOG_DIR/debootstrap-$suite.log" >&2
+      die "debootstrap failed (full log: $LOG_DIR/debootstrap-$suite.log): check that http://deb.debian.org is reachable"
     fi
-    tweak_rootfs "$ROOTFS.partial"
-    mv "$ROOTFS.partial" "$ROOTFS"
+    tweak_rootfs "$rootfs.partial" "$suite"
+    mv "$rootfs.partial" "$rootfs"
     printf '%s\n' "$hash" >"$stamp"
-    log "debian: rootfs ready ($(du -sh "$ROOTFS" | cut -f1)) in $(elapsed "$t0")"
+    log "$root: rootfs ready ($(du -sh "$rootfs" | cut -f1)) in $(elapsed "$t0")"
   else
-    log "debian: reusing the rootfs in $ROOTFS"
+    log "$root: reusing the rootfs in $rootfs"
   fi
   local t1=$SECONDS
-  tar -C "$ROOTFS" --numeric-owner -c . |
+  tar -C "$rootfs" --numeric-owner -c . |
     "$DOCKER" import \
       --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       --change 'ENV LANG=C.UTF-8' \
-      --change "LABEL prov.name=debian prov.recipe=$hash" \
+      --change "LABEL prov.name=$root prov.recipe=$hash" \
       --change 'CMD ["/bin/bash"]' \
-      --message "prov: debootstrap --variant=$VARIANT $SUITE" \
-      - "${TAG[debian]}" >/dev/null ||
-    die "docker import of $ROOTFS failed"
-  log "debian: imported as ${TAG[debian]} in $(elapsed "$t1")"
+      --message "prov: debootstrap --variant=$VARIANT $suite" \
+      - "${TAG[$root]}" >/dev/null ||
+    die "docker import of $rootfs failed"
+  log "$root: imported as ${TAG[$root]} in $(elapsed "$t1")"
 }
 
 # Streams the build context (a tar) of image NAME to stdout.
@@ -218,7 +241,7 @@ context_tar() {
       # The toolchain is sent straight from its sysroot: no copy of its ~600 MB.
       tar -c -C "$IMAGES_SRC/builder" . -C "$SYSROOT" bin lib
       ;;
-    node)
+    node*)
       tar -c -C "$IMAGES_SRC/node" . -C "$(dirname "$VAGRANT_PUB")" "$(basename "$VAGRANT_PUB")"
       ;;
     *) tar -c -C "$IMAGES_SRC/$1" . ;;
@@ -228,10 +251,11 @@ context_tar() {
 # Runs in the background: builds NAME, output to its log file.
 build_one() {
   local name=$1 hash=$2 t0=$SECONDS
-  local -a opts=(--force-rm --build-arg "BASE=${ID[debian]}"
+  local -a opts=(--force-rm --build-arg "BASE=${ID[${BASE_OF[$name]}]}"
     --label "prov.name=$name" --label "prov.recipe=$hash" -t "${TAG[$name]}")
   [ "$FORCE" = 1 ] && opts+=(--no-cache)
-  [ "$name" != node ] || opts+=(--build-arg "PACKAGES=$NODE_PACKAGES")
+  [[ $name != node* ]] || opts+=(--build-arg "PACKAGES=$(node_packages "$name")"
+    --build-arg "FLAVOUR=$(flavour_of "$name")")
   context_tar "$name" | "$DOCKER" build "${opts[@]}" - >"$LOG_DIR/$name.log" 2>&1
   echo "$((SECONDS - t0))" >"$LOG_DIR/$name.seconds"
 }
@@ -249,20 +273,23 @@ trap 'stop_jobs; exit 130' INT TERM
 # ---------------------------------------------------------------------------------------------
 # Resolve: which images exist already, which must be built.
 
-debian_hash=$(debian_recipe | hash12)
-TAG[debian]=prov-debian:$debian_hash
-if [ "$FORCE" = 0 ] && [ -n "${TAG_ID[${TAG[debian]}]:-}" ]; then
-  ID[debian]=${TAG_ID[${TAG[debian]}]}
-else
-  log "debian: building ${TAG[debian]}"
-  build_debian "$debian_hash"
-  ID[debian]=$("$DOCKER" image inspect --format '{{.Id}}' "${TAG[debian]}")
-  BUILT[debian]=1
-fi
+for root in "${ROOTS[@]}"; do
+  root_hash=$(root_recipe "$root" | hash12)
+  TAG[$root]=prov-$root:$root_hash
+  if [ "$FORCE" = 0 ] && [ -n "${TAG_ID[${TAG[$root]}]:-}" ]; then
+    ID[$root]=${TAG_ID[${TAG[$root]}]}
+  else
+    log "$root: building ${TAG[$root]}"
+    build_root "$root" "$root_hash"
+    ID[$root]=$("$DOCKER" image inspect --format '{{.Id}}' "${TAG[$root]}")
+    BUILT[$root]=1
+  fi
+done
 
 declare -A HASH=()
 todo=()
-for name in "${NAMES[@]:1}"; do
+for name in "${NAMES[@]}"; do
+  [ -z "${SUITE_OF[$name]:-}" ] || continue
   HASH[$name]=$(recipe "$name" | hash12)
   TAG[$name]=prov-$name:${HASH[$name]}
   if [ "$FORCE" = 0 ] && [ -n "${TAG_ID[${TAG[$name]}]:-}" ]; then
@@ -290,7 +317,7 @@ bases_stamp_content() { # what bases.tar must hold, and its size
   printf 'size=%s\n' "$(stat -c %s "$BASES_TAR" 2>/dev/null || echo none)"
 }
 
-if [ "${#todo[@]}" = 0 ] && [ -z "${BUILT[debian]:-}" ] &&
+if [ "${#todo[@]}" = 0 ] && [ "${#BUILT[@]}" = 0 ] &&
   [ "$(cat "$IDS_ENV" 2>/dev/null)" = "$(ids_content)" ] &&
   [ "$(cat "$BASES_STAMP" 2>/dev/null)" = "$(bases_stamp_content)" ]; then
   log "base images up to date (${IDS_ENV#"$PROV_REPO"/}, ${BASES_TAR#"$PROV_REPO"/}): nothing to do ($(elapsed "$START"))"

@@ -22,8 +22,8 @@ fi
 scopes_of() {
   local rel=${1#"$PROV_REPO"/}
   case $rel in
-    images/node/provision.sh) echo node vm base ;;
-    scripts/node/* | scripts/lib/node.sh | images/node/*) echo node base ;;
+    images/node/provision.sh) echo node node-bookworm node-trixie vm base ;;
+    scripts/node/* | scripts/lib/node.sh | images/node/*) echo node node-bookworm node-trixie base ;;
     images/postgres/*) echo db base ;;
     scripts/lib/common.sh) echo base ;;
     bench/*) echo host bench base rust ;;
