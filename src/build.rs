@@ -234,7 +234,7 @@ fn gather_materials(req: &BuildRequest) -> Result<Materials> {
             dirty: tree.dirty,
         },
         dockerfile: file_digest(&req.repo, &req.dockerfile)?,
-        compose: compose_config(&compose, &req.repo, &req.compose_file)?,
+        compose: compose_config(&compose, &req.repo, &req.compose_file, store)?,
         cargo_lock: file_digest(&req.repo, Path::new("Cargo.lock"))?,
         base_images,
         tool: ToolInfo { versions },
@@ -298,8 +298,15 @@ fn resolve_base(arg: &str, reference: &str, store: ImageStore) -> Result<BaseIma
 }
 
 /// The effective Compose configuration, normalised, with the per-build api image reference held
-/// constant; every other service's image is pinned by its ID on this node.
-fn compose_config(compose: &[String], repo: &Path, file: &Path) -> Result<ComposeConfig> {
+/// constant; every other service's image is pinned by its ID on this node. The digest pins them
+/// by configuration digest instead, the same in every image store, so that the same
+/// configuration has the same digest on every node.
+fn compose_config(
+    compose: &[String],
+    repo: &Path,
+    file: &Path,
+    store: ImageStore,
+) -> Result<ComposeConfig> {
     let mut args: Vec<String> = compose[1..].to_vec();
     args.extend([
         "-p".into(),
@@ -326,7 +333,8 @@ fn compose_config(compose: &[String], repo: &Path, file: &Path) -> Result<Compos
     }
     let text = String::from_utf8(out.stdout).context("compose config printed non-UTF-8")?;
     let mut services = compose::normalise(&text, stack::PROJECT)?;
-    for (name, spec) in services.iter_mut() {
+    let mut digested = services.clone();
+    for ((name, spec), (_, pinned)) in services.iter_mut().zip(digested.iter_mut()) {
         if spec.image == COMPOSE_IMAGE_PLACEHOLDER {
             continue;
         }
@@ -337,11 +345,12 @@ fn compose_config(compose: &[String], repo: &Path, file: &Path) -> Result<Compos
                 spec.image
             )
         })?;
+        pinned.image_id = Some(docker::config_digest(store, &image.id)?);
         spec.image_id = Some(image.id);
     }
     Ok(ComposeConfig {
         path: file.to_string_lossy().into_owned(),
-        config_sha256: sha256_hex(&compose::canonical_json(&services)),
+        config_sha256: sha256_hex(&compose::canonical_json(&digested)),
         services: Some(services),
     })
 }

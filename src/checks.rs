@@ -9,10 +9,11 @@ use chrono::{Duration as Span, DurationRound};
 
 use crate::attest::{self, PublicKeyFile};
 use crate::context::NODE_MOUNT;
-use crate::docker::{ContainerInspect, ImageInspect, NodeState};
+use crate::docker::{ContainerInspect, HistoryEntry, ImageInspect, NodeState};
 use crate::manifest::{ChainEntry, Link, Store, StoreError, Stored};
 use crate::model::{
-    labels, AttestedMark, BuildStatus, Check, HttpAnswer, HttpAnswers, Manifest, ServiceSpec,
+    labels, AttestedMark, BuildStatus, Check, HttpAnswer, HttpAnswers, ImageStore, Manifest,
+    ServiceSpec,
 };
 use crate::policy::LoadedPolicy;
 use crate::stack::{self, compose_labels};
@@ -311,9 +312,19 @@ fn check_image(
         hint,
     );
     let floating = image.repo_tags.iter().any(|t| t.ends_with(":latest"));
+    // The containerd store names a local build by its own digest (`<name>@<its id>`); any other
+    // digest names an image from a registry.
+    let foreign_digests = image
+        .repo_digests
+        .iter()
+        .filter(|d| {
+            recorded.store != Some(ImageStore::Containerd)
+                || d.rsplit_once('@').map(|(_, digest)| digest) != Some(recorded.id.as_str())
+        })
+        .count();
     checks.add(
         "image-local",
-        image.repo_digests.is_empty() && !floating && image.repo_tags.contains(&recorded.tag),
+        foreign_digests == 0 && !floating && image.repo_tags.contains(&recorded.tag),
         format!(
             "local build (no registry digest), tagged {}, never :latest",
             recorded.tag
@@ -343,15 +354,11 @@ fn check_image(
 /// layer taken from a cache would carry an older time. The base begins at the first entry that
 /// carries a recorded base image's id (the engine gives each local image's top entry its id).
 fn check_layers_fresh(m: &Manifest, state: &NodeState, image: &ImageInspect, checks: &mut Checks) {
-    let is_base = |id: &str| m.base_images.iter().any(|b| b.id == id);
     let own = state
         .history
         .iter()
         .find(|h| h.image == image.id)
-        .and_then(|h| {
-            let base_at = h.entries.iter().position(|e| is_base(&e.id))?;
-            Some(&h.entries[..base_at])
-        });
+        .and_then(|h| own_history(m, state, &h.entries));
     let Some(own) = own else {
         checks.add(
             "layers-fresh",
@@ -393,6 +400,30 @@ fn check_layers_fresh(m: &Manifest, state: &NodeState, image: &ImageInspect, che
         },
         "a layer was reused from a cache or the image was made elsewhere: run `make demo`",
     );
+}
+
+/// The entries of an image's history (newest first) above its recorded base. The classic store
+/// names the base's entry by the base's ID; the containerd store names no entry below the top,
+/// so there the base's own history must be the bottom of the image's, entry for entry.
+fn own_history<'a>(
+    m: &Manifest,
+    state: &NodeState,
+    entries: &'a [HistoryEntry],
+) -> Option<&'a [HistoryEntry]> {
+    if let Some(at) = entries
+        .iter()
+        .position(|e| m.base_images.iter().any(|b| b.id == e.id))
+    {
+        return Some(&entries[..at]);
+    }
+    m.base_images.iter().find_map(|base| {
+        let below = &state.history.iter().find(|h| h.image == base.id)?.entries;
+        let at = entries.len().checked_sub(below.len())?;
+        let same = |a: &HistoryEntry, b: &HistoryEntry| {
+            a.created == b.created && a.created_by == b.created_by
+        };
+        (at > 0 && entries[at..].iter().zip(below).all(|(a, b)| same(a, b))).then(|| &entries[..at])
+    })
 }
 
 /// Each service's container is exactly what the recorded Compose configuration asks for: image

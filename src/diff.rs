@@ -52,7 +52,8 @@ fn field(name: &str, a: String, b: String) -> FieldComparison {
 fn bases(m: &Manifest) -> String {
     m.base_images
         .iter()
-        .map(|b| format!("{}={}", b.arg, b.id))
+        // By configuration digest where recorded: an image's ID depends on the node's store.
+        .map(|b| format!("{}={}", b.arg, b.config_digest.as_ref().unwrap_or(&b.id)))
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -3,7 +3,7 @@
 //! owners are ignored; type, permission bits and content (or link target) are compared.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -50,8 +50,18 @@ pub fn listing_from_save(reader: impl Read) -> Result<Listing> {
                 serde_json::from_reader(&mut entry).context("parsing manifest.json")?;
             order = manifests.pop().map(|m| m.layers);
         } else if path.ends_with("layer.tar") || path.starts_with("blobs/") {
-            // OCI blobs include the config JSON: only what reads as a tar is a layer.
-            if let Ok(ops) = layer_ops(&mut entry) {
+            // OCI blobs include the config JSON: only what reads as a tar is a layer. The
+            // containerd store saves layers as BuildKit made them: gzip-compressed.
+            let mut blob = io::BufReader::new(&mut entry);
+            let gzip = blob
+                .fill_buf()
+                .is_ok_and(|head| head.starts_with(&[0x1f, 0x8b]));
+            let ops = if gzip {
+                layer_ops(flate2::read::GzDecoder::new(blob))
+            } else {
+                layer_ops(blob)
+            };
+            if let Ok(ops) = ops {
                 layers.insert(path, ops);
             }
         }
@@ -231,6 +241,15 @@ mod tests {
             panic!("etc/a is a file")
         };
         assert_eq!(*sha256, crate::digest::sha256_hex(b"changed"));
+    }
+
+    #[test]
+    fn gzip_compressed_layers_read_as_their_tar() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, &layer(&[("bin/app", b"v1")])).unwrap();
+        let plain = listing_from_save(save(&[layer(&[("bin/app", b"v1")])]).as_slice()).unwrap();
+        let compressed = listing_from_save(save(&[gz.finish().unwrap()]).as_slice()).unwrap();
+        assert_eq!(plain, compressed);
     }
 
     #[test]

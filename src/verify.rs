@@ -134,6 +134,8 @@ fn observe(
     let mut images: Vec<String> = Vec::new();
     if let Some(m) = manifest {
         images.extend(m.image.iter().map(|i| i.id.clone()));
+        // Their histories tell the image's own layers from its base's (layers-fresh).
+        images.extend(m.base_images.iter().map(|b| b.id.clone()));
         images.extend(
             m.compose
                 .services

@@ -146,8 +146,10 @@ node_bases() {
   local node=$1
   # shellcheck source=/dev/null
   source "$PROV_REPO/.cache/images/ids.env"
+  # By tag: an image's ID depends on the node's image store (what prov build records is checked
+  # by configuration digest).
   prov exec --node "$node" -- docker image inspect \
-    "$BUILDER_IMAGE" "$RUNTIME_IMAGE" "$POSTGRES_IMAGE" >/dev/null 2>&1 && return 0
+    "$BUILDER_TAG" "$RUNTIME_TAG" "$POSTGRES_TAG" >/dev/null 2>&1 && return 0
   log "loading the base images into node $node's engine"
   prov exec --node "$node" -- docker load <"$PROV_REPO/.cache/images/bases.tar" >/dev/null ||
     die "loading the base images into node $node failed (above)"

@@ -43,10 +43,10 @@ load_bases() {
   [[ -r $IMAGE_IDS ]] || die "no base images recorded ($IMAGE_IDS): run make bases on the host"
   # shellcheck source=/dev/null
   source "$IMAGE_IDS"
-  local id
-  for id in "$BUILDER_IMAGE" "$RUNTIME_IMAGE" "$POSTGRES_IMAGE"; do
-    docker image inspect "$id" >/dev/null 2>&1 ||
-      die "base image $id is not in $(node_name)'s engine: run make demo NODE=$(node_name) on the host, which loads it"
+  local tag
+  for tag in "$BUILDER_TAG" "$RUNTIME_TAG" "$POSTGRES_TAG"; do
+    docker image inspect "$tag" >/dev/null 2>&1 ||
+      die "base image $tag is not in $(node_name)'s engine: run make demo NODE=$(node_name) on the host, which loads it"
   done
   export PROV_DB_IMAGE=$POSTGRES_TAG
 }
