@@ -137,6 +137,10 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
         }
         Err(_) => None,
     };
+    let buildkit_provenance = match (&result, materials.builder) {
+        (Ok(()), Builder::BuildKit) => keep_buildkit_provenance(&store, &build_id, &tag)?,
+        _ => None,
+    };
     let manifest = Manifest {
         schema: MANIFEST_SCHEMA.to_string(),
         build_id: build_id.clone(),
@@ -166,6 +170,7 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
         context: Some(materials.context.record.clone()),
         prev_manifest_sha256: prev.map(|p| p.sha256),
         tool: materials.tool,
+        buildkit_provenance,
     };
     let manifest_sha256 = store.write_manifest(&manifest)?;
     if let Err(e) = result {
@@ -538,6 +543,31 @@ fn run_docker_build(
         },
         result,
     ))
+}
+
+/// Writes BuildKit's provenance of the image, read from `docker save`, beside the record; `None`
+/// (said on the terminal) when the store kept none.
+fn keep_buildkit_provenance(
+    store: &Store,
+    build_id: &str,
+    tag: &str,
+) -> Result<Option<FileDigest>> {
+    let saved = duct::cmd!("docker", "save", tag)
+        .stderr_null()
+        .reader()
+        .context("running docker save for BuildKit's provenance")?;
+    let Some(statement) = crate::buildkit::provenance_from_save(saved)? else {
+        eprintln!("prov: the image store kept no BuildKit provenance for {tag}");
+        return Ok(None);
+    };
+    let mut bytes = serde_json::to_vec_pretty(&statement).expect("a statement serializes");
+    bytes.push(b'\n');
+    let path = store.dir().join(format!("{build_id}.buildkit.json"));
+    crate::manifest::write_atomic(&path, &bytes)?;
+    Ok(Some(FileDigest {
+        path: format!("provenance/{}/{build_id}.buildkit.json", store.node()),
+        sha256: sha256_hex(&bytes),
+    }))
 }
 
 /// The bases still resolve to the IDs the build was given: a base retagged during the build

@@ -209,7 +209,15 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
     if !new.is_empty() {
         let names: Vec<String> = new
             .iter()
-            .map(|s| format!("{}.log", s.manifest.build_id))
+            .flat_map(|s| {
+                let id = &s.manifest.build_id;
+                std::iter::once(format!("{id}.log")).chain(
+                    s.manifest
+                        .buildkit_provenance
+                        .as_ref()
+                        .map(|_| format!("{id}.buildkit.json")),
+                )
+            })
             .collect();
         let stream = node_tar(transport, &names, MAX_LOGS_BYTES)?;
         unpack(&stream, logs_dir.path(), |name| {
@@ -221,6 +229,7 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
             .path()
             .join(format!("{}.log", stored.manifest.build_id));
         check_log(stored, &log).map_err(refuse)?;
+        check_buildkit_provenance(stored, logs_dir.path()).map_err(refuse)?;
     }
     if let Some(theirs) = latest
         .as_ref()
@@ -234,6 +243,11 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
         let id = &stored.manifest.build_id;
         fs::copy(logs_dir.path().join(format!("{id}.log")), host.log_path(id))
             .with_context(|| format!("writing {}", host.log_path(id).display()))?;
+        if stored.manifest.buildkit_provenance.is_some() {
+            let name = format!("{id}.buildkit.json");
+            fs::copy(logs_dir.path().join(&name), host.dir().join(&name))
+                .with_context(|| format!("writing {}", host.dir().join(&name).display()))?;
+        }
         let bytes = bounded::read(&fetched.store.manifest_path(id))?
             .context("a fetched record vanished")?;
         write_atomic(&host.manifest_path(id), &bytes)?;
@@ -259,6 +273,26 @@ pub fn check_log(stored: &Stored, log: &Path) -> Result<(), String> {
         return Err(format!(
             "build {}'s log has sha256 {sha} and {bytes} bytes, the record says {} and {}",
             m.build_id, m.build_log.sha256, m.build_log.bytes
+        ));
+    }
+    Ok(())
+}
+
+/// BuildKit's provenance, when the record names one, has the recorded digest.
+fn check_buildkit_provenance(stored: &Stored, dir: &Path) -> Result<(), String> {
+    let m = &stored.manifest;
+    let Some(recorded) = &m.buildkit_provenance else {
+        return Ok(());
+    };
+    let path = dir.join(format!("{}.buildkit.json", m.build_id));
+    let bytes = bounded::read(&path)
+        .map_err(|e| format!("build {}'s BuildKit provenance {e}", m.build_id))?
+        .ok_or_else(|| format!("build {}'s BuildKit provenance is missing", m.build_id))?;
+    let sha = crate::digest::sha256_hex(&bytes);
+    if sha != recorded.sha256 {
+        return Err(format!(
+            "build {}'s BuildKit provenance has sha256 {sha}, the record says {}",
+            m.build_id, recorded.sha256
         ));
     }
     Ok(())

@@ -143,6 +143,10 @@ impl Store {
         &self.dir
     }
 
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// The folder itself must not lead elsewhere.
     fn check_dir(&self) -> Result<(), StoreError> {
         if bounded::is_symlink(&self.dir) {

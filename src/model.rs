@@ -82,6 +82,10 @@ pub struct Manifest {
     /// sha256 of the node's previous manifest file, byte for byte: the hash chain.
     pub prev_manifest_sha256: Option<String>,
     pub tool: ToolInfo,
+    /// BuildKit's own SLSA provenance of this build, kept beside the record
+    /// (`<build id>.buildkit.json`), where the builder and the store make one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buildkit_provenance: Option<FileDigest>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

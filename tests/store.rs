@@ -63,6 +63,7 @@ fn manifest(build_id: &str, prev: Option<String>, status: BuildStatus) -> Manife
         tool: ToolInfo {
             versions: BTreeMap::new(),
         },
+        buildkit_provenance: None,
     }
 }
 

@@ -27,7 +27,7 @@ NODE=main
   echo "$output" | tail -n 40
   [ "$status" -eq 0 ]
   assert_output_has "removing the stack's containers"
-  assert_output_has "Step 1/"
+  assert_rebuild_visible main
   assert_output_has "node main: OK"
 }
 

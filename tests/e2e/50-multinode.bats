@@ -7,7 +7,7 @@ load helpers
   run golden demo-reviewer NODE=worker1
   echo "$output" | tail -n 30
   [ "$status" -eq 0 ]
-  assert_output_has "Step 1/"
+  assert_rebuild_visible worker1
   assert_output_has "node worker1: OK"
   # The project has a key (45-attest): the build attested itself, and verify checked it.
   dir="$REPO/provenance/worker1"

@@ -55,6 +55,17 @@ assert_output_has() {
   fi
 }
 
+# The last `run` output shows the api being rebuilt, as the node's builder prints it: the legacy
+# builder's steps (bookworm), BuildKit's stages (trixie).
+assert_rebuild_visible() {
+  if [[ $(prov nodes --flavour "$1") == bookworm ]]; then
+    assert_output_has "Step 1/"
+  else
+    assert_output_has "[build 1/"
+    assert_output_has "exporting to image"
+  fi
+}
+
 # The manifests in a node's provenance folder, oldest first: `<build id>.json`, without the
 # attestation envelopes (`<build id>.dsse.json`) or anything in subfolders.
 manifests() {
