@@ -15,6 +15,8 @@ const MAX_JSON_BLOB: u64 = 4 << 20;
 const ATTESTATION_MANIFEST: &str = "attestation-manifest";
 const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 const PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
+/// How BuildKit names the context a client sent it.
+const SESSION: &str = "http://buildkit-session/";
 
 /// The in-toto statement of BuildKit's SLSA provenance in a `docker save` stream of one image,
 /// or `None` when the image carries none (the classic store keeps no attestations).
@@ -169,9 +171,147 @@ mod tests {
     }
 
     #[test]
+    fn the_record_and_buildkit_agree_on_the_context_and_name_what_only_each_records() {
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/verify/base/provenance/main/20261130-063751-410-ec76.json"
+        ))
+        .unwrap();
+        let mut m: crate::model::Manifest = serde_json::from_slice(&bytes).unwrap();
+        m.context.as_mut().unwrap().sha256 = "ab".repeat(32);
+        let statement = json!({"predicate": {
+            "builder": {"id": ""},
+            "materials": [
+                {"uri": "pkg:docker/prov-runtime@t?platform=linux%2Famd64",
+                 "digest": {"sha256": "cd".repeat(32)}},
+                {"uri": "http://buildkit-session/x", "digest": {"sha256": "ab".repeat(32)}}
+            ],
+            "invocation": {"parameters": {"args": {"build-arg:API_FEATURES": ""}}}
+        }});
+        let cmp = side_by_side(&m, &statement);
+        let context = cmp.rows.iter().find(|r| r.0 == "build context").unwrap();
+        assert_eq!(context.1, context.2);
+        assert!(cmp.only_buildkit.is_empty(), "{:?}", cmp.only_buildkit);
+        assert!(cmp.only_prov.iter().any(|l| l.starts_with("Cargo.lock")));
+    }
+
+    #[test]
     fn an_image_without_attestations_has_none() {
         assert!(provenance_from_save(saved(false).as_slice())
             .unwrap()
             .is_none());
+    }
+}
+
+/// prov's record and BuildKit's provenance of the same build, side by side.
+#[derive(Debug, Default, PartialEq)]
+pub struct SideBySide {
+    /// (what, prov's account, BuildKit's account)
+    pub rows: Vec<(String, String, String)>,
+    /// Recorded by BuildKit, not by prov.
+    pub only_buildkit: Vec<String>,
+    /// Recorded by prov, not by BuildKit.
+    pub only_prov: Vec<String>,
+}
+
+/// Puts a record and BuildKit's SLSA v0.2 statement of the same build side by side: materials,
+/// build arguments and builder, then what each records that the other does not.
+pub fn side_by_side(m: &crate::model::Manifest, statement: &Value) -> SideBySide {
+    let predicate = statement.get("predicate").cloned().unwrap_or(Value::Null);
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
+    let materials: Vec<(String, String)> = predicate
+        .get("materials")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let digest = m
+                .pointer("/digest/sha256")
+                .and_then(Value::as_str)
+                .map_or("no digest".to_string(), |d| format!("sha256:{d}"));
+            (text(m.get("uri")), digest)
+        })
+        .collect();
+    let args: Vec<(String, String)> = predicate
+        .pointer("/invocation/parameters/args")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.strip_prefix("build-arg:")?.to_string(), text(Some(v)))))
+        .collect();
+    let mut rows = Vec::new();
+    for base in &m.base_images {
+        let theirs = materials
+            .iter()
+            .find(|(uri, _)| {
+                let name = base.reference.split(':').next().unwrap_or(&base.reference);
+                uri.contains(&format!("/{name}@"))
+            })
+            .map_or("(not named)".to_string(), |(uri, d)| format!("{uri} {d}"));
+        let ours = format!(
+            "{} {}",
+            base.reference,
+            base.config_digest.as_deref().unwrap_or(&base.id)
+        );
+        rows.push((format!("base {}", base.arg), ours, theirs));
+    }
+    for (name, value) in &m.build_args {
+        let theirs = args
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("(absent)".to_string(), |(_, v)| v.clone());
+        rows.push((format!("build argument {name}"), value.clone(), theirs));
+    }
+    // BuildKit digests the context it received (a session material): the stream prov made.
+    if let Some(context) = &m.context {
+        let theirs = materials
+            .iter()
+            .find(|(uri, _)| uri.starts_with(SESSION))
+            .map_or("(not named)".to_string(), |(_, d)| d.clone());
+        rows.push((
+            "build context".into(),
+            format!("sha256:{}", context.sha256),
+            theirs,
+        ));
+    }
+    rows.push((
+        "builder".into(),
+        format!("prov build on node {}", m.node),
+        match text(predicate.pointer("/builder/id")) {
+            id if id.is_empty() => "(empty)".to_string(),
+            id => id,
+        },
+    ));
+    let only_buildkit = materials
+        .iter()
+        .filter(|(uri, _)| !uri.starts_with("pkg:docker/") && !uri.starts_with(SESSION))
+        .map(|(uri, d)| format!("material {uri} {d}"))
+        .chain(
+            predicate
+                .pointer("/invocation/configSource/entryPoint")
+                .and_then(Value::as_str)
+                .map(|e| format!("frontend entry point {e}")),
+        )
+        .collect();
+    let mut only_prov = vec![
+        format!("source tree {}", m.git.tree),
+        format!("Cargo.lock sha256 {}", m.cargo_lock.sha256),
+        format!("Compose configuration sha256 {}", m.compose.config_sha256),
+        format!("build log sha256 {}", m.build_log.sha256),
+        "the bases' configuration digests".to_string(),
+    ];
+    if let Some(context) = &m.context {
+        only_prov.push(format!(
+            "build context sha256 {} ({} files, vendored crates proved)",
+            context.sha256, context.files
+        ));
+    }
+    if let Some(policy) = &m.policy {
+        only_prov.push(format!("build policy sha256 {}", policy.sha256));
+    }
+    SideBySide {
+        rows,
+        only_buildkit,
+        only_prov,
     }
 }

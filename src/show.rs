@@ -290,3 +290,23 @@ pub fn render_log(chain: &[ChainEntry], latest: Option<&str>, paint: Paint) -> S
     }
     out
 }
+
+/// BuildKit's account of the build beside prov's (`prov show` on a BuildKit node).
+pub fn render_buildkit(cmp: &crate::buildkit::SideBySide) -> String {
+    let mut out =
+        String::from("\nBuildKit's provenance of the same build (SLSA v0.2), beside prov's\n");
+    for (what, ours, theirs) in &cmp.rows {
+        let _ = writeln!(out, "  {}", clip(&printable(what), 76));
+        let _ = writeln!(out, "    prov      {}", clip(&printable(ours), 66));
+        let _ = writeln!(out, "    BuildKit  {}", clip(&printable(theirs), 66));
+    }
+    let _ = writeln!(out, "  only BuildKit records");
+    for line in &cmp.only_buildkit {
+        let _ = writeln!(out, "    {}", clip(&printable(line), 74));
+    }
+    let _ = writeln!(out, "  only prov records");
+    for line in &cmp.only_prov {
+        let _ = writeln!(out, "    {}", clip(&printable(line), 74));
+    }
+    out
+}
