@@ -74,7 +74,7 @@ pub fn judge(e: &Evidence) -> Vec<Check> {
         check_image(m, &e.state, services[0], &mut checks);
     }
     check_configuration(manifest, &e.state, &services, &mut checks);
-    check_wiring(&services, &mut checks);
+    check_wiring(&services, manifest, &mut checks);
     check_no_bypass(&e.state, manifest, &services, &mut checks);
     if let (Some(m), Ok(stored)) = (manifest, &e.latest) {
         check_imported(m, stored, e.imported.as_deref(), &mut checks);
@@ -690,8 +690,12 @@ fn found_ports(c: &ContainerInspect) -> Vec<String> {
 }
 
 /// Compose put the stack together from /vagrant: its directory and its file.
-fn check_wiring(services: &[Option<&ContainerInspect>], checks: &mut Checks) {
+fn check_wiring(services: &[Option<&ContainerInspect>], m: Option<&Manifest>, checks: &mut Checks) {
     let expected_file = format!("{NODE_MOUNT}/{}", stack::COMPOSE_FILE);
+    // Compose v2 also names the image it created the container from; v1 does not.
+    let compose_v2 = m
+        .and_then(|m| m.tool.versions.get("compose"))
+        .is_some_and(|v| !v.starts_with("1."));
     let mut problems = Vec::new();
     for (service, container) in stack::SERVICES.iter().zip(services) {
         let Some(c) = container else {
@@ -706,6 +710,18 @@ fn check_wiring(services: &[Option<&ContainerInspect>], checks: &mut Checks) {
         let files = label(compose_labels::CONFIG_FILES);
         if files != expected_file {
             problems.push(format!("{service}: config_files {files}"));
+        }
+        match c.label(compose_labels::IMAGE) {
+            Some(image) if image != c.image => problems.push(format!(
+                "{service}: created from {} by Compose, runs {}",
+                short(image),
+                short(&c.image)
+            )),
+            None if compose_v2 => problems.push(format!(
+                "{service}: no {} label (Compose v2 sets it)",
+                compose_labels::IMAGE
+            )),
+            _ => {}
         }
     }
     checks.add(

@@ -39,6 +39,8 @@ pub mod compose_labels {
     pub const ONEOFF: &str = "com.docker.compose.oneoff";
     pub const WORKING_DIR: &str = "com.docker.compose.project.working_dir";
     pub const CONFIG_FILES: &str = "com.docker.compose.project.config_files";
+    /// Compose v2 only: the ID of the image the container was created from.
+    pub const IMAGE: &str = "com.docker.compose.image";
 }
 
 /// `prov stack`: the names as shell assignments, for the scripts to `eval`.

@@ -282,6 +282,28 @@ fn an_api_that_does_not_answer_or_is_not_ready_fails_its_http_checks() {
 }
 
 #[test]
+fn a_container_compose_v2_made_names_its_image_and_must_run_it() {
+    // The fixture is Compose v1's, which sets no image label: a v2 record requires it.
+    let v2 = |m: &mut Manifest| {
+        m.tool.versions.insert("compose".into(), "2.26.1".into());
+    };
+    let checks = judged(|_, _| {}, v2, None);
+    fails_including(
+        &checks,
+        "compose-wiring",
+        "no com.docker.compose.image label",
+    );
+    let labelled = |s: &mut Value, _: &mut Value| {
+        for c in [api, db] {
+            let image = c(s)["Image"].clone();
+            c(s)["Config"]["Labels"]["com.docker.compose.image"] = image;
+        }
+    };
+    let checks = judged(labelled, v2, None);
+    assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
+}
+
+#[test]
 fn an_image_with_a_registry_digest_or_a_latest_tag_is_not_local() {
     let checks = checks_after(|state, _| {
         state["images"][0]["RepoDigests"] = json!(["registry.example/prov-api@sha256:00"]);
@@ -421,6 +443,14 @@ fn every_runtime_check_fails_on_its_own_fixture() {
             Box::new(|s| {
                 api(s)["Config"]["Labels"]["com.docker.compose.project.working_dir"] =
                     json!("/home/vagrant/copy")
+            }),
+        ),
+        (
+            "compose-wiring",
+            "api: created from",
+            Box::new(|s| {
+                api(s)["Config"]["Labels"]["com.docker.compose.image"] =
+                    json!(format!("sha256:{}", "e".repeat(64)))
             }),
         ),
         (

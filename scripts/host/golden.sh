@@ -55,7 +55,10 @@ destroy() {
   if [[ -n $NODE ]]; then nodes=("$node"); else mapfile -t nodes < <(prov nodes); fi
   for node in "${nodes[@]}"; do
     if node_created "$node"; then
-      on_running_node scripts/node/clean.sh
+      # A node whose clean-up fails is destroyed all the same. (Run as a job, so that the
+      # clean-up stops at its first failing step: `set -e` does not apply left of `||`.)
+      on_running_node scripts/node/clean.sh &
+      wait "$!" || warn "cleaning node $node failed (above): destroying it all the same"
       # The export's files are the node's root's: the node removes them itself.
       if node_running "$node"; then
         prov exec --node "$node" -- sudo -n find /vagrant -mindepth 1 -delete || true

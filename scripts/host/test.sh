@@ -42,8 +42,21 @@ e2e() {
   use_host_state
   ensure_vendor
   ensure_bases
-  log "end-to-end suite on real nodes (tests/e2e)"
-  bats --timing "$PROV_REPO/tests/e2e"
+  local node flavour failed=0
+  local -A seen=()
+  # The per-node files run on the first node of each flavour nodes.json declares, then the
+  # cluster's files on them all. A failing pass does not stop the next one: every failure shows.
+  for node in $(prov nodes); do
+    flavour=$(prov nodes --flavour "$node")
+    [[ -z ${seen[$flavour]:-} ]] || continue
+    seen[$flavour]=1
+    log "end-to-end suite on $node ($flavour): tests/e2e/node"
+    E2E_NODE=$node BATS_TEST_NAME_PREFIX="[$node] " bats --timing "$PROV_REPO/tests/e2e/node" ||
+      failed=1
+  done
+  log "end-to-end suite on the cluster: tests/e2e/cluster"
+  bats --timing "$PROV_REPO/tests/e2e/cluster" || failed=1
+  return "$failed"
 }
 
 # Everything make test needs, declared in scripts/lib/tools.list, installed once up front.

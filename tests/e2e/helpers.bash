@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Shared helpers for the end-to-end suite: real nodes, reached the way the tools reach them.
 
-REPO="$(cd "$BATS_TEST_DIRNAME/../.." && pwd -P)"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 PROV="$REPO/target/release/prov"
 export VAGRANT_CHECKPOINT_DISABLE=1
 
@@ -13,6 +13,11 @@ if [[ -x $PROV ]]; then
   STATE_DIR="$(prov state-dir)"
   export PROV_STATE_DIR="$STATE_DIR" VAGRANT_DOTFILE_PATH="$STATE_DIR/vagrant"
 fi
+
+# The node a per-node test file (tests/e2e/node) runs on: scripts/host/test.sh runs those files
+# once on the first node of each flavour that nodes.json declares.
+# shellcheck disable=SC2034
+NODE=${E2E_NODE:-main}
 
 # A node's records as the node holds them, in its export (what its /vagrant/provenance/<node>
 # is). A test that writes there acts as the node's root would.
@@ -42,6 +47,16 @@ http_body() {
   curl -sS --max-time 5 "http://127.0.0.1:$(prov nodes --port "$1")$2"
 }
 
+# Runs the failure drill on a node from the host (sets $output and $status, shows the tail).
+# shellcheck disable=SC2154
+drill() {
+  NODE=$1 run "$REPO/scripts/drills/db-ready.sh"
+  echo "$output" | tail -n 60
+}
+
+# The newest drill record of a node, in the host's copy.
+latest_record() { find "$REPO/provenance/$1/drills" -name '*-db-ready.json' | sort | tail -n 1; }
+
 golden() {
   make -C "$REPO" --no-print-directory "$@"
 }
@@ -52,6 +67,26 @@ assert_output_has() {
   if [[ $output != *"$1"* ]]; then
     printf 'expected output to contain: %s\n--- output ---\n%s\n' "$1" "$output" >&2
     return 1
+  fi
+}
+
+# Runs Compose on a node as root from /vagrant with the stack's images (the latest build's api,
+# unless API_IMAGE names another; the base postgres unless DB_IMAGE does): Compose v1 on bookworm, the v2 plugin on trixie.
+compose_on() {
+  local node=$1
+  shift
+  root_on "$node" "cd /vagrant && source .cache/images/ids.env && \
+    PROV_DB_IMAGE=${DB_IMAGE:-\$POSTGRES_TAG} \
+    PROV_API_IMAGE=${API_IMAGE:-$(prov show --node "$node" --json | jq -r .image.tag)} \
+    $(compose_command "$node") -p prov -f /vagrant/compose.yaml $*"
+}
+
+# The Compose command of a node's flavour.
+compose_command() {
+  if [[ $(prov nodes --flavour "$1") == bookworm ]]; then
+    echo docker-compose
+  else
+    echo docker compose
   fi
 }
 

@@ -2,7 +2,7 @@
 # prov diff across nodes: same source, same inputs; then one node rebuilds changed source.
 # (After the bench, which needs both nodes verified: this leaves worker1 built from other source.)
 
-load helpers
+load ../helpers
 
 @test "after demo on both nodes from the same source, every must-match field agrees" {
   run prov diff main worker1

@@ -7,9 +7,8 @@
 # unsigned later build and a missing public key never pass. (The key stays for the rest of the
 # suite: the golden path attests every later build, and verify checks them.)
 
-load helpers
+load ../helpers
 
-NODE=main
 # The node's records (its export), and the host's copy with the envelopes the host wrote.
 DIR="$(node_dir "$NODE")"
 HOST_DIR="$REPO/provenance/$NODE"
@@ -103,8 +102,9 @@ teardown() { restore_kept; }
   newer="$(jq -r .build_id "$DIR/latest")"
   [ "$newer" != "$older" ]
   prov verify --node "$NODE"
-  keep "$DIR/latest" "$DIR/$newer.json" "$DIR/$newer.dsse.json" "$DIR/$newer.log"
-  rm -f "$DIR/$newer.json" "$DIR/$newer.dsse.json" "$DIR/$newer.log"
+  # (A BuildKit build has BuildKit's provenance beside its record.)
+  keep "$DIR/latest" "$DIR/$newer".{json,dsse.json,log,buildkit.json}
+  rm -f "$DIR/$newer".{json,dsse.json,log,buildkit.json}
   jq -n --arg b "$older" --arg s "$(sha256sum "$DIR/$older.json" | cut -d' ' -f1)" \
     '{build_id: $b, manifest_sha256: $s}' >"$DIR/latest"
   fails_on no-rollback

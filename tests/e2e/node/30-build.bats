@@ -2,9 +2,8 @@
 # prov build on a real node: the manifest agrees with the engine, the log digest is honest, and
 # every bad input fails clearly without losing anything.
 
-load helpers
+load ../helpers
 
-NODE=main
 DIR="$(node_dir "$NODE")"
 
 # Runs prov build on the node as root from /vagrant, with extra shell set-up before it, once

@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # The benchmark suite runs (smoke mode: one run per command) and reports every figure.
 
-load helpers
+load ../helpers
 
 @test "make bench BENCH_MODE=smoke runs every benchmark and writes the results" {
   run golden bench BENCH_MODE=smoke

@@ -2,9 +2,8 @@
 # The execution-context guard, reached through real mounts inside a node: every refusal the
 # milestone lists. The node runs (10-golden brought it up).
 
-load helpers
+load ../helpers
 
-NODE=main
 SCRIPT=scripts/node/up.sh
 
 # Runs up.sh as root on the node from a directory, through a given path to the script.

@@ -3,10 +3,11 @@
 # /vagrant. Whatever it writes there, remounted read-write, never reaches the host's checkout or
 # state, is never run by the host, and is put back by the next operation.
 
-load helpers
+load ../helpers
 
-NODE=main
 MARK=/tmp/prov-e2e-host-ran-a-node-file
+# Another declared node, whose records this node must never hold.
+OTHER="$(prov nodes | grep -vx "$NODE" | head -n 1)"
 
 # What the host holds: the checkout's tracked files, the records, prov itself, and the host-only
 # state (the nodes' exports and the scratch folders for records being read excepted).
@@ -24,7 +25,7 @@ teardown() {
 
 @test "the export holds the checkout, not the host's state or other nodes' records" {
   prov sync --node "$NODE"
-  for path in .vagrant .cache/keys .cache/venv-attest provenance/worker1 target/release/deps; do
+  for path in .vagrant .cache/keys .cache/venv-attest provenance/$OTHER target/release/deps; do
     run root_on "$NODE" "test -e /vagrant/$path"
     [ "$status" -ne 0 ] || { echo "/vagrant/$path is in the export"; return 1; }
   done
@@ -41,8 +42,8 @@ touch $MARK"
     echo '// written by the node' >>api/src/main.rs && \
     printf 'demo:\n\ttouch $MARK\n' >Makefile && \
     printf '%s\n' '$evil' | tee scripts/node/up.sh scripts/lib/host.sh target/release/prov >/dev/null && \
-    mkdir -p provenance/worker1 .vagrant/machines/main .cache/keys && \
-    echo '{}' >provenance/worker1/latest && echo forged >.vagrant/machines/main/id && \
+    mkdir -p provenance/$OTHER .vagrant/machines/main .cache/keys && \
+    echo '{}' >provenance/$OTHER/latest && echo forged >.vagrant/machines/main/id && \
     printf 'Host main\n  ProxyCommand touch $MARK\n' >.cache/ssh-main.config && \
     echo forged >.cache/keys/attest.pub.json"
   # Nothing on the host changed.
@@ -54,7 +55,7 @@ touch $MARK"
   [ "$(host_snapshot)" = "$before" ]
   [ "$(root_on "$NODE" "sha256sum < /vagrant/scripts/node/up.sh")" = \
     "$(sha256sum <"$REPO/scripts/node/up.sh")" ]
-  run root_on "$NODE" "test -e /vagrant/provenance/worker1"
+  run root_on "$NODE" "test -e /vagrant/provenance/$OTHER"
   [ "$status" -ne 0 ]
   prov verify --node "$NODE"
 }

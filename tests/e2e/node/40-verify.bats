@@ -2,20 +2,14 @@
 # prov verify on a real node: it passes on the golden path, every bypass makes it fail naming the
 # right check, and it changes nothing. Each test restores what it broke.
 
-load helpers
+load ../helpers
 bats_require_minimum_version 1.5.0
 
-NODE=main
 # The node's records (its export), and the host's imported copy.
 DIR="$(node_dir "$NODE")"
 HOST_DIR="$REPO/provenance/$NODE"
 
-# Runs compose on the node as root from /vagrant, with the latest build's image.
-compose_on_node() {
-  root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && \
-    PROV_DB_IMAGE=\$POSTGRES_TAG PROV_API_IMAGE=${API_IMAGE:-$(prov show --node "$NODE" --json | jq -r .image.tag)} \
-    docker-compose -p prov -f /vagrant/compose.yaml $*"
-}
+compose_on_node() { compose_on "$NODE" "$@"; }
 
 # verify must exit 1 and name the check as failed.
 fails_on() {
@@ -44,8 +38,8 @@ drop_no_more() {
 }
 
 # Whatever a test did, the records and files it kept come back; after a failure, the node is
-# put back on the golden path too (hand-made containers removed, the engine thawed, the stack
-# started again).
+# put back on the golden path too (hand-made containers removed, the engine thawed, the recorded
+# image under its tag, the stack started again).
 teardown() {
   restore_kept
   drop_no_more
@@ -53,6 +47,8 @@ teardown() {
   if [[ -z ${BATS_TEST_COMPLETED:-} ]]; then
     root_on "$NODE" "pkill -CONT -x dockerd; umount /var/run/docker.sock 2>/dev/null; \
       docker rm -f prov-stray prov-one-off prov-api >/dev/null 2>&1; true" || true
+    read -r id tag < <(prov show --node "$NODE" --json | jq -r '"\(.image.id) \(.image.tag)"')
+    on_node "$NODE" docker tag "$id" "$tag" || true
     golden up NODE="$NODE" || true
   fi
 }
@@ -69,12 +65,12 @@ fingerprint() {
 
 @test "verify passes on the golden path, in the table, JSON and JUnit forms" {
   passes
-  assert_output_has "node main: OK"
+  assert_output_has "node $NODE: OK"
   run prov verify --node "$NODE" --json --junit "$BATS_TEST_TMPDIR/junit.xml"
   [ "$status" -eq 0 ]
   [ "$(jq -r .ok <<<"$output")" = true ]
   [ "$(jq '[.checks[] | select(.ok | not)] | length' <<<"$output")" -eq 0 ]
-  grep -q '<testsuite name="prov verify main"' "$BATS_TEST_TMPDIR/junit.xml"
+  grep -q "<testsuite name=\"prov verify $NODE\"" "$BATS_TEST_TMPDIR/junit.xml"
   run ! grep -q '<failure' "$BATS_TEST_TMPDIR/junit.xml"
 }
 
@@ -205,9 +201,9 @@ fingerprint() {
   root_on "$NODE" "rm -rf /home/vagrant/copy && mkdir -p /home/vagrant/copy && cp /vagrant/compose.yaml /home/vagrant/copy/"
   root_on "$NODE" "cd /home/vagrant/copy && source /vagrant/.cache/images/ids.env && \
     PROV_DB_IMAGE=\$POSTGRES_TAG PROV_API_IMAGE=$(prov show --node "$NODE" --json | jq -r .image.tag) \
-    docker-compose -p prov up -d"
+    $(compose_command "$NODE") -p prov up -d"
   fails_on compose-wiring
-  root_on "$NODE" "cd /home/vagrant/copy && PROV_DB_IMAGE=x PROV_API_IMAGE=x docker-compose -p prov down && rm -rf /home/vagrant/copy"
+  root_on "$NODE" "cd /home/vagrant/copy && PROV_DB_IMAGE=x PROV_API_IMAGE=x $(compose_command "$NODE") -p prov down && rm -rf /home/vagrant/copy"
   golden up NODE="$NODE"
   passes_soon
 }
@@ -222,6 +218,76 @@ fingerprint() {
   on_node "$NODE" docker tag "$id" "$tag"
   compose_on_node up -d
   passes_soon
+}
+
+# Puts the recorded image back under its tag and restarts the stack on it.
+restore_recorded_image() {
+  on_node "$NODE" docker tag "$1" "$(prov show --node "$NODE" --json | jq -r .image.tag)"
+  compose_on_node up -d
+  passes_soon
+}
+
+# Rebuilds the api by hand on the node, as an operator in a hurry would: the node's own builder
+# with its cache, the recorded bases, source arguments and labels, a build id of its own, under
+# the recorded tag. Only the last stage differs from the recorded build; every step before it
+# comes from the cache.
+rebuild_by_hand_with_cache() {
+  local m build
+  m="$(prov show --node "$NODE" --json)"
+  if [[ $(prov nodes --flavour "$NODE") == bookworm ]]; then
+    build="DOCKER_BUILDKIT=0 docker build"
+  else
+    build="docker buildx build --load --progress=plain"
+  fi
+  run root_on "$NODE" "cd /vagrant && $build --network=none -f api/Dockerfile \
+    -t $(jq -r .image.tag <<<"$m") $(jq -r --arg builder "$build" '[
+      (.base_images[] | if ($builder | startswith("DOCKER_BUILDKIT=0")) then
+          "--build-arg", "\(.arg)=\(.id)"
+        else ("prov-base-" + (.arg | ascii_downcase | gsub("_"; "-"))) as $name
+          | "--build-context", "\($name)=docker-image://\(.reference)", "--build-arg", "\(.arg)=\($name)"
+        end),
+      "--build-arg", "PROV_GIT_COMMIT=\(.git.commit // "")", "--build-arg", "PROV_GIT_TREE=\(.git.tree)",
+      "--build-arg", "PROV_BUILD_ID=by-hand",
+      (.image.labels | to_entries[] | "--label", "\(.key)=\(.value)")] | @sh' <<<"$m") ."
+}
+
+@test "an api rebuilt by hand with the cache, under the recorded tag, is refused" {
+  id="$(prov show --node "$NODE" --json | jq -r .image.id)"
+  rebuild_by_hand_with_cache
+  echo "$output" | tail -n 20 >&2
+  [ "$status" -eq 0 ]
+  # The build did use the cache, as each builder says it.
+  [[ $output == *"Using cache"* || $output == *" CACHED"* ]]
+  fails_on image-local
+  compose_on_node up -d
+  fails_on image-id
+  restore_recorded_image "$id"
+}
+
+@test "an image made elsewhere and loaded under the recorded tag is refused" {
+  id="$(prov show --node "$NODE" --json | jq -r .image.id)"
+  # Made on the host from the runtime base, then carried to the node as an archive.
+  # shellcheck source=/dev/null
+  runtime="$(source "$REPO/.cache/images/ids.env" && echo "$RUNTIME_TAG")"
+  printf 'FROM %s\nLABEL made=elsewhere\n' "$runtime" |
+    DOCKER_BUILDKIT=0 docker build -q -t prov-e2e-elsewhere:1 - >/dev/null
+  docker save prov-e2e-elsewhere:1 | prov exec --node "$NODE" -- sudo -n docker load
+  docker image rm prov-e2e-elsewhere:1 >/dev/null
+  on_node "$NODE" docker tag prov-e2e-elsewhere:1 "$(prov show --node "$NODE" --json | jq -r .image.tag)"
+  on_node "$NODE" docker image rm prov-e2e-elsewhere:1
+  fails_on image-local
+  compose_on_node up -d
+  fails_on image-id
+  restore_recorded_image "$id"
+}
+
+@test "the recorded image also tagged :latest is refused" {
+  id="$(prov show --node "$NODE" --json | jq -r .image.id)"
+  on_node "$NODE" docker tag "$id" prov-api:latest
+  fails_on image-local
+  assert_output_has "prov-api:latest"
+  on_node "$NODE" docker image rm prov-api:latest
+  passes
 }
 
 @test "fails when the api runs an older build's image, or latest points at an older build" {
@@ -244,12 +310,12 @@ fingerprint() {
 }
 
 @test "an unreachable node or a node with no build cannot be checked: exit 2, never 0" {
-  mv "$DIR" "$BATS_TEST_TMPDIR/prov-main"
+  mv "$DIR" "$BATS_TEST_TMPDIR/records"
   run prov verify --node "$NODE"
-  mv "$BATS_TEST_TMPDIR/prov-main" "$DIR"
+  mv "$BATS_TEST_TMPDIR/records" "$DIR"
   [ "$status" -eq 2 ]
   assert_output_has "COULD NOT CHECK"
-  assert_output_has "make demo NODE=main"
+  assert_output_has "make demo NODE=$NODE"
 }
 
 @test "a node whose Docker engine does not answer cannot be checked: exit 2, naming the engine" {
@@ -357,9 +423,7 @@ fingerprint() {
 @test "a database recreated from another image fails config:db, naming the image" {
   db_image="$(on_node "$NODE" docker inspect prov-db --format '{{.Image}}')"
   root_on "$NODE" "printf 'FROM %s\nLABEL swapped=yes\n' $db_image | DOCKER_BUILDKIT=0 docker build -q -t prov-postgres:swapped - >/dev/null"
-  root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && PROV_DB_IMAGE=prov-postgres:swapped \
-    PROV_API_IMAGE=$(prov show --node "$NODE" --json | jq -r .image.tag) \
-    docker-compose -p prov -f /vagrant/compose.yaml up -d db"
+  DB_IMAGE=prov-postgres:swapped compose_on_node up -d db
   fails_on config:db
   assert_output_has "image: expected $db_image"
   golden up NODE="$NODE"
