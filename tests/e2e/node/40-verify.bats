@@ -49,6 +49,7 @@ teardown() {
       docker rm -f prov-stray prov-one-off prov-api >/dev/null 2>&1; true" || true
     read -r id tag < <(prov show --node "$NODE" --json | jq -r '"\(.image.id) \(.image.tag)"')
     on_node "$NODE" docker tag "$id" "$tag" || true
+    on_node "$NODE" docker image rm prov-e2e-held:1 >/dev/null 2>&1 || true
     golden up NODE="$NODE" || true
   fi
 }
@@ -208,29 +209,32 @@ fingerprint() {
   passes_soon
 }
 
+# Holds the recorded image by a second name while a test moves its tag away: on the containerd
+# store an image that loses its last name is gone (BuildKit's --load leaves no dangling name).
+hold_recorded_image() { on_node "$NODE" docker tag "$1" prov-e2e-held:1; }
+
+# Puts the recorded image back under its tag, lets go of it, and restarts the stack on it.
+restore_recorded_image() {
+  on_node "$NODE" docker tag "$1" "$(prov show --node "$NODE" --json | jq -r .image.tag)"
+  on_node "$NODE" docker image rm prov-e2e-held:1
+  compose_on_node up -d
+  passes_soon
+}
+
 @test "fails when the image is rebuilt outside prov under the same tag" {
   tag="$(prov show --node "$NODE" --json | jq -r .image.tag)"
   id="$(prov show --node "$NODE" --json | jq -r .image.id)"
+  hold_recorded_image "$id"
   root_on "$NODE" "printf 'FROM %s\nLABEL rebuilt=by-hand\n' $id | DOCKER_BUILDKIT=0 docker build -t $tag -"
   fails_on image-local
   compose_on_node up -d
   fails_on image-id
-  on_node "$NODE" docker tag "$id" "$tag"
-  compose_on_node up -d
-  passes_soon
-}
-
-# Puts the recorded image back under its tag and restarts the stack on it.
-restore_recorded_image() {
-  on_node "$NODE" docker tag "$1" "$(prov show --node "$NODE" --json | jq -r .image.tag)"
-  compose_on_node up -d
-  passes_soon
+  restore_recorded_image "$id"
 }
 
 # Rebuilds the api by hand on the node, as an operator in a hurry would: the node's own builder
 # with its cache, the recorded bases, source arguments and labels, a build id of its own, under
-# the recorded tag. Only the last stage differs from the recorded build; every step before it
-# comes from the cache.
+# the recorded tag. Steps whose inputs the cache holds are taken from it, as each builder says.
 rebuild_by_hand_with_cache() {
   local m build
   m="$(prov show --node "$NODE" --json)"
@@ -253,6 +257,7 @@ rebuild_by_hand_with_cache() {
 
 @test "an api rebuilt by hand with the cache, under the recorded tag, is refused" {
   id="$(prov show --node "$NODE" --json | jq -r .image.id)"
+  hold_recorded_image "$id"
   rebuild_by_hand_with_cache
   echo "$output" | tail -n 20 >&2
   [ "$status" -eq 0 ]
@@ -269,6 +274,7 @@ rebuild_by_hand_with_cache() {
   # Made on the host from the runtime base, then carried to the node as an archive.
   # shellcheck source=/dev/null
   runtime="$(source "$REPO/.cache/images/ids.env" && echo "$RUNTIME_TAG")"
+  hold_recorded_image "$id"
   printf 'FROM %s\nLABEL made=elsewhere\n' "$runtime" |
     DOCKER_BUILDKIT=0 docker build -q -t prov-e2e-elsewhere:1 - >/dev/null
   docker save prov-e2e-elsewhere:1 | prov exec --node "$NODE" -- sudo -n docker load
