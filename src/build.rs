@@ -57,7 +57,7 @@ struct Materials {
 
 /// The builder the node's engine offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Builder {
+pub enum Builder {
     /// Engine 20.10 (bookworm nodes): the only one that takes `FROM <image id>`.
     Legacy,
     /// BuildKit through buildx (trixie nodes): bases arrive as named build contexts.
@@ -397,6 +397,41 @@ fn stamp(
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
+/// The named build context that carries a base to BuildKit.
+pub fn base_context_name(arg: &str) -> String {
+    format!("prov-base-{}", arg.to_lowercase().replace('_', "-"))
+}
+
+/// The build arguments a build passes, in order: each base (its ID to the legacy builder, its
+/// named context to BuildKit), the source's commit and tree, the build id, then the caller's.
+pub fn passed_build_args(
+    builder: Builder,
+    bases: &[BaseImage],
+    git: &GitSource,
+    build_id: &str,
+    callers: impl IntoIterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    bases
+        .iter()
+        .map(|base| {
+            let value = match builder {
+                Builder::Legacy => base.id.clone(),
+                Builder::BuildKit => base_context_name(&base.arg),
+            };
+            (base.arg.clone(), value)
+        })
+        .chain([
+            (
+                "PROV_GIT_COMMIT".to_string(),
+                git.commit.clone().unwrap_or_default(),
+            ),
+            ("PROV_GIT_TREE".to_string(), git.tree.clone()),
+            ("PROV_BUILD_ID".to_string(), build_id.to_string()),
+        ])
+        .chain(callers)
+        .collect()
+}
+
 /// Runs the build, copying its output to the terminal and the log while hashing it. The outer
 /// error means the build could not be run at all; the inner one that docker build failed.
 fn run_docker_build(
@@ -431,35 +466,26 @@ fn run_docker_build(
         "--tag".into(),
         tag.into(),
     ]);
-    for base in &m.base_images {
-        match m.builder {
-            Builder::Legacy => {
-                args.push("--build-arg".into());
-                args.push(format!("{}={}", base.arg, base.id));
-            }
-            // BuildKit cannot take `FROM <image id>`; a named context resolves a local image
-            // offline, and its ID is checked again after the build.
-            Builder::BuildKit => {
-                let name = format!("prov-base-{}", base.arg.to_lowercase().replace('_', "-"));
-                args.push("--build-context".into());
-                args.push(format!("{name}=docker-image://{}", base.reference));
-                args.push("--build-arg".into());
-                args.push(format!("{}={name}", base.arg));
-            }
+    // BuildKit cannot take `FROM <image id>`; a named context resolves a local image offline,
+    // and its ID is checked again after the build.
+    if m.builder == Builder::BuildKit {
+        for base in &m.base_images {
+            args.push("--build-context".into());
+            args.push(format!(
+                "{}=docker-image://{}",
+                base_context_name(&base.arg),
+                base.reference
+            ));
         }
     }
-    let version_args = [
-        (
-            "PROV_GIT_COMMIT".to_string(),
-            m.git.commit.clone().unwrap_or_default(),
-        ),
-        ("PROV_GIT_TREE".to_string(), m.git.tree.clone()),
-        ("PROV_BUILD_ID".to_string(), build_id.to_string()),
-    ];
-    for (k, v) in version_args
-        .into_iter()
-        .chain(req.build_args.iter().cloned())
-    {
+    let build_args = passed_build_args(
+        m.builder,
+        &m.base_images,
+        &m.git,
+        build_id,
+        req.build_args.iter().cloned(),
+    );
+    for (k, v) in build_args {
         args.push("--build-arg".into());
         args.push(format!("{k}={v}"));
     }
@@ -603,8 +629,11 @@ fn read_back(
             bail!("image {tag} lacks label {k}={v}: the engine did not apply the build's labels");
         }
     }
+    let digests = docker::image_digests(store, &image.id)?;
     Ok(ImageRecord {
-        config_digest: Some(docker::config_digest(store, &image.id)?),
+        config_digest: Some(digests.config),
+        manifest_digest: digests.manifest,
+        id_kind: Some(digests.id_kind),
         store: Some(store),
         id: image.id,
         tag: tag.to_string(),

@@ -3,11 +3,15 @@
 //! it from a `docker save` stream (no registry is needed) and keeps it beside its own record, so
 //! that the two accounts of the same build can be put side by side.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 
 use anyhow::{anyhow, Context, Result};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
+
+use crate::build::{self, Builder};
+use crate::model::Manifest;
 
 /// Blobs larger than this are layers, never the JSON this reads.
 const MAX_JSON_BLOB: u64 = 4 << 20;
@@ -17,6 +21,9 @@ const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 const PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
 /// How BuildKit names the context a client sent it.
 const SESSION: &str = "http://buildkit-session/";
+/// BuildKit's own keys in the provenance's metadata.
+const HERMETIC: &str = "https://mobyproject.org/buildkit@v1#hermetic";
+const METADATA: &str = "https://mobyproject.org/buildkit@v1#metadata";
 
 /// The in-toto statement of BuildKit's SLSA provenance in a `docker save` stream of one image,
 /// or `None` when the image carries none (the classic store keeps no attestations).
@@ -110,6 +117,219 @@ fn slsa_statement(manifest: &Value, blob: &dyn Fn(&str) -> Result<Value>) -> Res
     blob(digest)
 }
 
+/// prov's record and BuildKit's provenance of the same build, side by side.
+#[derive(Debug, Default, PartialEq)]
+pub struct SideBySide {
+    /// (what, prov's account, BuildKit's account)
+    pub rows: Vec<(String, String, String)>,
+    /// Recorded by BuildKit, not by prov.
+    pub only_buildkit: Vec<String>,
+    /// Recorded by prov, not by BuildKit.
+    pub only_prov: Vec<String>,
+}
+
+/// Puts a record and BuildKit's SLSA v0.2 statement of the same build side by side: the image,
+/// the materials (bases, context), every build argument, the labels, the cache and network
+/// settings, the build's times and the builder; then what each records that the other does not.
+pub fn side_by_side(m: &Manifest, statement: &Value) -> SideBySide {
+    let predicate = statement.get("predicate").cloned().unwrap_or(Value::Null);
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
+    let materials: Vec<(String, String)> = predicate
+        .get("materials")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let digest = m
+                .pointer("/digest/sha256")
+                .and_then(Value::as_str)
+                .map_or("no digest".to_string(), |d| format!("sha256:{d}"));
+            (text(m.get("uri")), digest)
+        })
+        .collect();
+    let parameters: BTreeMap<String, String> = predicate
+        .pointer("/invocation/parameters/args")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), text(Some(v))))
+        .collect();
+    let prefixed = |prefix: &str| -> BTreeMap<String, String> {
+        parameters
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_string(), v.clone())))
+            .collect()
+    };
+    let mut rows = Vec::new();
+    let subject = statement
+        .pointer("/subject/0/digest/sha256")
+        .and_then(Value::as_str)
+        .map_or("(no subject)".to_string(), |d| format!("sha256:{d}"));
+    let manifest = m.image.as_ref().and_then(|i| i.manifest_digest.clone());
+    rows.push((
+        "image manifest".into(),
+        manifest.unwrap_or_else(|| "(not recorded)".into()),
+        subject,
+    ));
+    for base in &m.base_images {
+        let theirs = materials
+            .iter()
+            .find(|(uri, _)| {
+                let name = base.reference.split(':').next().unwrap_or(&base.reference);
+                uri.contains(&format!("/{name}@"))
+            })
+            .map_or("(not named)".to_string(), |(uri, d)| format!("{uri} {d}"));
+        let ours = format!(
+            "{} {}",
+            base.reference,
+            base.config_digest.as_deref().unwrap_or(&base.id)
+        );
+        rows.push((format!("base {}", base.arg), ours, theirs));
+    }
+    // BuildKit digests the context it received (a session material): the stream prov made.
+    if let Some(context) = &m.context {
+        let theirs = materials
+            .iter()
+            .find(|(uri, _)| uri.starts_with(SESSION))
+            .map_or("(not named)".to_string(), |(_, d)| d.clone());
+        rows.push((
+            "build context".into(),
+            format!("sha256:{}", context.sha256),
+            theirs,
+        ));
+    }
+    let passed: BTreeMap<String, String> = build::passed_build_args(
+        Builder::BuildKit,
+        &m.base_images,
+        &m.git,
+        &m.build_id,
+        m.build_args.clone(),
+    )
+    .into_iter()
+    .collect();
+    let theirs_args = prefixed("build-arg:");
+    for name in passed
+        .keys()
+        .chain(theirs_args.keys())
+        .collect::<BTreeSet<_>>()
+    {
+        rows.push((
+            format!("build argument {name}"),
+            passed.get(name).cloned().unwrap_or("(not passed)".into()),
+            theirs_args.get(name).cloned().unwrap_or("(absent)".into()),
+        ));
+    }
+    let labels = m
+        .image
+        .as_ref()
+        .map(|i| i.labels.clone())
+        .unwrap_or_default();
+    let theirs_labels = prefixed("label:");
+    // The image also carries its base's labels, which the build did not pass.
+    let differing: Vec<&String> = theirs_labels
+        .iter()
+        .filter(|(k, v)| labels.get(*k) != Some(v))
+        .map(|(k, _)| k)
+        .collect();
+    rows.push((
+        "labels".into(),
+        format!("{} on the image", labels.len()),
+        if differing.is_empty() {
+            format!(
+                "{} passed, each on the image as passed",
+                theirs_labels.len()
+            )
+        } else {
+            format!(
+                "{} passed, not on the image so: {differing:?}",
+                theirs_labels.len()
+            )
+        },
+    ));
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+    rows.push((
+        "no cache".into(),
+        yes_no(m.no_cache),
+        yes_no(parameters.contains_key("no-cache")),
+    ));
+    rows.push((
+        "network".into(),
+        m.network.clone(),
+        parameters
+            .get("force-network-mode")
+            .cloned()
+            .unwrap_or("(default)".into()),
+    ));
+    let seconds = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let metadata = predicate.get("metadata").cloned().unwrap_or(Value::Null);
+    let their_time = |key: &str| {
+        metadata
+            .get(key)
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map_or("?".into(), |t| seconds(&t.with_timezone(&Utc)))
+    };
+    rows.push((
+        "build window".into(),
+        format!("{} .. {}", seconds(&m.started_at), seconds(&m.finished_at)),
+        format!(
+            "{} .. {}",
+            their_time("buildStartedOn"),
+            their_time("buildFinishedOn")
+        ),
+    ));
+    rows.push((
+        "builder".into(),
+        format!("prov build on node {}", m.node),
+        match text(predicate.pointer("/builder/id")) {
+            id if id.is_empty() => "(empty)".to_string(),
+            id => id,
+        },
+    ));
+    let mut only_buildkit: Vec<String> = materials
+        .iter()
+        .filter(|(uri, _)| !uri.starts_with("pkg:docker/") && !uri.starts_with(SESSION))
+        .map(|(uri, d)| format!("material {uri} {d}"))
+        .collect();
+    only_buildkit.extend(
+        predicate
+            .pointer("/invocation/configSource/entryPoint")
+            .and_then(Value::as_str)
+            .map(|e| format!("frontend entry point {e}")),
+    );
+    if let Some(hermetic) = metadata.get(HERMETIC).and_then(Value::as_bool) {
+        only_buildkit.push(format!("its own hermeticity claim: {hermetic}"));
+    }
+    if let Some(steps) = metadata
+        .pointer(&format!("/{}/layers", METADATA.replace('/', "~1")))
+        .and_then(Value::as_object)
+    {
+        only_buildkit.push(format!("the layers each of {} steps made", steps.len()));
+    }
+    let mut only_prov = vec![
+        format!("source tree {}", m.git.tree),
+        format!("Cargo.lock sha256 {}", m.cargo_lock.sha256),
+        format!("Compose configuration sha256 {}", m.compose.config_sha256),
+        format!("build log sha256 {}", m.build_log.sha256),
+        "the bases' configuration digests".to_string(),
+    ];
+    if let Some(context) = &m.context {
+        only_prov.push(format!(
+            "build context: {} files from the tree, vendored crates proved",
+            context.files
+        ));
+    }
+    if let Some(policy) = &m.policy {
+        only_prov.push(format!("build policy sha256 {}", policy.sha256));
+    }
+    only_prov.push("the hash chain to the previous record".to_string());
+    SideBySide {
+        rows,
+        only_buildkit,
+        only_prov,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,7 +397,7 @@ mod tests {
             "/tests/fixtures/verify/base/provenance/main/20261130-063751-410-ec76.json"
         ))
         .unwrap();
-        let mut m: crate::model::Manifest = serde_json::from_slice(&bytes).unwrap();
+        let mut m: Manifest = serde_json::from_slice(&bytes).unwrap();
         m.context.as_mut().unwrap().sha256 = "ab".repeat(32);
         let statement = json!({"predicate": {
             "builder": {"id": ""},
@@ -200,118 +420,5 @@ mod tests {
         assert!(provenance_from_save(saved(false).as_slice())
             .unwrap()
             .is_none());
-    }
-}
-
-/// prov's record and BuildKit's provenance of the same build, side by side.
-#[derive(Debug, Default, PartialEq)]
-pub struct SideBySide {
-    /// (what, prov's account, BuildKit's account)
-    pub rows: Vec<(String, String, String)>,
-    /// Recorded by BuildKit, not by prov.
-    pub only_buildkit: Vec<String>,
-    /// Recorded by prov, not by BuildKit.
-    pub only_prov: Vec<String>,
-}
-
-/// Puts a record and BuildKit's SLSA v0.2 statement of the same build side by side: materials,
-/// build arguments and builder, then what each records that the other does not.
-pub fn side_by_side(m: &crate::model::Manifest, statement: &Value) -> SideBySide {
-    let predicate = statement.get("predicate").cloned().unwrap_or(Value::Null);
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
-    let materials: Vec<(String, String)> = predicate
-        .get("materials")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            let digest = m
-                .pointer("/digest/sha256")
-                .and_then(Value::as_str)
-                .map_or("no digest".to_string(), |d| format!("sha256:{d}"));
-            (text(m.get("uri")), digest)
-        })
-        .collect();
-    let args: Vec<(String, String)> = predicate
-        .pointer("/invocation/parameters/args")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, v)| Some((k.strip_prefix("build-arg:")?.to_string(), text(Some(v)))))
-        .collect();
-    let mut rows = Vec::new();
-    for base in &m.base_images {
-        let theirs = materials
-            .iter()
-            .find(|(uri, _)| {
-                let name = base.reference.split(':').next().unwrap_or(&base.reference);
-                uri.contains(&format!("/{name}@"))
-            })
-            .map_or("(not named)".to_string(), |(uri, d)| format!("{uri} {d}"));
-        let ours = format!(
-            "{} {}",
-            base.reference,
-            base.config_digest.as_deref().unwrap_or(&base.id)
-        );
-        rows.push((format!("base {}", base.arg), ours, theirs));
-    }
-    for (name, value) in &m.build_args {
-        let theirs = args
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or("(absent)".to_string(), |(_, v)| v.clone());
-        rows.push((format!("build argument {name}"), value.clone(), theirs));
-    }
-    // BuildKit digests the context it received (a session material): the stream prov made.
-    if let Some(context) = &m.context {
-        let theirs = materials
-            .iter()
-            .find(|(uri, _)| uri.starts_with(SESSION))
-            .map_or("(not named)".to_string(), |(_, d)| d.clone());
-        rows.push((
-            "build context".into(),
-            format!("sha256:{}", context.sha256),
-            theirs,
-        ));
-    }
-    rows.push((
-        "builder".into(),
-        format!("prov build on node {}", m.node),
-        match text(predicate.pointer("/builder/id")) {
-            id if id.is_empty() => "(empty)".to_string(),
-            id => id,
-        },
-    ));
-    let only_buildkit = materials
-        .iter()
-        .filter(|(uri, _)| !uri.starts_with("pkg:docker/") && !uri.starts_with(SESSION))
-        .map(|(uri, d)| format!("material {uri} {d}"))
-        .chain(
-            predicate
-                .pointer("/invocation/configSource/entryPoint")
-                .and_then(Value::as_str)
-                .map(|e| format!("frontend entry point {e}")),
-        )
-        .collect();
-    let mut only_prov = vec![
-        format!("source tree {}", m.git.tree),
-        format!("Cargo.lock sha256 {}", m.cargo_lock.sha256),
-        format!("Compose configuration sha256 {}", m.compose.config_sha256),
-        format!("build log sha256 {}", m.build_log.sha256),
-        "the bases' configuration digests".to_string(),
-    ];
-    if let Some(context) = &m.context {
-        only_prov.push(format!(
-            "build context sha256 {} ({} files, vendored crates proved)",
-            context.sha256, context.files
-        ));
-    }
-    if let Some(policy) = &m.policy {
-        only_prov.push(format!("build policy sha256 {}", policy.sha256));
-    }
-    SideBySide {
-        rows,
-        only_buildkit,
-        only_prov,
     }
 }

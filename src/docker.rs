@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::ImageStore;
+use crate::model::{ImageIdKind, ImageStore};
 
 /// The subset of `docker image inspect` prov reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -335,17 +335,21 @@ pub fn has_buildx() -> bool {
 /// The containerd socket of a dockerd that manages its own containerd (how the nodes run it).
 const CONTAINERD_SOCKET: &str = "/run/docker/containerd/containerd.sock";
 
-/// The digest of an image's configuration in the containerd store, where the engine names the
-/// image by its manifest: read from the manifest in containerd's content store (`ctr`, as root).
-/// In the classic store the ID is that digest already.
-pub fn config_digest(store: ImageStore, image_id: &str) -> Result<String> {
+/// What an image's ID names, and the digests of its manifest and configuration. The classic
+/// store names an image by its configuration and keeps no manifest; the containerd store names
+/// it by its manifest, or by its index when the image carries attestations.
+pub fn image_digests(store: ImageStore, image_id: &str) -> Result<ImageDigests> {
     if store == ImageStore::Classic {
-        return Ok(image_id.to_string());
+        return Ok(ImageDigests {
+            id_kind: ImageIdKind::Config,
+            manifest: None,
+            config: image_id.to_string(),
+        });
     }
-    let manifest = containerd_blob(image_id)?;
-    let manifest = match manifest.get("manifests").and_then(|m| m.as_array()) {
-        // An index (an image with attestations): the image manifest is the one that is not an
-        // attestation.
+    let top = containerd_blob(image_id)?;
+    let (id_kind, manifest_digest, manifest) = match top.get("manifests").and_then(|m| m.as_array())
+    {
+        // An index: the image manifest is the one that is not an attestation.
         Some(children) => {
             let child = children
                 .iter()
@@ -356,15 +360,35 @@ pub fn config_digest(store: ImageStore, image_id: &str) -> Result<String> {
                 .and_then(|c| c.get("digest"))
                 .and_then(|d| d.as_str())
                 .ok_or_else(|| anyhow!("image index {image_id} holds no image manifest"))?;
-            containerd_blob(child)?
+            (
+                ImageIdKind::Index,
+                child.to_string(),
+                containerd_blob(child)?,
+            )
         }
-        None => manifest,
+        None => (ImageIdKind::Manifest, image_id.to_string(), top),
     };
-    manifest
+    let config = manifest
         .pointer("/config/digest")
         .and_then(|d| d.as_str())
-        .map(str::to_string)
-        .ok_or_else(|| anyhow!("the manifest of {image_id} names no configuration"))
+        .ok_or_else(|| anyhow!("the manifest of {image_id} names no configuration"))?;
+    Ok(ImageDigests {
+        id_kind,
+        manifest: Some(manifest_digest),
+        config: config.to_string(),
+    })
+}
+
+/// The digest of an image's configuration: the same on every node, whatever its store.
+pub fn config_digest(store: ImageStore, image_id: &str) -> Result<String> {
+    Ok(image_digests(store, image_id)?.config)
+}
+
+/// An image's identity in each sense (see [`image_digests`]).
+pub struct ImageDigests {
+    pub id_kind: ImageIdKind,
+    pub manifest: Option<String>,
+    pub config: String,
 }
 
 /// A JSON blob of containerd's content store, by digest.

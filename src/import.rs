@@ -63,15 +63,15 @@ fn staging_root(state: &HostState) -> Result<std::path::PathBuf> {
 /// back on stdout. No folder means no records: an empty stream.
 fn node_tar(transport: &Transport, names: &[String], max: u64) -> Result<Vec<u8>> {
     let node = transport.node();
-    // Without names: `latest` and the `*.json` files (a dangling link or a FIFO included, so
-    // that the host can refuse it by name).
+    // Without names: `latest` and the `*.json` files. Of those asked for, the ones there (a
+    // dangling link or a FIFO included, so that the host can refuse it by name); a missing one
+    // is then missing on the host, and refused by name too.
     let script = r#"d="$1/provenance/$2"; shift 2
         [ -d "$d" ] || exit 0
         cd "$d" || exit 1
-        if [ $# -eq 0 ]; then
-          for f in latest *.json; do { [ -e "$f" ] || [ -L "$f" ]; } && set -- "$@" "$f"; done
-          [ $# -gt 0 ] || exit 0
-        fi
+        [ $# -gt 0 ] || set -- latest *.json
+        for f; do shift; { [ -e "$f" ] || [ -L "$f" ]; } && set -- "$@" "$f"; done
+        [ $# -gt 0 ] || exit 0
         exec tar -cf - -- "$@""#;
     let argv: Vec<String> = ["sh", "-c", script, "sh", NODE_MOUNT, node]
         .into_iter()

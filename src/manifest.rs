@@ -424,6 +424,11 @@ fn check_fields(m: &Manifest) -> Result<(), String> {
             i.config_digest
                 .as_deref()
                 .map(|d| ("image.config_digest", d))
+        }))
+        .chain(m.image.iter().filter_map(|i| {
+            i.manifest_digest
+                .as_deref()
+                .map(|d| ("image.manifest_digest", d))
         }));
     if !is_build_id(&m.build_id) {
         return Err(format!("build_id {:?} is not a build id", m.build_id));

@@ -235,6 +235,24 @@ pub struct ImageRecord {
     /// The digest of the image's configuration, whatever the store calls the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_digest: Option<String>,
+    /// The digest of the image's manifest (the containerd store only: the classic store keeps
+    /// no manifest of a local build).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_digest: Option<String>,
+    /// What `id` is the digest of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_kind: Option<ImageIdKind>,
+}
+
+/// What an engine's image ID is the digest of: the configuration (classic store), the manifest
+/// (containerd store), or the index that holds the manifest and its attestations (containerd
+/// store, BuildKit's provenance attached).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageIdKind {
+    Config,
+    Manifest,
+    Index,
 }
 
 /// Where the engine keeps its images. In the classic store an image's ID is the digest of its

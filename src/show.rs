@@ -7,7 +7,7 @@ use anstyle::{AnsiColor, Style};
 use chrono::{DateTime, Utc};
 
 use crate::manifest::{ChainEntry, Link, Stored};
-use crate::model::{BuildStatus, LogEntry};
+use crate::model::{BuildStatus, ImageIdKind, ImageStore, LogEntry};
 
 /// Whether the node runs the shown build now, as far as could be learned.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,6 +181,24 @@ pub fn render(stored: &Stored, chain: &str, running: &Running, paint: Paint) -> 
     match &m.image {
         Some(image) => {
             let _ = writeln!(w, "result   image\n         {}", image.id);
+            if let Some(kind) = image.id_kind {
+                let store = image.store.map_or("", |s| match s {
+                    ImageStore::Classic => " (classic store)",
+                    ImageStore::Containerd => " (containerd store)",
+                });
+                let kind = match kind {
+                    ImageIdKind::Config => "configuration",
+                    ImageIdKind::Manifest => "manifest",
+                    ImageIdKind::Index => "index (manifest and attestations)",
+                };
+                let _ = writeln!(w, "         the ID is the {kind}'s digest{store}");
+            }
+            if let Some(manifest) = &image.manifest_digest {
+                let _ = writeln!(w, "         manifest {}", short(manifest));
+            }
+            if let Some(config) = &image.config_digest {
+                let _ = writeln!(w, "         configuration {}", short(config));
+            }
             let _ = writeln!(w, "         tag {}", image.tag);
             let _ = writeln!(w, "         {} layers, labels:", image.layers.len());
             for (k, v) in &image.labels {

@@ -53,6 +53,8 @@ fn manifest(build_id: &str, prev: Option<String>, status: BuildStatus) -> Manife
             layers: vec![],
             store: None,
             config_digest: None,
+            manifest_digest: None,
+            id_kind: None,
         }),
         no_cache: true,
         network: "none".into(),

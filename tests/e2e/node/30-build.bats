@@ -46,6 +46,21 @@ teardown() { restore_kept; }
   [ "$(jq -r '.[0].Config.Labels["dev.prov.build.id"]' <<<"$inspect")" = "$(jq -r .build_id <<<"$m")" ]
   [ "$(jq -r '.[0].Config.Labels["org.opencontainers.image.revision"]' <<<"$inspect")" = "$(git -C "$REPO" rev-parse HEAD)" ]
   diff <(jq -c '.[0].RootFS.Layers' <<<"$inspect") <(jq -c .image.layers <<<"$m")
+
+  # The image's identity in each sense, as the node's store has it.
+  if [[ $(prov nodes --flavour "$NODE") == bookworm ]]; then
+    [ "$(jq -r .image.store <<<"$m")" = classic ]
+    [ "$(jq -r .image.id_kind <<<"$m")" = config ]
+    [ "$(jq -r .image.config_digest <<<"$m")" = "$id" ]
+    [ "$(jq -r .image.manifest_digest <<<"$m")" = null ]
+  else
+    [ "$(jq -r .image.store <<<"$m")" = containerd ]
+    [ "$(jq -r .image.id_kind <<<"$m")" = index ]
+    blob() { root_on "$NODE" "ctr --address /run/docker/containerd/containerd.sock -n moby content get $1"; }
+    blob "$id" | jq -e --arg d "$(jq -r .image.manifest_digest <<<"$m")" 'any(.manifests[]; .digest == $d)'
+    [ "$(blob "$(jq -r .image.manifest_digest <<<"$m")" | jq -r .config.digest)" = \
+      "$(jq -r .image.config_digest <<<"$m")" ]
+  fi
 }
 
 @test "the build log's sha256 and size equal the manifest's" {

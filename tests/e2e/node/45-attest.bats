@@ -24,6 +24,37 @@ fails_on() {
   jq -e --arg c "$1" 'any(.checks[]; .name == $c and (.ok | not))' <<<"$output" >/dev/null
 }
 
+# Writes into the node's export, as its root could, a new build after the latest: a copy of the
+# latest record changed by the jq filter $1, well chained and pinned, with the latest's log (and
+# BuildKit provenance, on a BuildKit node) beside it. Sets forged_id; keeps what it changes.
+forge_next_record() {
+  local latest_id prev
+  latest_id="$(jq -r .build_id "$DIR/latest")"
+  forged_id="$(date -u +%Y%m%d-%H%M%S-000)-f0f0"
+  keep "$DIR/latest" "$DIR/$forged_id".{json,log,buildkit.json}
+  cp "$DIR/$latest_id.log" "$DIR/$forged_id.log"
+  if [[ -e $DIR/$latest_id.buildkit.json ]]; then
+    cp "$DIR/$latest_id.buildkit.json" "$DIR/$forged_id.buildkit.json"
+  fi
+  prev="$(sha256sum "$DIR/$latest_id.json" | cut -d' ' -f1)"
+  jq --arg id "$forged_id" --arg prev "$prev" --arg log "provenance/$NODE/$forged_id.log" \
+    ".build_id = \$id | .prev_manifest_sha256 = \$prev | .build_log.path = \$log | $1" \
+    "$DIR/$latest_id.json" >"$DIR/$forged_id.json"
+  jq -n --arg b "$forged_id" --arg s "$(sha256sum "$DIR/$forged_id.json" | cut -d' ' -f1)" \
+    '{build_id: $b, manifest_sha256: $s}' >"$DIR/latest"
+}
+
+# The host refuses the node's records, saying why ($1), and keeps none of them.
+import_refused() {
+  run prov attest --node "$NODE"
+  echo "$output" >&2
+  [ "$status" -eq 2 ]
+  assert_output_has "refusing to import node $NODE's records"
+  assert_output_has "$1"
+  [ ! -e "$HOST_DIR/$forged_id.json" ]
+  fails_on imported
+}
+
 teardown() { restore_kept; }
 
 @test "with a project key, the host attests and verify checks the latest build's attestation" {
@@ -126,33 +157,17 @@ teardown() { restore_kept; }
 
 @test "a record written into the node's export that the node's engine contradicts is refused: exit 2" {
   latest_id="$(jq -r .build_id "$DIR/latest")"
-  forged_id="$(date -u +%Y%m%d-%H%M%S-000)-f0f0"
-  forged="$DIR/$forged_id.json"
-  keep "$DIR/latest" "$forged" "$DIR/$forged_id.log"
-  cp "$DIR/$latest_id.log" "$DIR/$forged_id.log"
-  prev="$(sha256sum "$DIR/$latest_id.json" | cut -d' ' -f1)"
   edits=('.image.labels["dev.prov.build.no-cache"] = "false"' '.image.id = "sha256:\("1" * 64)"'
     '.image.layers[0] = "sha256:\("2" * 64)"')
   says=("the image's labels are not the recorded ones" "the node's engine has no image"
     "the image's layers are not the recorded ones")
   for i in "${!edits[@]}"; do
-    # A new build, well chained and pinned, whose image the node's engine does not hold as
-    # recorded.
-    jq --arg id "$forged_id" --arg prev "$prev" --arg log "provenance/$NODE/$forged_id.log" \
-      ".build_id = \$id | .prev_manifest_sha256 = \$prev | .build_log.path = \$log | ${edits[i]}" \
-      "$DIR/$latest_id.json" >"$forged"
-    jq -n --arg b "$forged_id" --arg s "$(sha256sum "$forged" | cut -d' ' -f1)" \
-      '{build_id: $b, manifest_sha256: $s}' >"$DIR/latest"
-    run prov attest --node "$NODE"
-    echo "$output" >&2
-    [ "$status" -eq 2 ]
-    assert_output_has "refusing to import node $NODE's records"
-    assert_output_has "${says[i]}"
-    [ ! -e "$HOST_DIR/$forged_id.json" ]
-    fails_on imported
+    # The node's engine does not hold the new build's image as recorded.
+    forge_next_record "${edits[i]}"
+    import_refused "${says[i]}"
+    restore_kept
   done
   # A record the host imported, then changed on the node, is refused too.
-  restore_kept
   keep "$DIR/$latest_id.json" "$DIR/latest"
   jq '.network = "host"' "$HOST_DIR/$latest_id.json" >"$DIR/$latest_id.json"
   jq --arg s "$(sha256sum "$DIR/$latest_id.json" | cut -d' ' -f1)" '.manifest_sha256 = $s' \
@@ -160,6 +175,21 @@ teardown() { restore_kept; }
   run prov import --node "$NODE"
   [ "$status" -eq 2 ]
   assert_output_has "the node changed record $latest_id after the host imported it"
+  restore_kept
+  prov verify --node "$NODE"
+}
+
+@test "a BuildKit record whose own provenance is missing or changed is refused: exit 2" {
+  [[ $(prov nodes --flavour "$NODE") != bookworm ]] ||
+    skip "the legacy builder keeps no provenance of its own"
+  forge_next_record .
+  rm "$DIR/$forged_id.buildkit.json"
+  import_refused "build $forged_id's BuildKit provenance is missing"
+  restore_kept
+  forge_next_record .
+  jq '.predicate.builder.id = "forged"' "$DIR/$forged_id.buildkit.json" >"$BATS_TEST_TMPDIR/p"
+  cp "$BATS_TEST_TMPDIR/p" "$DIR/$forged_id.buildkit.json"
+  import_refused "build $forged_id's BuildKit provenance has sha256"
   restore_kept
   prov verify --node "$NODE"
 }
