@@ -182,16 +182,16 @@ pub fn render(stored: &Stored, chain: &str, running: &Running, paint: Paint) -> 
         Some(image) => {
             let _ = writeln!(w, "result   image\n         {}", image.id);
             if let Some(kind) = image.id_kind {
-                let store = image.store.map_or("", |s| match s {
-                    ImageStore::Classic => " (classic store)",
-                    ImageStore::Containerd => " (containerd store)",
-                });
                 let kind = match kind {
-                    ImageIdKind::Config => "configuration",
-                    ImageIdKind::Manifest => "manifest",
-                    ImageIdKind::Index => "index (manifest and attestations)",
+                    ImageIdKind::Config => "its configuration",
+                    ImageIdKind::Manifest => "its manifest",
+                    ImageIdKind::Index => "its index (manifest and attestations)",
                 };
-                let _ = writeln!(w, "         the ID is the {kind}'s digest{store}");
+                let store = match image.store {
+                    Some(ImageStore::Containerd) => "; containerd store",
+                    Some(ImageStore::Classic) | None => "; classic store",
+                };
+                let _ = writeln!(w, "         ID = digest of {kind}{store}");
             }
             if let Some(manifest) = &image.manifest_digest {
                 let _ = writeln!(w, "         manifest {}", short(manifest));

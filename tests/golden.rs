@@ -55,6 +55,13 @@ fn show_latest_json_is_the_manifest() {
     check("show-main-json", &["show", "--node", "main", "--json"]);
 }
 
+/// The fixture is a real BuildKit build on a trixie node (worker1), with BuildKit's provenance as
+/// the node's containerd store held it; only its link to the previous record was dropped.
+#[test]
+fn show_a_buildkit_build_beside_buildkits_own_provenance() {
+    check("show-trixie", &["show", "--node", "trixie", "--offline"]);
+}
+
 #[test]
 fn show_a_failed_build() {
     check(
