@@ -26,6 +26,20 @@ pub enum ReadError {
 
 /// The file's bytes; `Ok(None)` when it does not exist.
 pub fn read(path: &Path) -> Result<Option<Vec<u8>>, ReadError> {
+    let Some(file) = open(path)? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_RECORD_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_RECORD_BYTES {
+        return Err(ReadError::TooLarge);
+    }
+    Ok(Some(bytes))
+}
+
+/// The file, open for reading, once it is known to be a regular file (for a caller that streams
+/// it, bounding what it keeps itself); `Ok(None)` when it does not exist.
+pub fn open(path: &Path) -> Result<Option<File>, ReadError> {
     // O_NOFOLLOW: a symbolic link fails to open (ELOOP) instead of being followed out of the
     // folder; O_NONBLOCK: opening a FIFO returns at once, so that it can be refused below.
     let file = match OpenOptions::new()
@@ -41,12 +55,7 @@ pub fn read(path: &Path) -> Result<Option<Vec<u8>>, ReadError> {
         Err(e) => return Err(e.into()),
     };
     check_regular(&file)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_RECORD_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_RECORD_BYTES {
-        return Err(ReadError::TooLarge);
-    }
-    Ok(Some(bytes))
+    Ok(Some(file))
 }
 
 /// Whether a path is a symbolic link (a record folder must not be one).

@@ -10,13 +10,15 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::build_context;
+use crate::buildkit::ImageArchive;
 use crate::compose;
 use crate::digest::{sha256_file, sha256_hex, HashingWriter};
 use crate::docker;
 use crate::manifest::Store;
 use crate::model::{
     labels, BaseImage, BuildLog, BuildStatus, ComposeConfig, FileDigest, GitSource, ImageRecord,
-    ImageStore, LatestPointer, Manifest, ToolInfo, COMPOSE_IMAGE_PLACEHOLDER, MANIFEST_SCHEMA,
+    ImageStore, LatestPointer, Manifest, SourceDate, ToolInfo, COMPOSE_IMAGE_PLACEHOLDER,
+    MANIFEST_SCHEMA,
 };
 use crate::policy;
 use crate::stack;
@@ -51,6 +53,8 @@ struct Materials {
     base_images: Vec<BaseImage>,
     tool: ToolInfo,
     source_url: String,
+    /// What every timestamp in the image is set to, where the builder can (BuildKit).
+    source_date: SourceDate,
     store: ImageStore,
     builder: Builder,
 }
@@ -111,7 +115,14 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
     let build_id = new_build_id(started_at, &req.node);
     let materials = gather_materials(req)?;
     let tag = format!("{}:{build_id}", req.image_name);
-    let image_labels = stamp(req, &materials, &build_id, started_at);
+    let image_labels = stamp(req, &materials);
+    // BuildKit writes the image as an OCI archive here; prov loads it (see `load_archive`).
+    let scratch = tempfile::Builder::new()
+        .prefix("prov-build.")
+        .tempdir()
+        .context("making a scratch folder for the build's output")?;
+    let archive =
+        (materials.builder == Builder::BuildKit).then(|| scratch.path().join("image.tar"));
 
     let log_rel = Path::new("provenance")
         .join(&req.node)
@@ -120,16 +131,22 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
         req,
         &materials,
         &tag,
-        &build_id,
         &image_labels,
+        archive.as_deref(),
         &req.repo.join(&log_rel),
     );
-    let finished_at = Utc::now();
-
-    let (build_log, result) = match outcome {
+    let (build_log, mut result) = match outcome {
         Ok((log, status)) => (log, status),
         Err(e) => return Err(e.context("the build did not run; no manifest was written")),
     };
+    let mut statement = None;
+    if let (Ok(()), Some(archive)) = (&result, &archive) {
+        match load_archive(archive) {
+            Ok(loaded) => statement = loaded,
+            Err(e) => result = Err(e),
+        }
+    }
+    let finished_at = Utc::now();
     let image = match &result {
         Ok(()) => {
             check_bases_unchanged(&materials.base_images)?;
@@ -137,9 +154,13 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
         }
         Err(_) => None,
     };
-    let buildkit_provenance = match (&result, materials.builder) {
-        (Ok(()), Builder::BuildKit) => keep_buildkit_provenance(&store, &build_id, &tag)?,
-        _ => None,
+    let buildkit_provenance = match &statement {
+        Some(statement) => Some(keep_buildkit_provenance(&store, &build_id, statement)?),
+        None if archive.is_some() && result.is_ok() => {
+            eprintln!("prov: BuildKit attached no provenance to {tag}");
+            None
+        }
+        None => None,
     };
     let manifest = Manifest {
         schema: MANIFEST_SCHEMA.to_string(),
@@ -171,6 +192,7 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
         prev_manifest_sha256: prev.map(|p| p.sha256),
         tool: materials.tool,
         buildkit_provenance,
+        source_date: archive.is_some().then_some(materials.source_date),
     };
     let manifest_sha256 = store.write_manifest(&manifest)?;
     if let Err(e) = result {
@@ -233,6 +255,7 @@ fn gather_materials(req: &BuildRequest) -> Result<Materials> {
             path: policy.path,
             sha256: policy.sha256,
         },
+        source_date: SourceDate::of(&tree.tree, tree.dirty, tree.head_time),
         git: GitSource {
             commit: tree.head_commit,
             tree: tree.tree,
@@ -371,12 +394,9 @@ fn source_url(repo: &Path) -> String {
         .unwrap_or_else(|| format!("file://{}", repo.display()))
 }
 
-fn stamp(
-    req: &BuildRequest,
-    m: &Materials,
-    build_id: &str,
-    started_at: DateTime<Utc>,
-) -> BTreeMap<String, String> {
+/// The image's labels: each a function of the build's inputs.
+fn stamp(req: &BuildRequest, m: &Materials) -> BTreeMap<String, String> {
+    let created = DateTime::from_timestamp(m.source_date.epoch, 0).unwrap_or_default();
     let pairs = [
         (
             labels::OCI_REVISION,
@@ -384,12 +404,10 @@ fn stamp(
         ),
         (
             labels::OCI_CREATED,
-            started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            created.to_rfc3339_opts(SecondsFormat::Secs, true),
         ),
         (labels::OCI_SOURCE, m.source_url.clone()),
         (labels::OCI_TITLE, req.image_name.clone()),
-        (labels::BUILD_ID, build_id.to_string()),
-        (labels::NODE, req.node.clone()),
         (labels::TREE, m.git.tree.clone()),
         (labels::DOCKERFILE_SHA256, m.dockerfile.sha256.clone()),
         (labels::NO_CACHE, "true".to_string()),
@@ -403,12 +421,14 @@ pub fn base_context_name(arg: &str) -> String {
 }
 
 /// The build arguments a build passes, in order: each base (its ID to the legacy builder, its
-/// named context to BuildKit), the source's commit and tree, the build id, then the caller's.
+/// named context to BuildKit), the source's commit and tree, the source's date (BuildKit's
+/// `SOURCE_DATE_EPOCH`), then the caller's. None names the build: the same inputs give the same
+/// image.
 pub fn passed_build_args(
     builder: Builder,
     bases: &[BaseImage],
     git: &GitSource,
-    build_id: &str,
+    source_date: Option<&SourceDate>,
     callers: impl IntoIterator<Item = (String, String)>,
 ) -> Vec<(String, String)> {
     bases
@@ -426,8 +446,12 @@ pub fn passed_build_args(
                 git.commit.clone().unwrap_or_default(),
             ),
             ("PROV_GIT_TREE".to_string(), git.tree.clone()),
-            ("PROV_BUILD_ID".to_string(), build_id.to_string()),
         ])
+        .chain(
+            source_date
+                .filter(|_| builder == Builder::BuildKit)
+                .map(|d| ("SOURCE_DATE_EPOCH".to_string(), d.epoch.to_string())),
+        )
         .chain(callers)
         .collect()
 }
@@ -438,24 +462,29 @@ fn run_docker_build(
     req: &BuildRequest,
     m: &Materials,
     tag: &str,
-    build_id: &str,
     image_labels: &BTreeMap<String, String>,
+    archive: Option<&Path>,
     log_path: &Path,
 ) -> Result<(BuildLog, Result<()>)> {
     let dockerfile = in_context_dir(&req.context, &req.dockerfile)
         .expect("checked when the context was made")
         .to_string_lossy()
         .into_owned();
-    let mut args: Vec<String> = match m.builder {
-        Builder::Legacy => vec!["build".into(), "--force-rm".into()],
-        // Plain progress streams like the legacy builder's; the result is loaded into the
-        // node's store, with BuildKit's own provenance beside it.
-        Builder::BuildKit => vec![
+    let mut args: Vec<String> = match (m.builder, archive) {
+        (Builder::Legacy, _) => vec!["build".into(), "--force-rm".into()],
+        // Plain progress streams like the legacy builder's. The image, its timestamps set to
+        // the source's date, and BuildKit's own provenance go to an OCI archive (the docker
+        // exporter takes no provenance, and `--load` cannot rewrite timestamps).
+        (Builder::BuildKit, archive) => vec![
             "buildx".into(),
             "build".into(),
             "--progress=plain".into(),
             "--provenance=mode=max".into(),
-            "--load".into(),
+            "--output".into(),
+            format!(
+                "type=oci,name={tag},rewrite-timestamp=true,dest={}",
+                archive.expect("a BuildKit build has an archive").display()
+            ),
         ],
     };
     args.extend([
@@ -482,7 +511,7 @@ fn run_docker_build(
         m.builder,
         &m.base_images,
         &m.git,
-        build_id,
+        Some(&m.source_date),
         req.build_args.iter().cloned(),
     );
     for (k, v) in build_args {
@@ -571,29 +600,40 @@ fn run_docker_build(
     ))
 }
 
-/// Writes BuildKit's provenance of the image, read from `docker save`, beside the record; `None`
-/// (said on the terminal) when the store kept none.
+/// Loads the image of BuildKit's OCI archive into the node's store, without BuildKit's provenance
+/// (see [`ImageArchive::write_image_only`]), and returns the provenance.
+fn load_archive(path: &Path) -> Result<Option<serde_json::Value>> {
+    let open = || File::open(path).with_context(|| format!("opening {}", path.display()));
+    let archive = ImageArchive::read(open()?).context("reading BuildKit's OCI archive")?;
+    let mut load = std::process::Command::new("docker")
+        .arg("load")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::inherit())
+        .spawn()
+        .context("running docker load")?;
+    let written = archive.write_image_only(open()?, load.stdin.take().expect("stdin is piped"));
+    let status = load.wait().context("running docker load")?;
+    written.context("streaming the image to docker load")?;
+    if !status.success() {
+        bail!("docker load of the built image exited with {status}");
+    }
+    Ok(archive.statement)
+}
+
+/// Writes BuildKit's provenance of the image beside the record.
 fn keep_buildkit_provenance(
     store: &Store,
     build_id: &str,
-    tag: &str,
-) -> Result<Option<FileDigest>> {
-    let saved = duct::cmd!("docker", "save", tag)
-        .stderr_null()
-        .reader()
-        .context("running docker save for BuildKit's provenance")?;
-    let Some(statement) = crate::buildkit::provenance_from_save(saved)? else {
-        eprintln!("prov: the image store kept no BuildKit provenance for {tag}");
-        return Ok(None);
-    };
-    let mut bytes = serde_json::to_vec_pretty(&statement).expect("a statement serializes");
+    statement: &serde_json::Value,
+) -> Result<FileDigest> {
+    let mut bytes = serde_json::to_vec_pretty(statement).expect("a statement serializes");
     bytes.push(b'\n');
     let path = store.dir().join(format!("{build_id}.buildkit.json"));
     crate::manifest::write_atomic(&path, &bytes)?;
-    Ok(Some(FileDigest {
+    Ok(FileDigest {
         path: format!("provenance/{}/{build_id}.buildkit.json", store.node()),
         sha256: sha256_hex(&bytes),
-    }))
+    })
 }
 
 /// The bases still resolve to the IDs the build was given: a base retagged during the build

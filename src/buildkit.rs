@@ -1,10 +1,10 @@
-//! BuildKit's own provenance of a build (`--provenance=mode=max`), as the containerd image store
-//! keeps it: an attestation manifest beside the image manifest, in the image's index. prov reads
-//! it from a `docker save` stream (no registry is needed) and keeps it beside its own record, so
-//! that the two accounts of the same build can be put side by side.
+//! What BuildKit writes of a build: its OCI archive (`--output type=oci`), where its own
+//! provenance (`--provenance=mode=max`) is an attestation manifest beside the image manifest, in
+//! the image's index. prov keeps the provenance beside its own record, so that the two accounts
+//! of the same build can be put side by side, and loads the image alone (no registry is needed).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Read;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::io::{Read, Write};
 
 use anyhow::{anyhow, Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -25,17 +25,122 @@ const SESSION: &str = "http://buildkit-session/";
 const HERMETIC: &str = "https://mobyproject.org/buildkit@v1#hermetic";
 const METADATA: &str = "https://mobyproject.org/buildkit@v1#metadata";
 
-/// The in-toto statement of BuildKit's SLSA provenance in a `docker save` stream of one image,
-/// or `None` when the image carries none (the classic store keeps no attestations).
-pub fn provenance_from_save(reader: impl Read) -> Result<Option<Value>> {
-    let mut blobs: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut index: Option<Value> = None;
+/// BuildKit's OCI archive of one image (`--output type=oci`), read twice: once for its JSON
+/// (what the image is, and BuildKit's provenance), once to copy the image alone for `docker load`.
+pub struct ImageArchive {
+    /// The image manifest's descriptor, carrying the archive's name annotations.
+    image: Value,
+    /// The digests of the blobs the image is made of: its manifest, configuration and layers.
+    blobs: HashSet<String>,
+    /// BuildKit's SLSA provenance statement, when the build attached one.
+    pub statement: Option<Value>,
+}
+
+impl ImageArchive {
+    /// The image manifest's digest: the image's ID once loaded into the containerd store.
+    pub fn manifest_digest(&self) -> &str {
+        self.image
+            .get("digest")
+            .and_then(Value::as_str)
+            .expect("checked when read")
+    }
+
+    /// Reads the archive's index, the image's manifest and BuildKit's provenance.
+    pub fn read(reader: impl Read) -> Result<ImageArchive> {
+        let (index, blobs) = read_json_blobs(reader)?;
+        let index = index.ok_or_else(|| anyhow!("the OCI archive has no index.json"))?;
+        let blob = |digest: &str| json_blob(&blobs, digest);
+        let top = children(&index)
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("the OCI archive's index names no image"))?;
+        let top_digest = descriptor_digest(&top)?;
+        let document = blob(top_digest)?;
+        // With BuildKit's provenance attached, the image is an index of the image manifest and
+        // the attestation manifest.
+        let (mut image, statement) = if document.get("manifests").is_some() {
+            let (attestations, images): (Vec<Value>, Vec<Value>) = children(&document)
+                .into_iter()
+                .partition(|c| reference_type(c) == Some(ATTESTATION_MANIFEST));
+            let image = images
+                .into_iter()
+                .next()
+                .ok_or_else(|| anyhow!("image index {top_digest} holds no image manifest"))?;
+            let statement = match attestations.first() {
+                Some(a) => Some(slsa_statement(&blob(descriptor_digest(a)?)?, &blob)?),
+                None => None,
+            };
+            (image, statement)
+        } else {
+            (top.clone(), None)
+        };
+        if let (Some(names), Some(image)) = (top.get("annotations"), image.as_object_mut()) {
+            image.insert("annotations".into(), names.clone());
+        }
+        let manifest = blob(descriptor_digest(&image)?)?;
+        let mut image_blobs: HashSet<String> = [descriptor_digest(&image)?.to_string()].into();
+        for part in manifest.pointer("/config").into_iter().chain(
+            manifest
+                .get("layers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        ) {
+            image_blobs.insert(descriptor_digest(part)?.to_string());
+        }
+        Ok(ImageArchive {
+            image,
+            blobs: image_blobs,
+            statement,
+        })
+    }
+
+    /// Copies the archive to `out` with the image alone: its blobs, and an index that names its
+    /// manifest. Loaded, the image's ID is then its manifest's digest, which the same inputs
+    /// reproduce; an index holding BuildKit's provenance (which names the build's times) would
+    /// not be.
+    pub fn write_image_only(&self, reader: impl Read, out: impl Write) -> Result<()> {
+        let mut archive = tar::Archive::new(reader);
+        let mut copy = tar::Builder::new(out);
+        for entry in archive.entries().context("reading the OCI archive")? {
+            let mut entry = entry.context("reading the OCI archive")?;
+            let path = entry.path()?.to_string_lossy().into_owned();
+            let wanted = match path.strip_prefix("blobs/sha256/") {
+                Some(hex) if !hex.is_empty() => self.blobs.contains(&format!("sha256:{hex}")),
+                _ => {
+                    path == "oci-layout"
+                        || path.trim_end_matches('/') == "blobs/sha256"
+                        || path.trim_end_matches('/') == "blobs"
+                }
+            };
+            if wanted {
+                let header = entry.header().clone();
+                copy.append(&header, &mut entry)?;
+            }
+        }
+        let index = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [self.image],
+        }))
+        .expect("an index serializes");
+        let mut header = tar::Header::new_gnu();
+        header.set_size(index.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        copy.append_data(&mut header, "index.json", index.as_slice())?;
+        copy.into_inner()?.flush()?;
+        Ok(())
+    }
+}
+
+/// index.json, and every blob small enough to be JSON, by digest.
+fn read_json_blobs(reader: impl Read) -> Result<(Option<Value>, HashMap<String, Vec<u8>>)> {
+    let mut blobs = HashMap::new();
+    let mut index = None;
     let mut archive = tar::Archive::new(reader);
-    for entry in archive
-        .entries()
-        .context("reading the docker save stream")?
-    {
-        let mut entry = entry.context("reading the docker save stream")?;
+    for entry in archive.entries().context("reading the OCI archive")? {
+        let mut entry = entry.context("reading the OCI archive")?;
         let path = entry.path()?.to_string_lossy().into_owned();
         if entry.size() > MAX_JSON_BLOB {
             continue;
@@ -48,41 +153,31 @@ pub fn provenance_from_save(reader: impl Read) -> Result<Option<Value>> {
             blobs.insert(format!("sha256:{hex}"), bytes);
         }
     }
-    let Some(index) = index else {
-        return Ok(None);
-    };
-    let blob = |digest: &str| -> Result<Value> {
-        let bytes = blobs
-            .get(digest)
-            .ok_or_else(|| anyhow!("blob {digest} is missing from the docker save stream"))?;
-        serde_json::from_slice(bytes).with_context(|| format!("parsing blob {digest}"))
-    };
-    // index.json names the saved image; with attestations that is itself an index.
-    let mut candidates: Vec<Value> = children(&index);
-    let mut seen = 0;
-    while let Some(descriptor) = candidates.pop() {
-        seen += 1;
-        if seen > 64 {
-            break;
-        }
-        let Some(digest) = descriptor.get("digest").and_then(Value::as_str) else {
-            continue;
-        };
-        let annotated = descriptor
-            .pointer(&format!(
-                "/annotations/{}",
-                REFERENCE_TYPE.replace('/', "~1")
-            ))
-            .and_then(Value::as_str);
-        let Ok(document) = blob(digest) else {
-            continue;
-        };
-        if annotated == Some(ATTESTATION_MANIFEST) {
-            return slsa_statement(&document, &blob).map(Some);
-        }
-        candidates.extend(children(&document));
-    }
-    Ok(None)
+    Ok((index, blobs))
+}
+
+fn json_blob(blobs: &HashMap<String, Vec<u8>>, digest: &str) -> Result<Value> {
+    let bytes = blobs
+        .get(digest)
+        .ok_or_else(|| anyhow!("blob {digest} is missing from the OCI archive"))?;
+    serde_json::from_slice(bytes).with_context(|| format!("parsing blob {digest}"))
+}
+
+fn descriptor_digest(descriptor: &Value) -> Result<&str> {
+    descriptor
+        .get("digest")
+        .and_then(Value::as_str)
+        .filter(|d| crate::manifest::is_image_id(d))
+        .ok_or_else(|| anyhow!("a descriptor in the OCI archive names no sha256 digest"))
+}
+
+fn reference_type(descriptor: &Value) -> Option<&str> {
+    descriptor
+        .pointer(&format!(
+            "/annotations/{}",
+            REFERENCE_TYPE.replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
 }
 
 fn children(document: &Value) -> Vec<Value> {
@@ -202,7 +297,7 @@ pub fn side_by_side(m: &Manifest, statement: &Value) -> SideBySide {
         Builder::BuildKit,
         &m.base_images,
         &m.git,
-        &m.build_id,
+        m.source_date.as_ref(),
         m.build_args.clone(),
     )
     .into_iter()
@@ -356,7 +451,10 @@ mod tests {
             "predicate": {"builder": {"id": ""}, "materials": []}
         }))
         .unwrap();
-        let image = br#"{"schemaVersion":2,"layers":[]}"#.to_vec();
+        let (config, layer) = (br#"{"rootfs":{}}"#.to_vec(), b"layer bytes".to_vec());
+        let image = serde_json::to_vec(&json!({"schemaVersion": 2,
+            "config": {"digest": digest(&config)}, "layers": [{"digest": digest(&layer)}]}))
+        .unwrap();
         let attestation = serde_json::to_vec(&json!({"layers": [{
             "digest": digest(&statement),
             "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}
@@ -368,10 +466,18 @@ mod tests {
                 "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}));
         }
         let image_index = serde_json::to_vec(&json!({ "manifests": manifests })).unwrap();
-        let index =
-            serde_json::to_vec(&json!({"manifests": [{"digest": digest(&image_index)}]})).unwrap();
+        let index = serde_json::to_vec(&json!({"manifests": [{"digest": digest(&image_index),
+            "annotations": {"io.containerd.image.name": "docker.io/library/prov-api:1"}}]}))
+        .unwrap();
         let mut builder = tar::Builder::new(Vec::new());
-        for blob in [&statement, &image, &attestation, &image_index] {
+        for blob in [
+            &statement,
+            &config,
+            &layer,
+            &image,
+            &attestation,
+            &image_index,
+        ] {
             let name = format!("blobs/sha256/{}", &digest(blob)["sha256:".len()..]);
             append(&mut builder, &name, blob);
         }
@@ -381,12 +487,48 @@ mod tests {
 
     #[test]
     fn the_slsa_statement_is_found_through_the_image_index() {
-        let statement = provenance_from_save(saved(true).as_slice())
-            .unwrap()
-            .expect("a statement");
+        let archive = ImageArchive::read(saved(true).as_slice()).unwrap();
+        let statement = archive.statement.expect("a statement");
         assert_eq!(
             statement["predicateType"],
             "https://slsa.dev/provenance/v0.2"
+        );
+    }
+
+    #[test]
+    fn the_image_alone_is_copied_for_loading_under_the_archives_name() {
+        let bytes = saved(true);
+        let archive = ImageArchive::read(bytes.as_slice()).unwrap();
+        let mut copy = Vec::new();
+        archive
+            .write_image_only(bytes.as_slice(), &mut copy)
+            .unwrap();
+        let mut names = Vec::new();
+        let mut index = Value::Null;
+        for entry in tar::Archive::new(copy.as_slice()).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            if name == "index.json" {
+                index = serde_json::from_reader(&mut entry).unwrap();
+            }
+            names.push(name);
+        }
+        let manifest: Value = serde_json::from_slice(
+            &read_json_blobs(bytes.as_slice()).unwrap().1[archive.manifest_digest()],
+        )
+        .unwrap();
+        let blob = |d: &Value| format!("blobs/sha256/{}", &d.as_str().unwrap()["sha256:".len()..]);
+        let expected = [
+            blob(&manifest["config"]["digest"]),
+            blob(&manifest["layers"][0]["digest"]),
+            blob(&json!(archive.manifest_digest())),
+            "index.json".to_string(),
+        ];
+        assert_eq!(names, expected);
+        assert_eq!(index["manifests"][0]["digest"], archive.manifest_digest());
+        assert_eq!(
+            index["manifests"][0]["annotations"]["io.containerd.image.name"],
+            "docker.io/library/prov-api:1"
         );
     }
 
@@ -416,9 +558,10 @@ mod tests {
     }
 
     #[test]
-    fn an_image_without_attestations_has_none() {
-        assert!(provenance_from_save(saved(false).as_slice())
-            .unwrap()
-            .is_none());
+    fn an_image_without_attestations_is_its_own_manifest() {
+        let archive = ImageArchive::read(saved(false).as_slice()).unwrap();
+        assert!(archive.statement.is_none());
+        let image_index = ImageArchive::read(saved(true).as_slice()).unwrap();
+        assert_eq!(archive.manifest_digest(), image_index.manifest_digest());
     }
 }

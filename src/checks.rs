@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{Duration as Span, DurationRound};
+use chrono::{DateTime, Duration as Span, DurationRound};
 
 use crate::attest::{self, PublicKeyFile};
 use crate::context::NODE_MOUNT;
@@ -38,6 +38,9 @@ pub struct Evidence {
     pub attested: Option<AttestedMark>,
     /// The sha256 of the host's imported copy of the latest build's record, if it has one.
     pub imported: Option<String>,
+    /// The steps the latest build's log (the host's imported copy) shows taken from the cache,
+    /// or why the log could not be read.
+    pub cached_steps: Result<Vec<String>, String>,
 }
 
 /// Collects checks in order.
@@ -80,6 +83,7 @@ pub fn judge(e: &Evidence) -> Vec<Check> {
         check_imported(m, stored, e.imported.as_deref(), &mut checks);
     }
     if let Some(m) = manifest {
+        check_log_fresh(&e.cached_steps, &mut checks);
         check_build_inputs(m, &e.policy, &mut checks);
         check_source(&e.tree_now, m, &mut checks);
         check_one_tree(m, &e.state, &e.http, &mut checks);
@@ -369,15 +373,28 @@ fn check_layers_fresh(m: &Manifest, state: &NodeState, image: &ImageInspect, che
         );
         return;
     };
-    // History times have one-second resolution.
+    // History times have one-second resolution. Where the build set them to the source's date,
+    // every layer of its own carries that date exactly, and the log tells fresh from cached
+    // (log-fresh).
     let from = m
         .started_at
         .duration_trunc(Span::seconds(1))
         .unwrap_or(m.started_at);
     let to = m.finished_at + Span::seconds(1);
+    let dated = |e: &&HistoryEntry| match m.source_date {
+        Some(date) => e.created.timestamp() == date.epoch,
+        None => e.created >= from && e.created <= to,
+    };
+    let window = match m.source_date {
+        Some(date) => format!(
+            "dated {} (the source's date)",
+            DateTime::from_timestamp(date.epoch, 0).unwrap_or_default()
+        ),
+        None => format!("created {from} .. {to}"),
+    };
     let stale: Vec<String> = own
         .iter()
-        .filter(|e| e.created < from || e.created > to)
+        .filter(|e| !dated(e))
         .map(|e| {
             format!(
                 "{} ({})",
@@ -389,12 +406,9 @@ fn check_layers_fresh(m: &Manifest, state: &NodeState, image: &ImageInspect, che
     checks.add(
         "layers-fresh",
         !own.is_empty() && stale.is_empty(),
-        format!(
-            "{} layer(s) above the base, all created {from} .. {to}",
-            own.len()
-        ),
+        format!("{} layer(s) above the base, all {window}", own.len()),
         if stale.is_empty() {
-            "all inside the window".into()
+            "all as expected".into()
         } else {
             format!("outside: {}", stale.join("; "))
         },
@@ -404,7 +418,8 @@ fn check_layers_fresh(m: &Manifest, state: &NodeState, image: &ImageInspect, che
 
 /// The entries of an image's history (newest first) above its recorded base. The classic store
 /// names the base's entry by the base's ID; the containerd store names no entry below the top,
-/// so there the base's own history must be the bottom of the image's, entry for entry.
+/// so there the base's own history must be the bottom of the image's, entry for entry (by time
+/// too, unless the build set every time to the source's date).
 fn own_history<'a>(
     m: &Manifest,
     state: &NodeState,
@@ -420,7 +435,7 @@ fn own_history<'a>(
         let below = &state.history.iter().find(|h| h.image == base.id)?.entries;
         let at = entries.len().checked_sub(below.len())?;
         let same = |a: &HistoryEntry, b: &HistoryEntry| {
-            a.created == b.created && a.created_by == b.created_by
+            a.created_by == b.created_by && (m.source_date.is_some() || a.created == b.created)
         };
         (at > 0 && entries[at..].iter().zip(below).all(|(a, b)| same(a, b))).then(|| &entries[..at])
     })
@@ -762,7 +777,7 @@ fn check_no_bypass(
         .iter()
         .filter(|c| c.state.running && !own.contains(&c.id.as_str()))
         .filter(|c| {
-            c.label(labels::BUILD_ID).is_some()
+            c.label(labels::TREE).is_some()
                 || stack_images.contains(&c.image.as_str())
                 || c.label(compose_labels::PROJECT) == Some(stack::PROJECT)
         })
@@ -778,6 +793,22 @@ fn check_no_bypass(
             format!("also running: {}", strays.join(", "))
         },
         "a container was started by hand or as a one-off; `make clean && make demo` removes it",
+    );
+}
+
+/// The build ran every step: its log shows none taken from the cache. Where timestamps are set to
+/// the source's date, layer times cannot tell a fresh build from a cached one; the log can.
+fn check_log_fresh(cached_steps: &Result<Vec<String>, String>, checks: &mut Checks) {
+    checks.add(
+        "log-fresh",
+        cached_steps.as_ref().is_ok_and(Vec::is_empty),
+        "the build log shows every RUN, COPY and ADD step run, none from the cache".into(),
+        match cached_steps {
+            Ok(steps) if steps.is_empty() => "none from the cache".into(),
+            Ok(steps) => format!("from the cache: {}", steps.join("; ")),
+            Err(why) => why.clone(),
+        },
+        "the image was not built fresh: run `make demo`",
     );
 }
 
@@ -1001,21 +1032,22 @@ fn check_http(m: Option<&Manifest>, http: &HttpAnswers, checks: &mut Checks) {
         );
     }
     if let Some(m) = m {
-        let expected = (m.build_id.clone(), m.git.commit.clone().unwrap_or_default());
+        // The api names its source, not its build: the image of the same source is the same.
+        let expected = (m.git.commit.clone().unwrap_or_default(), m.git.tree.clone());
         let observed = (
-            json_field(&http.version, "build_id").unwrap_or_default(),
             json_field(&http.version, "commit").unwrap_or_default(),
+            json_field(&http.version, "tree").unwrap_or_default(),
         );
         checks.add(
             "http/version",
             http.version.status == Some(200) && observed == expected,
-            format!("build_id {} commit {}", expected.0, expected.1),
+            format!("commit {} tree {}", expected.0, expected.1),
             if http.version.status.is_some() {
-                format!("build_id {} commit {}", observed.0, observed.1)
+                format!("commit {} tree {}", observed.0, observed.1)
             } else {
                 answer_text(&http.version)
             },
-            "the api that answers is not the recorded build: run `make demo`",
+            "the api that answers is not built from the recorded source: run `make demo`",
         );
     }
 }

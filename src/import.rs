@@ -16,6 +16,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use tempfile::TempDir;
 
 use crate::bounded::{self, MAX_RECORD_BYTES};
+use crate::build_log;
 use crate::context::NODE_MOUNT;
 use crate::manifest::{write_atomic, Store, Stored};
 use crate::model::{is_build_id, BuildStatus};
@@ -263,16 +264,26 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
     })
 }
 
-/// The build log at `log` has the digest and size the record names.
+/// The build log at `log` has the digest and size the record names, and shows no step taken
+/// from the builder's cache.
 pub fn check_log(stored: &Stored, log: &Path) -> Result<(), String> {
     let m = &stored.manifest;
-    let file = fs::File::open(log).map_err(|e| format!("build {}'s log: {e}", m.build_id))?;
-    let (sha, bytes) = crate::digest::sha256_reader(file)
-        .map_err(|e| format!("reading {}: {e}", log.display()))?;
+    let open = || fs::File::open(log).map_err(|e| format!("build {}'s log: {e}", m.build_id));
+    let reading = |e: std::io::Error| format!("reading {}: {e}", log.display());
+    let (sha, bytes) = crate::digest::sha256_reader(open()?).map_err(reading)?;
     if sha != m.build_log.sha256 || bytes != m.build_log.bytes {
         return Err(format!(
             "build {}'s log has sha256 {sha} and {bytes} bytes, the record says {} and {}",
             m.build_id, m.build_log.sha256, m.build_log.bytes
+        ));
+    }
+    let cached = build_log::cached_steps(std::io::BufReader::new(open()?)).map_err(reading)?;
+    if !cached.is_empty() {
+        return Err(format!(
+            "build {}'s log shows steps taken from the cache, which a build with --no-cache \
+             never does: {}",
+            m.build_id,
+            cached.join("; ")
         ));
     }
     Ok(())

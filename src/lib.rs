@@ -4,6 +4,7 @@ pub mod attest;
 pub mod bounded;
 pub mod build;
 pub mod build_context;
+pub mod build_log;
 pub mod buildkit;
 pub mod checks;
 pub mod cli;

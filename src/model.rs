@@ -9,14 +9,16 @@ use serde::{Deserialize, Serialize};
 /// Version tag of the manifest format. Readers refuse any other value.
 pub const MANIFEST_SCHEMA: &str = "prov.build-manifest/v1";
 
-/// Label keys prov stamps on every image it builds.
+/// Label keys prov stamps on every image it builds. Each value depends on the build's inputs
+/// only (the node, the build id and the times are the record's), so that the same inputs give
+/// the same image.
 pub mod labels {
     pub const OCI_REVISION: &str = "org.opencontainers.image.revision";
+    /// The source's date (`SOURCE_DATE_EPOCH`), not the build's.
     pub const OCI_CREATED: &str = "org.opencontainers.image.created";
     pub const OCI_SOURCE: &str = "org.opencontainers.image.source";
     pub const OCI_TITLE: &str = "org.opencontainers.image.title";
-    pub const BUILD_ID: &str = "dev.prov.build.id";
-    pub const NODE: &str = "dev.prov.build.node";
+    /// Every image prov builds carries it: it also tells prov's images apart.
     pub const TREE: &str = "dev.prov.source.tree";
     pub const DOCKERFILE_SHA256: &str = "dev.prov.dockerfile.sha256";
     pub const NO_CACHE: &str = "dev.prov.build.no-cache";
@@ -86,6 +88,47 @@ pub struct Manifest {
     /// (`<build id>.buildkit.json`), where the builder and the store make one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buildkit_provenance: Option<FileDigest>,
+    /// The time the image's timestamps were set to (`SOURCE_DATE_EPOCH`), where the builder
+    /// rewrites them (BuildKit); absent in records made before builds were reproducible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_date: Option<SourceDate>,
+}
+
+/// The source's date, from which an image's every timestamp is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceDate {
+    /// Seconds since the epoch.
+    pub epoch: i64,
+    pub from: SourceDateFrom,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceDateFrom {
+    /// The commit's time: the tree is the commit's.
+    Commit,
+    /// Derived from the tree's id: a dirty tree has no commit to take a time from.
+    Tree,
+}
+
+impl SourceDate {
+    /// The commit's time when the tree is the commit's; otherwise a time derived from the tree's
+    /// id (2001..2033), the same wherever the same tree is built.
+    pub fn of(tree: &str, dirty: bool, commit_time: Option<i64>) -> SourceDate {
+        match commit_time {
+            Some(epoch) if !dirty => SourceDate {
+                epoch,
+                from: SourceDateFrom::Commit,
+            },
+            _ => {
+                let prefix = tree.get(..8).and_then(|h| u32::from_str_radix(h, 16).ok());
+                SourceDate {
+                    epoch: 1_000_000_000 + i64::from(prefix.unwrap_or(0) % 1_000_000_000),
+                    from: SourceDateFrom::Tree,
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -422,4 +465,28 @@ pub struct LogEntry {
     /// Why the manifest could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clean_tree_takes_its_commits_time_a_dirty_one_a_time_from_its_id() {
+        let tree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+        assert_eq!(
+            SourceDate::of(tree, false, Some(1_764_000_000)),
+            SourceDate {
+                epoch: 1_764_000_000,
+                from: SourceDateFrom::Commit
+            }
+        );
+        let dirty = SourceDate::of(tree, true, Some(1_764_000_000));
+        assert_eq!(dirty.from, SourceDateFrom::Tree);
+        assert_eq!(dirty, SourceDate::of(tree, true, None));
+        assert_eq!(dirty.epoch, 1_000_000_000 + 0x4b82_5dc6 % 1_000_000_000);
+        let other = SourceDate::of("0000000000000000000000000000000000000000", true, None);
+        assert_ne!(dirty, other);
+        assert!((1_000_000_000..2_000_000_000).contains(&other.epoch));
+    }
 }

@@ -53,7 +53,7 @@ pub fn shell_assignments() -> String {
         ("PROV_API_CONTAINER", API_CONTAINER),
         ("PROV_DB_CONTAINER", DB_CONTAINER),
         ("PROV_API_IMAGE_NAME", API_IMAGE_NAME),
-        ("PROV_BUILD_LABEL", crate::model::labels::BUILD_ID),
+        ("PROV_BUILD_LABEL", crate::model::labels::TREE),
         ("PROV_LABEL_PROJECT", compose_labels::PROJECT),
         ("PROV_LABEL_SERVICE", compose_labels::SERVICE),
     ]

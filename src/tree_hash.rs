@@ -67,6 +67,8 @@ pub struct TreeState {
     pub head_commit: Option<String>,
     /// Full hex id of that commit's tree.
     pub head_tree: Option<String>,
+    /// That commit's time (the committer's), in seconds since the epoch.
+    pub head_time: Option<i64>,
     /// Full hex id of the tree `git add -A && git write-tree` would print.
     pub tree: String,
     /// `tree` differs from `head_tree`, or there is no HEAD commit.
@@ -194,7 +196,7 @@ fn tree_state_with(
             })?;
 
     // HEAD first: it needs the real object database, which is swapped below.
-    let (head_commit, head_tree) = head_ids(&repo, &path)?;
+    let (head_commit, head_tree, head_time) = head_ids(&repo, &path)?;
     let tree = worktree_tree(&repo, &path, files)?;
 
     let tree = tree.to_string();
@@ -204,6 +206,7 @@ fn tree_state_with(
     Ok(TreeState {
         head_commit,
         head_tree,
+        head_time,
         tree,
         dirty,
     })
@@ -248,7 +251,10 @@ fn open(repo_dir: &Path) -> Result<Repository, TreeHashError> {
     })
 }
 
-fn head_ids(repo: &Repository, path: &Path) -> Result<(Option<Oid>, Option<Oid>), TreeHashError> {
+/// HEAD's commit, its tree and its time; none of them on an unborn branch.
+type HeadIds = (Option<Oid>, Option<Oid>, Option<i64>);
+
+fn head_ids(repo: &Repository, path: &Path) -> Result<HeadIds, TreeHashError> {
     let err = |source| TreeHashError::Head {
         path: path.to_path_buf(),
         source,
@@ -257,12 +263,16 @@ fn head_ids(repo: &Repository, path: &Path) -> Result<(Option<Oid>, Option<Oid>)
         Ok(head) => head,
         // No commit yet on the current branch.
         Err(e) if matches!(e.code(), ErrorCode::UnbornBranch | ErrorCode::NotFound) => {
-            return Ok((None, None))
+            return Ok((None, None, None))
         }
         Err(e) => return Err(err(e)),
     };
     let commit = head.peel_to_commit().map_err(err)?;
-    Ok((Some(commit.id()), Some(commit.tree_id())))
+    Ok((
+        Some(commit.id()),
+        Some(commit.tree_id()),
+        Some(commit.time().seconds()),
+    ))
 }
 
 /// `git add -A && git write-tree`, in memory.

@@ -79,6 +79,9 @@ fn verify_node(
         _ => None,
     };
     let imported_sha = manifest.and_then(|m| imported.read(&m.build_id).ok().map(|s| s.sha256));
+    let cached_steps = manifest.map_or(Ok(Vec::new()), |m| {
+        cached_steps_in(&imported.log_path(&m.build_id))
+    });
     let checks = checks::judge(&Evidence {
         node: node.name.clone(),
         chain,
@@ -90,6 +93,7 @@ fn verify_node(
         policy,
         attested,
         imported: imported_sha,
+        cached_steps,
     });
     Ok(NodeReport {
         node: node.name.clone(),
@@ -311,4 +315,14 @@ fn unchecked(node: &str, reason: String) -> NodeReport {
         error: Some(reason),
         checks: Vec::new(),
     }
+}
+
+/// The steps a build log shows taken from the cache (the host's imported copy, whose digest the
+/// import checked), or why it could not be read.
+fn cached_steps_in(log: &std::path::Path) -> Result<Vec<String>, String> {
+    let file = crate::bounded::open(log)
+        .map_err(|e| format!("{}: {e}", log.display()))?
+        .ok_or_else(|| format!("no build log at {}", log.display()))?;
+    crate::build_log::cached_steps(std::io::BufReader::new(file))
+        .map_err(|e| format!("reading {}: {e}", log.display()))
 }

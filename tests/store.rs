@@ -66,6 +66,7 @@ fn manifest(build_id: &str, prev: Option<String>, status: BuildStatus) -> Manife
             versions: BTreeMap::new(),
         },
         buildkit_provenance: None,
+        source_date: None,
     }
 }
 

@@ -43,6 +43,16 @@ fn judged_with_mark(
     tree_now: Option<&str>,
     attested: Option<AttestedMark>,
 ) -> Vec<Check> {
+    judged_with(change, record, tree_now, |e| e.attested = attested)
+}
+
+/// As [`judged`], with `evidence` changing the gathered evidence last.
+fn judged_with(
+    change: impl FnOnce(&mut Value, &mut Value),
+    record: impl FnOnce(&mut Manifest),
+    tree_now: Option<&str>,
+    evidence: impl FnOnce(&mut Evidence),
+) -> Vec<Check> {
     let (mut state, mut http) = (read_json("state.json"), read_json("http.json"));
     change(&mut state, &mut http);
     let store = Store::new(&base().join("provenance"), "main");
@@ -52,7 +62,7 @@ fn judged_with_mark(
     }
     let tree = latest.as_ref().unwrap().manifest.git.tree.clone();
     let imported = latest.as_ref().ok().map(|s| s.sha256.clone());
-    let evidence = Evidence {
+    let mut gathered = Evidence {
         node: "main".into(),
         chain: store.chain().unwrap(),
         latest,
@@ -62,10 +72,12 @@ fn judged_with_mark(
         attestation: None,
         policy: prov::policy::load(Path::new(env!("CARGO_MANIFEST_DIR")), "build-policy.json")
             .unwrap(),
-        attested,
+        attested: None,
         imported,
+        cached_steps: Ok(Vec::new()),
     };
-    judge(&evidence)
+    evidence(&mut gathered);
+    judge(&gathered)
 }
 
 fn checks_after(change: impl FnOnce(&mut Value, &mut Value)) -> Vec<Check> {
@@ -266,7 +278,7 @@ fn the_source_tree_and_the_served_tree_must_be_the_recorded_one() {
             .unwrap()
             .replace("\"tree\": \"", "\"tree\": \"ff"));
     });
-    fails(&checks, &["one-tree"], "/version ff");
+    fails(&checks, &["one-tree", "http/version"], "/version ff");
 }
 
 #[test]
@@ -279,6 +291,43 @@ fn an_api_that_does_not_answer_or_is_not_ready_fails_its_http_checks() {
         http["health"] = json!({"status": null, "body": "connection refused"});
     });
     fails(&checks, &["http/health"], "no answer: connection refused");
+}
+
+#[test]
+fn a_build_log_showing_cached_steps_or_missing_fails_log_fresh() {
+    let cached = |e: &mut Evidence| {
+        e.cached_steps = Ok(vec!["#8 [build 2/8] COPY Cargo.toml Cargo.lock ./".into()])
+    };
+    let checks = judged_with(|_, _| {}, |_| {}, None, cached);
+    fails_including(&checks, "log-fresh", "from the cache: #8 [build 2/8] COPY");
+    let missing = |e: &mut Evidence| e.cached_steps = Err("no build log at x.log".into());
+    let checks = judged_with(|_, _| {}, |_| {}, None, missing);
+    fails_including(&checks, "log-fresh", "no build log at x.log");
+}
+
+#[test]
+fn with_timestamps_set_to_the_source_date_every_own_layer_must_carry_that_date() {
+    use prov::model::{SourceDate, SourceDateFrom};
+    let epoch = 1_700_000_000;
+    let dated = |m: &mut Manifest| {
+        m.source_date = Some(SourceDate {
+            epoch,
+            from: SourceDateFrom::Commit,
+        })
+    };
+    // The fixture's layers carry their build times: not the source's date.
+    let checks = judged(|_, _| {}, dated, None);
+    fails_including(&checks, "layers-fresh", "outside:");
+    // Every entry dated at the source's date passes (in the classic store the base is found by
+    // its ID, whatever the dates).
+    let rewritten = |s: &mut Value, _: &mut Value| {
+        for entry in s["history"][0]["entries"].as_array_mut().unwrap() {
+            entry["Created"] = json!(epoch);
+        }
+    };
+    let checks = judged(rewritten, dated, None);
+    let layers = checks.iter().find(|c| c.name == "layers-fresh").unwrap();
+    assert!(layers.ok, "{layers:#?}");
 }
 
 #[test]
@@ -485,6 +534,7 @@ fn the_record_checks_fail_on_a_broken_chain_a_moved_latest_or_no_usable_record()
                 .unwrap(),
             attested: None,
             imported: Some(store.latest().unwrap().sha256),
+            cached_steps: Ok(Vec::new()),
         }
     };
     // A latest record the host never imported, or imported with other bytes, is not trusted.

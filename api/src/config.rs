@@ -10,8 +10,6 @@ pub struct Config {
     pub database: tokio_postgres::Config,
     /// `LISTEN_ADDR`, default 0.0.0.0:8080.
     pub listen_addr: SocketAddr,
-    /// `PROV_BUILD_ID`: set per build in the image config, so read at run time.
-    pub build_id: String,
 }
 
 impl Config {
@@ -38,12 +36,9 @@ impl Config {
             format!("LISTEN_ADDR {listen:?} is not an address like 0.0.0.0:8080: {e}")
         })?;
 
-        let build_id = var("PROV_BUILD_ID").unwrap_or_else(|| "unknown".to_string());
-
         Ok(Config {
             database,
             listen_addr,
-            build_id,
         })
     }
 }
@@ -64,7 +59,6 @@ mod tests {
     fn defaults_apply_when_only_database_url_is_set() {
         let c = config(&[("DATABASE_URL", "postgres://app:app@db:5432/app")]).unwrap();
         assert_eq!(c.listen_addr.to_string(), "0.0.0.0:8080");
-        assert_eq!(c.build_id, "unknown");
         assert_eq!(c.database.get_dbname(), Some("app"));
     }
 

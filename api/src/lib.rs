@@ -29,18 +29,17 @@ const READY_TIMEOUT: Duration = Duration::from_secs(1);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Baked in at compile time: the same source gives the same binary anywhere.
-const GIT_COMMIT: &str = match option_env!("PROV_GIT_COMMIT") {
+pub const GIT_COMMIT: &str = match option_env!("PROV_GIT_COMMIT") {
     Some(commit) => commit,
     None => "unknown",
 };
-const GIT_TREE: &str = match option_env!("PROV_GIT_TREE") {
+pub const GIT_TREE: &str = match option_env!("PROV_GIT_TREE") {
     Some(tree) => tree,
     None => "unknown",
 };
 
 struct AppState {
     db: Db,
-    build_id: String,
     /// Set once the notes table is known to exist; also serialises the first
     /// CREATE TABLE, which PostgreSQL does not make safe to run concurrently.
     notes_table: OnceCell<()>,
@@ -48,10 +47,9 @@ struct AppState {
     last_ready: Mutex<Option<bool>>,
 }
 
-pub fn router(db: Db, build_id: String) -> Router {
+pub fn router(db: Db) -> Router {
     let state = AppState {
         db,
-        build_id,
         notes_table: OnceCell::new(),
         last_ready: Mutex::new(None),
     };
@@ -116,11 +114,12 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn version(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+/// The source the binary was built from. An image is a function of its inputs (the image of the
+/// same source is the same image), so it names no build: the build's record does.
+async fn version() -> Json<serde_json::Value> {
     Json(json!({
         "commit": GIT_COMMIT,
         "tree": GIT_TREE,
-        "build_id": state.build_id,
     }))
 }
 

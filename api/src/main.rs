@@ -21,11 +21,13 @@ async fn main() -> ExitCode {
         }
     };
     println!(
-        "api: listening on {} (build {})",
-        config.listen_addr, config.build_id
+        "api: listening on {} (commit {}, tree {})",
+        config.listen_addr,
+        api::GIT_COMMIT,
+        api::GIT_TREE
     );
 
-    let app = api::router(Db::new(config.database), config.build_id);
+    let app = api::router(Db::new(config.database));
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;

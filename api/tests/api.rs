@@ -14,10 +14,7 @@ use support::{free_port, TestPostgres};
 use tower::ServiceExt;
 
 fn app(database_url: &str) -> Router {
-    api::router(
-        api::Db::new(database_url.parse().unwrap()),
-        "test-build".to_string(),
-    )
+    api::router(api::Db::new(database_url.parse().unwrap()))
 }
 
 /// An app whose database is a closed port on localhost.
@@ -52,16 +49,15 @@ async fn health_is_ok_without_database() {
 }
 
 #[tokio::test]
-async fn version_has_commit_tree_and_build_id() {
+async fn version_names_the_source_commit_and_tree_only() {
     let (status, body) = call(&app_without_database(), "GET", "/version", None).await;
     assert_eq!(status, StatusCode::OK);
     let fields = body.as_object().unwrap();
-    assert_eq!(fields.len(), 3, "{body}");
+    assert_eq!(fields.len(), 2, "{body}");
     assert!(
         fields["commit"].is_string() && fields["tree"].is_string(),
         "{body}"
     );
-    assert_eq!(fields["build_id"], "test-build");
 }
 
 #[tokio::test]
