@@ -115,48 +115,21 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
     let build_id = new_build_id(started_at, &req.node);
     let materials = gather_materials(req)?;
     let tag = format!("{}:{build_id}", req.image_name);
-    let image_labels = stamp(req, &materials);
-    // BuildKit writes the image as an OCI archive here; prov loads it (see `load_archive`).
-    let scratch = tempfile::Builder::new()
-        .prefix("prov-build.")
-        .tempdir()
-        .context("making a scratch folder for the build's output")?;
-    let archive =
-        (materials.builder == Builder::BuildKit).then(|| scratch.path().join("image.tar"));
-
     let log_rel = Path::new("provenance")
         .join(&req.node)
         .join(format!("{build_id}.log"));
-    let outcome = run_docker_build(
+    let made = make_image(
         req,
         &materials,
         &tag,
-        &image_labels,
-        archive.as_deref(),
         &req.repo.join(&log_rel),
-    );
-    let (build_log, mut result) = match outcome {
-        Ok((log, status)) => (log, status),
-        Err(e) => return Err(e.context("the build did not run; no manifest was written")),
-    };
-    let mut statement = None;
-    if let (Ok(()), Some(archive)) = (&result, &archive) {
-        match load_archive(archive) {
-            Ok(loaded) => statement = loaded,
-            Err(e) => result = Err(e),
-        }
-    }
+        &mut std::io::stdout(),
+    )?;
     let finished_at = Utc::now();
-    let image = match &result {
-        Ok(()) => {
-            check_bases_unchanged(&materials.base_images)?;
-            Some(read_back(&tag, &image_labels, materials.store)?)
-        }
-        Err(_) => None,
-    };
-    let buildkit_provenance = match &statement {
+    let (build_log, result, image) = (made.log, made.result, made.image);
+    let buildkit_provenance = match &made.statement {
         Some(statement) => Some(keep_buildkit_provenance(&store, &build_id, statement)?),
-        None if archive.is_some() && result.is_ok() => {
+        None if materials.builder == Builder::BuildKit && result.is_ok() => {
             eprintln!("prov: BuildKit attached no provenance to {tag}");
             None
         }
@@ -192,7 +165,7 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
         prev_manifest_sha256: prev.map(|p| p.sha256),
         tool: materials.tool,
         buildkit_provenance,
-        source_date: archive.is_some().then_some(materials.source_date),
+        source_date: (materials.builder == Builder::BuildKit).then_some(materials.source_date),
     };
     let manifest_sha256 = store.write_manifest(&manifest)?;
     if let Err(e) = result {
@@ -205,6 +178,65 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
         manifest_sha256,
     })?;
     Ok(manifest)
+}
+
+/// What one run of the builder made.
+struct Made {
+    log: BuildLog,
+    /// Whether the builder (and, for BuildKit, loading the image) succeeded.
+    result: Result<()>,
+    image: Option<ImageRecord>,
+    /// BuildKit's provenance of the image, when it attached one.
+    statement: Option<serde_json::Value>,
+}
+
+/// Builds the image under `tag`, its output on `echo` and in the log at `log_path`, and loads it
+/// into the node's store. The outer error means the builder could not be run at all.
+fn make_image(
+    req: &BuildRequest,
+    materials: &Materials,
+    tag: &str,
+    log_path: &Path,
+    echo: &mut dyn Write,
+) -> Result<Made> {
+    let image_labels = stamp(req, materials);
+    // BuildKit writes the image as an OCI archive here; prov loads it (see `load_archive`).
+    let scratch = tempfile::Builder::new()
+        .prefix("prov-build.")
+        .tempdir()
+        .context("making a scratch folder for the build's output")?;
+    let archive =
+        (materials.builder == Builder::BuildKit).then(|| scratch.path().join("image.tar"));
+    let (log, mut result) = run_docker_build(
+        req,
+        materials,
+        tag,
+        &image_labels,
+        archive.as_deref(),
+        log_path,
+        echo,
+    )
+    .context("the build did not run; no manifest was written")?;
+    let mut statement = None;
+    if let (Ok(()), Some(archive)) = (&result, &archive) {
+        match load_archive(archive) {
+            Ok(loaded) => statement = loaded,
+            Err(e) => result = Err(e),
+        }
+    }
+    let image = match &result {
+        Ok(()) => {
+            check_bases_unchanged(&materials.base_images)?;
+            Some(read_back(tag, &image_labels, materials.store)?)
+        }
+        Err(_) => None,
+    };
+    Ok(Made {
+        log,
+        result,
+        image,
+        statement,
+    })
 }
 
 fn gather_materials(req: &BuildRequest) -> Result<Materials> {
@@ -465,6 +497,7 @@ fn run_docker_build(
     image_labels: &BTreeMap<String, String>,
     archive: Option<&Path>,
     log_path: &Path,
+    echo: &mut dyn Write,
 ) -> Result<(BuildLog, Result<()>)> {
     let dockerfile = in_context_dir(&req.context, &req.dockerfile)
         .expect("checked when the context was made")
@@ -562,7 +595,6 @@ fn run_docker_build(
         .unchecked()
         .reader()
         .context("starting docker build")?;
-    let mut terminal = std::io::stdout();
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = reader
@@ -571,8 +603,8 @@ fn run_docker_build(
         if n == 0 {
             break;
         }
-        terminal.write_all(&buf[..n])?;
-        terminal.flush()?;
+        echo.write_all(&buf[..n])?;
+        echo.flush()?;
         log.write_all(&buf[..n])
             .with_context(|| format!("writing {}", log_path.display()))?;
     }

@@ -204,7 +204,12 @@ pub fn diff(repo: &Path, a: &Side, b: &Side, files: bool) -> Result<DiffReport> 
     };
     let (sa, sb) = (read(a)?, read(b)?);
     let mut report = compare_manifests(&sa, &sb);
-    let listings = files.then(|| {
+    // The same ID names the same bytes (a digest): there are no files to compare.
+    let same_image = matches!(
+        (&sa.manifest.image, &sb.manifest.image),
+        (Some(x), Some(y)) if x.id == y.id
+    );
+    let listings = (files && !same_image).then(|| {
         std::thread::scope(|scope| {
             let ta = scope.spawn(|| image_listing(repo, &sa.manifest));
             let tb = scope.spawn(|| image_listing(repo, &sb.manifest));
@@ -278,7 +283,7 @@ pub fn render(r: &DiffReport) -> String {
             out,
             "  id      {}",
             if i.same_id {
-                format!("same ({})", short(&i.a_id))
+                format!("identical: the same ID ({})", short(&i.a_id))
             } else {
                 format!("differs (a {}, b {})", short(&i.a_id), short(&i.b_id))
             }
@@ -316,6 +321,9 @@ pub fn render(r: &DiffReport) -> String {
             }
             (None, Some(e)) => {
                 let _ = writeln!(out, "  files   not compared: {}", clip(e, 60));
+            }
+            (None, None) if i.same_id => {
+                let _ = writeln!(out, "  files   the same image: nothing to compare");
             }
             (None, None) => {
                 let _ = writeln!(out, "  files   not compared (--no-files)");

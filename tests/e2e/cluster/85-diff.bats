@@ -30,4 +30,10 @@ teardown() { restore_kept; }
   run prov diff main worker1
   assert_output_has "DIFFERS source tree"
   assert_output_has "/usr/local/bin/api"
+  # Between the two trixie nodes too: reproducible builds of different trees differ, by the
+  # binary (a comment changed, but the source tree is compiled in).
+  run prov diff worker2 worker1 --json
+  [ "$status" -eq 1 ]
+  [ "$(jq -r .image.same_id <<<"$output")" = false ]
+  jq -e '.image.files.differing == ["usr/local/bin/api"]' <<<"$output"
 }

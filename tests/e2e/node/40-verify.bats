@@ -291,14 +291,21 @@ patch_by_hand_with_cache() {
   passes
 }
 
-@test "fails when the api runs an older build's image, or latest points at an older build" {
+@test "an older build's image fails unless it is the same image; latest at an older build fails" {
   old_tag="$(prov show --node "$NODE" --json | jq -r .image.tag)"
+  old_image="$(prov show --node "$NODE" --json | jq -r .image.id)"
   old_id="$(jq -r .build_id "$DIR/latest")"
   golden demo NODE="$NODE"
   passes
   API_IMAGE="$old_tag" compose_on_node up -d
-  fails_on image-id
-  fails_on http/version
+  if [[ $(prov nodes --flavour "$NODE") == bookworm ]]; then
+    # The legacy builder stamps each build's times into its image: another image.
+    fails_on image-id
+  else
+    # BuildKit's builds are reproducible: the same source gave the same image, under both tags.
+    [ "$(prov show --node "$NODE" --json | jq -r .image.id)" = "$old_image" ]
+    passes
+  fi
   golden up NODE="$NODE"
   passes_soon
 

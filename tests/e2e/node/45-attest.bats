@@ -179,6 +179,29 @@ teardown() { restore_kept; }
   prov verify --node "$NODE"
 }
 
+@test "a record whose build log shows a step taken from the cache is refused: exit 2" {
+  forge_next_record .
+  # The log of a build that took a step from the cache, as each builder says it; the record
+  # names the log's digest and size, as a build would.
+  if [[ $(prov nodes --flavour "$NODE") == bookworm ]]; then
+    printf 'Step 7/12 : COPY vendor vendor\n ---> Using cache\n ---> 0123456789ab\n' \
+      >>"$DIR/$forged_id.log"
+  else
+    printf '#9 [build 4/8] COPY vendor vendor\n#9 CACHED\n' >>"$DIR/$forged_id.log"
+  fi
+  jq --arg sha "$(sha256sum "$DIR/$forged_id.log" | cut -d' ' -f1)" \
+    --argjson bytes "$(stat -c %s "$DIR/$forged_id.log")" \
+    '.build_log.sha256 = $sha | .build_log.bytes = $bytes' "$DIR/$forged_id.json" \
+    >"$BATS_TEST_TMPDIR/m"
+  cp "$BATS_TEST_TMPDIR/m" "$DIR/$forged_id.json"
+  jq -n --arg b "$forged_id" --arg s "$(sha256sum "$DIR/$forged_id.json" | cut -d' ' -f1)" \
+    '{build_id: $b, manifest_sha256: $s}' >"$DIR/latest"
+  import_refused "log shows steps taken from the cache"
+  assert_output_has "COPY vendor vendor"
+  restore_kept
+  prov verify --node "$NODE"
+}
+
 @test "a BuildKit record whose own provenance is missing or changed is refused: exit 2" {
   [[ $(prov nodes --flavour "$NODE") != bookworm ]] ||
     skip "the legacy builder keeps no provenance of its own"
