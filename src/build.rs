@@ -17,7 +17,7 @@ use crate::docker;
 use crate::manifest::Store;
 use crate::model::{
     labels, BaseImage, BuildLog, BuildStatus, ComposeConfig, FileDigest, GitSource, ImageRecord,
-    ImageStore, LatestPointer, Manifest, SourceDate, ToolInfo, COMPOSE_IMAGE_PLACEHOLDER,
+    ImageStore, LatestPointer, Manifest, Rebuilt, SourceDate, ToolInfo, COMPOSE_IMAGE_PLACEHOLDER,
     MANIFEST_SCHEMA,
 };
 use crate::policy;
@@ -178,6 +178,59 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
         manifest_sha256,
     })?;
     Ok(manifest)
+}
+
+/// Rebuilds, for `prov reproduce`, the inputs of a build another node recorded: the same tree
+/// (`expect_tree`), bases and arguments, under `tag`, without cache, and records nothing. The
+/// builder's output goes to stderr; what was made is returned. The node's stack is not touched.
+pub fn rebuild(req: &BuildRequest, tag: &str, expect_tree: &str) -> Result<Rebuilt> {
+    let store = Store::new(&req.repo.join("provenance"), &req.node);
+    let _lock = store.lock().with_context(|| {
+        format!(
+            "cannot take the build lock in {}: the folder must be writable by this user",
+            store.dir().display()
+        )
+    })?;
+    let started_at = Utc::now();
+    let materials = gather_materials(req)?;
+    if materials.git.tree != expect_tree {
+        bail!(
+            "this node's checkout is tree {}, the build to reproduce is of tree {expect_tree}: \
+             run `prov reproduce` again from a checkout of that tree",
+            materials.git.tree
+        );
+    }
+    if materials.builder != Builder::BuildKit {
+        bail!(
+            "node {} builds with the legacy builder, which stamps each build's times into its \
+             image: only a BuildKit node (flavour trixie) can reproduce an image",
+            req.node
+        );
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("prov-rebuild.")
+        .tempdir()
+        .context("making a scratch folder for the rebuild's log")?;
+    let made = make_image(
+        req,
+        &materials,
+        tag,
+        &scratch.path().join("build.log"),
+        &mut std::io::stderr(),
+    )?;
+    made.result
+        .with_context(|| format!("the rebuild on node {} failed", req.node))?;
+    Ok(Rebuilt {
+        node: req.node.clone(),
+        started_at,
+        finished_at: Utc::now(),
+        git: materials.git,
+        source_date: materials.source_date,
+        base_images: materials.base_images,
+        build_args: req.build_args.iter().cloned().collect(),
+        image: made.image.expect("a successful build has an image"),
+        build_log: made.log,
+    })
 }
 
 /// What one run of the builder made.

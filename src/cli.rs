@@ -138,7 +138,21 @@ pub struct DiffArgs {
     pub no_files: bool,
 }
 
-pub fn build(_repo: &Path, args: BuildArgs) -> Result<ExitCode> {
+#[derive(Args)]
+pub struct ReproduceArgs {
+    /// The node that rebuilds (a trixie node other than the one that built).
+    #[arg(long)]
+    pub node: String,
+    /// The build to reproduce: NODE or NODE:BUILD (a build id or `latest`).
+    #[arg(long)]
+    pub of: diff::Side,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The build request of `prov build` (and `prov rebuild`), once the guard let it run: inside a
+/// node, from /vagrant, every path confined to it.
+fn node_build_request(args: BuildArgs) -> Result<BuildRequest> {
     let exe = std::env::current_exe().context("locating the prov binary")?;
     context::check(&exe).map_err(|e| Failure(e.to_string()))?;
     let repo = PathBuf::from(context::NODE_MOUNT);
@@ -149,8 +163,7 @@ pub fn build(_repo: &Path, args: BuildArgs) -> Result<ExitCode> {
     nodes::load(&repo)?.get(&node)?;
     let confine =
         |what, path| build::confine(&repo, what, path).map_err(|e| Failure(format!("{e:#}")));
-    let manifest = build::build(&BuildRequest {
-        repo: repo.clone(),
+    Ok(BuildRequest {
         node,
         dockerfile: confine("--dockerfile", &args.dockerfile)?,
         context: confine("--context", &args.context)?,
@@ -159,8 +172,13 @@ pub fn build(_repo: &Path, args: BuildArgs) -> Result<ExitCode> {
         bases: args.bases,
         build_args: args.build_args,
         policy: args.policy,
+        repo,
     })
-    .map_err(|e| Failure(format!("{e:#}")))?;
+}
+
+pub fn build(_repo: &Path, args: BuildArgs) -> Result<ExitCode> {
+    let manifest =
+        build::build(&node_build_request(args)?).map_err(|e| Failure(format!("{e:#}")))?;
     let image = manifest
         .image
         .as_ref()
@@ -170,6 +188,68 @@ pub fn build(_repo: &Path, args: BuildArgs) -> Result<ExitCode> {
     println!(
         "prov: build {} recorded: image {} ({}), manifest provenance/{}/{}.json",
         manifest.build_id, image.id, image.tag, manifest.node, manifest.build_id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// The tag to build under (`prov reproduce` names one no build of the node's uses).
+    #[arg(long, value_parser = parse_rebuild_tag)]
+    pub tag: String,
+    /// The tree the build to reproduce is of: the node's checkout must be it.
+    #[arg(long)]
+    pub expect_tree: String,
+}
+
+/// `prov-reproduce:<build id>`: a tag of its own, never one the node's stack runs.
+fn parse_rebuild_tag(s: &str) -> Result<String, String> {
+    match s.split_once(':') {
+        Some((crate::reproduce::IMAGE_NAME, id)) if crate::model::is_build_id(id) => {
+            Ok(s.to_string())
+        }
+        _ => Err(format!(
+            "expected {}:<build id>, got {s:?}",
+            crate::reproduce::IMAGE_NAME
+        )),
+    }
+}
+
+pub fn reproduce(repo: &Path, args: ReproduceArgs) -> Result<ExitCode> {
+    let file = nodes::load(repo)?;
+    file.get(&args.node)?;
+    file.get(&args.of.node)?;
+    let of = Store::new(&repo.join("provenance"), &args.of.node)
+        .resolve(&args.of.build)
+        .with_context(|| format!("reading {}:{}", args.of.node, args.of.build))?;
+    let state = host_state(repo)?;
+    let (verdict, path) = crate::reproduce::reproduce(repo, &state, &args.node, &of)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&verdict).expect("a verdict serializes")
+        );
+    } else {
+        print!("{}", show::render_reproduction(&verdict));
+        println!("signed verdict: {}", path.display());
+    }
+    Ok(if verdict.identical {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    })
+}
+
+/// The node's side of `prov reproduce`: rebuild, print what was made as JSON on stdout.
+pub fn rebuild(_repo: &Path, args: RebuildArgs) -> Result<ExitCode> {
+    let req = node_build_request(args.build)?;
+    let rebuilt = build::rebuild(&req, &args.tag, &args.expect_tree)
+        .map_err(|e| Failure(format!("{e:#}")))?;
+    println!(
+        "{}",
+        serde_json::to_string(&rebuilt).expect("a rebuild serializes")
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -227,24 +227,32 @@ fn image_listing(repo: &Path, m: &Manifest) -> Result<Listing> {
     let Some(image) = &m.image else {
         bail!("build {} has no image", m.build_id)
     };
-    let transport = Transport::connect(repo, &m.node)?;
+    read_saved_image(repo, &m.node, &image.id, image_fs::listing_from_save)
+}
+
+/// Reads `docker save IMAGE` of a node as it streams out of the node.
+pub fn read_saved_image<T>(
+    repo: &Path,
+    node: &str,
+    image: &str,
+    read: impl FnOnce(std::process::ChildStdout) -> Result<T>,
+) -> Result<T> {
+    let transport = Transport::connect(repo, node)?;
     let mut child = transport
-        .command(&["docker".into(), "save".into(), image.id.clone()])?
+        .command(&["docker".into(), "save".into(), image.to_string()])?
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .context("running ssh")?;
-    let listing = image_fs::listing_from_save(child.stdout.take().expect("stdout is piped"));
+    let read = read(child.stdout.take().expect("stdout is piped"));
     let out = child.wait_with_output()?;
     if !out.status.success() {
         bail!(
-            "docker save {} on {} failed: {}",
-            image.id,
-            m.node,
+            "docker save {image} on {node} failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    listing
+    read
 }
 
 fn short(s: &str) -> String {

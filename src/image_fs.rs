@@ -36,6 +36,30 @@ struct SaveManifest {
 
 /// Reads a `docker save` archive (legacy or OCI layout) and flattens its layers in order.
 pub fn listing_from_save(reader: impl Read) -> Result<Listing> {
+    let mut listing = Listing::new();
+    for ops in layers_in_order(reader)? {
+        apply(&mut listing, ops);
+    }
+    Ok(listing)
+}
+
+/// Reads a `docker save` archive and lists what each layer itself puts, bottom layer first
+/// (what it removes from the layers below is left out).
+pub fn layer_listings_from_save(reader: impl Read) -> Result<Vec<Listing>> {
+    Ok(layers_in_order(reader)?
+        .into_iter()
+        .map(|ops| {
+            ops.into_iter()
+                .filter_map(|op| match op {
+                    Op::Put(path, node) => Some((path, node)),
+                    Op::Whiteout(_) | Op::Opaque(_) => None,
+                })
+                .collect()
+        })
+        .collect())
+}
+
+fn layers_in_order(reader: impl Read) -> Result<Vec<Vec<Op>>> {
     let mut archive = tar::Archive::new(reader);
     let mut layers: HashMap<String, Vec<Op>> = HashMap::new();
     let mut order: Option<Vec<String>> = None;
@@ -67,14 +91,14 @@ pub fn listing_from_save(reader: impl Read) -> Result<Listing> {
         }
     }
     let order = order.context("the docker save stream has no manifest.json")?;
-    let mut listing = Listing::new();
-    for layer in &order {
-        let ops = layers
-            .remove(layer)
-            .with_context(|| format!("layer {layer} is missing from the docker save stream"))?;
-        apply(&mut listing, ops);
-    }
-    Ok(listing)
+    order
+        .iter()
+        .map(|layer| {
+            layers
+                .remove(layer)
+                .with_context(|| format!("layer {layer} is missing from the docker save stream"))
+        })
+        .collect()
 }
 
 fn layer_ops(reader: impl Read) -> io::Result<Vec<Op>> {

@@ -23,6 +23,7 @@ pub mod nodes;
 pub mod policy;
 pub mod probe;
 pub mod report;
+pub mod reproduce;
 pub mod show;
 pub mod stack;
 pub mod state;

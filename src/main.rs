@@ -40,6 +40,12 @@ enum Command {
     Diff(prov::cli::DiffArgs),
     /// Write the in-toto/SLSA attestation of a build, DSSE-signed with the project's key.
     Attest(prov::cli::AttestArgs),
+    /// Rebuild another node's recorded build on NODE, from scratch, and compare: the same image
+    /// ID, or the first layer and file that differ (exit 1). The verdict is signed.
+    Reproduce(prov::cli::ReproduceArgs),
+    /// The node's side of `prov reproduce`: rebuild given inputs under a tag of their own and
+    /// record nothing (runs inside the node).
+    Rebuild(prov::cli::RebuildArgs),
     /// Bring a node's new records into the checkout's provenance/<node>/, after checking each
     /// against the node's engine and build log (the host runs it after every build).
     Import {
@@ -153,6 +159,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Log(args) => prov::cli::log(&repo, args),
         Command::Diff(args) => prov::cli::diff(&repo, args),
         Command::Attest(args) => prov::cli::attest(&repo, args),
+        Command::Reproduce(args) => prov::cli::reproduce(&repo, args),
+        Command::Rebuild(args) => prov::cli::rebuild(&repo, args),
         Command::Import { node } => prov::cli::import(&repo, &node),
         Command::Sync { node } => prov::cli::sync(&repo, &node),
         Command::Key {

@@ -94,6 +94,52 @@ pub struct Manifest {
     pub source_date: Option<SourceDate>,
 }
 
+/// What a node rebuilt for `prov reproduce` (written by the node: the host checks it against the
+/// record it reproduces and the node's engine).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rebuilt {
+    pub node: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub git: GitSource,
+    pub source_date: SourceDate,
+    pub base_images: Vec<BaseImage>,
+    pub build_args: BTreeMap<String, String>,
+    pub image: ImageRecord,
+    /// The builder's output (sent to the host's terminal): its digest and size.
+    pub build_log: BuildLog,
+}
+
+/// The verdict of `prov reproduce`: the predicate of its signed statement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reproduction {
+    /// The build reproduced: its node, id, image and record (sha256 of its bytes).
+    pub of_node: String,
+    pub of_build: String,
+    pub of_image: String,
+    pub of_record_sha256: String,
+    /// The node that rebuilt it, and what it made.
+    pub node: String,
+    pub rebuilt: Rebuilt,
+    /// The same image ID: the same bytes.
+    pub identical: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_difference: Option<FirstDifference>,
+    pub at: DateTime<Utc>,
+}
+
+/// Where two images of the same inputs first part: the layer (bottom first) and the first path in
+/// it whose entry differs (none when only what a layer removes or its metadata differ).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirstDifference {
+    pub layer: usize,
+    /// The layer's diff id on each side (none where one image has fewer layers).
+    pub layer_a: Option<String>,
+    pub layer_b: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
 /// The source's date, from which an image's every timestamp is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceDate {

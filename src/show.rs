@@ -309,6 +309,55 @@ pub fn render_log(chain: &[ChainEntry], latest: Option<&str>, paint: Paint) -> S
     out
 }
 
+/// A verdict of `prov reproduce`, for people.
+pub fn render_reproduction(r: &crate::model::Reproduction) -> String {
+    let mut out = format!(
+        "{}:{} rebuilt on {} ({} .. {}): ",
+        r.of_node,
+        r.of_build,
+        r.node,
+        r.rebuilt.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        r.rebuilt.finished_at.format("%H:%M:%S")
+    );
+    match &r.first_difference {
+        None => {
+            let _ = writeln!(
+                out,
+                "identical
+  image {}",
+                r.of_image
+            );
+        }
+        Some(d) => {
+            let _ = writeln!(
+                out,
+                "DIFFERENT
+  image {} there, {} here",
+                short(&r.of_image),
+                short(&r.rebuilt.image.id)
+            );
+            let side = |l: &Option<String>| l.as_deref().map_or("(none)", short).to_string();
+            let _ = writeln!(
+                out,
+                "  first differing layer #{} (from the bottom): {} there, {} here",
+                d.layer + 1,
+                side(&d.layer_a),
+                side(&d.layer_b)
+            );
+            let _ = writeln!(
+                out,
+                "  first differing file: {}",
+                d.path
+                    .as_deref()
+                    .map_or("(none: only removals or metadata differ)".into(), |p| {
+                        format!("/{}", printable(p))
+                    })
+            );
+        }
+    }
+    out
+}
+
 /// BuildKit's account of the build beside prov's (`prov show` on a BuildKit node).
 pub fn render_buildkit(cmp: &crate::buildkit::SideBySide) -> String {
     let mut out =

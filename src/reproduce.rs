@@ -1,0 +1,327 @@
+//! `prov reproduce --node B --of A[:BUILD]`: an independent no-cache build, on node B, of the
+//! inputs node A recorded (the same tree, bases and arguments), compared with A's image:
+//! identical (the same image ID), or the first layer and the first file in it that differ. The
+//! verdict is an in-toto statement of its own, signed by the project's key and kept beside A's
+//! record. B's stack is not touched: the rebuild has a tag of its own, removed afterwards.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use crate::attest;
+use crate::diff::read_saved_image;
+use crate::export;
+use crate::image_fs::{self, Listing};
+use crate::manifest::{write_atomic, Store, Stored};
+use crate::model::{FirstDifference, Manifest, Rebuilt, Reproduction};
+use crate::nodes;
+use crate::state::HostState;
+use crate::transport::Transport;
+use crate::tree_hash;
+
+/// The repository part of a rebuild's tag; the tag is the reproduced build's id.
+pub const IMAGE_NAME: &str = "prov-reproduce";
+pub const PREDICATE_TYPE: &str = "https://prov.dev/reproduce/v1";
+/// The most of a node's rebuild report the host reads (it is about 4 KiB).
+const MAX_REPORT_BYTES: u64 = 1 << 20;
+
+/// Where the signed verdict of reproducing `build_id` on `node` is kept: beside the record.
+pub fn envelope_path(store_dir: &Path, build_id: &str, node: &str) -> PathBuf {
+    store_dir.join(format!("{build_id}.reproduce-{node}.dsse.json"))
+}
+
+/// The signed verdicts kept for a build: (rebuilding node, path), by node name.
+pub fn envelopes_of(store_dir: &Path, build_id: &str) -> Vec<(String, PathBuf)> {
+    let prefix = format!("{build_id}.reproduce-");
+    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(store_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let node = name.strip_prefix(&prefix)?.strip_suffix(".dsse.json")?;
+            nodes::is_valid_name(node).then(|| (node.to_string(), entry.path()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Rebuilds `of` on `node`, compares, signs and keeps the verdict; returns it and its path.
+pub fn reproduce(
+    repo: &Path,
+    state: &HostState,
+    node: &str,
+    of: &Stored,
+) -> Result<(Reproduction, PathBuf)> {
+    let m = &of.manifest;
+    let image = m.image.as_ref().ok_or_else(|| {
+        anyhow!(
+            "build {} of {} has no image to reproduce",
+            m.build_id,
+            m.node
+        )
+    })?;
+    if m.source_date.is_none() {
+        bail!(
+            "build {} of {} was not built reproducibly (the legacy builder stamps each build's \
+             times into its image): only a BuildKit build (a trixie node) can be reproduced",
+            m.build_id,
+            m.node
+        );
+    }
+    if node == m.node {
+        bail!(
+            "reproduce {}'s build on another node: an independent rebuild",
+            m.node
+        );
+    }
+    let key = attest::load_signing_key(state)?.ok_or_else(|| {
+        anyhow!("the project has no key to sign the verdict with: run `prov key init`")
+    })?;
+    let here = tree_hash::tree_state(repo).context("hashing the checkout")?;
+    if here.tree != m.git.tree || here.head_commit != m.git.commit {
+        bail!(
+            "the checkout is commit {} tree {}, build {} is of commit {} tree {}: check out that \
+             commit (and the same changes, for a dirty tree), then run prov reproduce again",
+            here.head_commit.as_deref().unwrap_or("(none)"),
+            here.tree,
+            m.build_id,
+            m.git.commit.as_deref().unwrap_or("(none)"),
+            m.git.tree
+        );
+    }
+
+    let transport = Transport::connect(repo, node)?;
+    export::sync(repo, &transport)?;
+    let tag = format!("{IMAGE_NAME}:{}", m.build_id);
+    let rebuilt = rebuild_on(&transport, m, &tag);
+    // Whatever happened, the rebuild's tag goes: the node keeps only what its own builds made.
+    let removed = transport.output(&["docker".into(), "image".into(), "rm".into(), tag.clone()]);
+    let rebuilt = rebuilt?;
+    check_inputs(m, &rebuilt)?;
+
+    let first_difference = if rebuilt.image.id == image.id {
+        None
+    } else {
+        Some(first_difference(repo, m, node, &rebuilt, &tag)?)
+    };
+    if let Err(e) = removed {
+        eprintln!("prov: could not remove {tag} from node {node}: {e:#}");
+    }
+    let reproduction = Reproduction {
+        of_node: m.node.clone(),
+        of_build: m.build_id.clone(),
+        of_image: image.id.clone(),
+        of_record_sha256: of.sha256.clone(),
+        node: node.to_string(),
+        identical: first_difference.is_none(),
+        rebuilt,
+        first_difference,
+        at: Utc::now(),
+    };
+    let envelope = attest::sign(&statement(&reproduction), &key);
+    let dir = Store::new(&repo.join("provenance"), &m.node)
+        .dir()
+        .to_path_buf();
+    let path = envelope_path(&dir, &m.build_id, node);
+    let mut bytes = serde_json::to_vec_pretty(&envelope)?;
+    bytes.push(b'\n');
+    write_atomic(&path, &bytes)?;
+    Ok((reproduction, path))
+}
+
+/// The in-toto statement of a verdict: its subject is the reproduced image.
+pub fn statement(r: &Reproduction) -> Value {
+    json!({
+        "_type": attest::STATEMENT_TYPE,
+        "subject": [{
+            "name": format!("{}:{}", r.of_node, r.of_build),
+            "digest": {"sha256": r.of_image.trim_start_matches("sha256:")},
+        }],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": r,
+    })
+}
+
+/// Runs the node's side (`prov rebuild`) from /vagrant, as the golden path runs node scripts:
+/// the build's output streams to this terminal, the report comes back on stdout.
+fn rebuild_on(transport: &Transport, m: &Manifest, tag: &str) -> Result<Rebuilt> {
+    let mut argv: Vec<String> = [
+        "sudo",
+        "-n",
+        "env",
+        "-C",
+        crate::context::NODE_MOUNT,
+        "target/release/prov",
+        "rebuild",
+        "--node",
+        transport.node(),
+        "--tag",
+        tag,
+        "--expect-tree",
+        &m.git.tree,
+        "--dockerfile",
+        &m.dockerfile.path,
+    ]
+    .map(String::from)
+    .to_vec();
+    for base in &m.base_images {
+        argv.extend(["--base".into(), format!("{}={}", base.arg, base.reference)]);
+    }
+    for (arg, value) in &m.build_args {
+        argv.extend(["--build-arg".into(), format!("{arg}={value}")]);
+    }
+    if let Some(policy) = &m.policy {
+        argv.extend(["--policy".into(), policy.path.clone()]);
+    }
+    let mut child = transport
+        .command(&argv)?
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("running ssh to node {}", transport.node()))?;
+    let mut report = Vec::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout is piped")
+        .take(MAX_REPORT_BYTES)
+        .read_to_end(&mut report)?;
+    let status = child.wait()?;
+    if !status.success() {
+        bail!(
+            "the rebuild on node {} failed ({status}; its output is above)",
+            transport.node()
+        );
+    }
+    serde_json::from_slice(&report).with_context(|| {
+        format!(
+            "node {}'s rebuild report is not what prov writes",
+            transport.node()
+        )
+    })
+}
+
+/// The node rebuilt what was asked: the same tree and commit, bases of the same configuration,
+/// the same arguments and source date.
+fn check_inputs(m: &Manifest, rebuilt: &Rebuilt) -> Result<()> {
+    let mut differ = Vec::new();
+    if rebuilt.git.tree != m.git.tree || rebuilt.git.commit != m.git.commit {
+        differ.push("source");
+    }
+    let bases = |b: &[crate::model::BaseImage]| -> Vec<(String, Option<String>)> {
+        b.iter()
+            .map(|b| (b.arg.clone(), b.config_digest.clone()))
+            .collect()
+    };
+    if bases(&rebuilt.base_images) != bases(&m.base_images) {
+        differ.push("base images");
+    }
+    if rebuilt.build_args != m.build_args {
+        differ.push("build arguments");
+    }
+    if Some(rebuilt.source_date) != m.source_date {
+        differ.push("source date");
+    }
+    if !differ.is_empty() {
+        bail!(
+            "node {} rebuilt other inputs than build {} recorded ({}): nothing to compare; on \
+             that node, `make bases` makes the same base images",
+            rebuilt.node,
+            m.build_id,
+            differ.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The first layer (bottom first) whose diff id differs, and the first path in it whose entry
+/// differs; both images are streamed out of their nodes.
+fn first_difference(
+    repo: &Path,
+    m: &Manifest,
+    node: &str,
+    rebuilt: &Rebuilt,
+    tag: &str,
+) -> Result<FirstDifference> {
+    let ours = &m.image.as_ref().expect("checked by the caller").layers;
+    let theirs = &rebuilt.image.layers;
+    let layer = ours
+        .iter()
+        .zip(theirs)
+        .position(|(a, b)| a != b)
+        .unwrap_or(ours.len().min(theirs.len()));
+    let mut difference = FirstDifference {
+        layer,
+        layer_a: ours.get(layer).cloned(),
+        layer_b: theirs.get(layer).cloned(),
+        path: None,
+    };
+    if difference.layer_a.is_none() || difference.layer_b.is_none() {
+        return Ok(difference);
+    }
+    let image = &m.image.as_ref().expect("checked by the caller").id;
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope
+            .spawn(|| read_saved_image(repo, &m.node, image, image_fs::layer_listings_from_save));
+        let b =
+            scope.spawn(|| read_saved_image(repo, node, tag, image_fs::layer_listings_from_save));
+        (
+            a.join().expect("listing thread"),
+            b.join().expect("listing thread"),
+        )
+    });
+    let (a, b) = (a?, b?);
+    difference.path = first_differing_path(
+        a.get(layer).unwrap_or(&Listing::new()),
+        b.get(layer).unwrap_or(&Listing::new()),
+    );
+    Ok(difference)
+}
+
+/// The first path, in order, that one listing has and the other has not, or has otherwise.
+pub fn first_differing_path(a: &Listing, b: &Listing) -> Option<String> {
+    a.keys()
+        .chain(b.keys())
+        .filter(|path| a.get(*path) != b.get(*path))
+        .min()
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image_fs::Node;
+
+    fn file(sha: &str) -> Node {
+        Node::File {
+            mode: 0o755,
+            sha256: sha.into(),
+        }
+    }
+
+    #[test]
+    fn the_first_differing_path_is_the_least_one_either_side_disagrees_on() {
+        let a: Listing = [
+            ("usr/local/bin/api".into(), file("aa")),
+            ("usr/x".into(), file("1")),
+        ]
+        .into();
+        let mut b = a.clone();
+        assert_eq!(first_differing_path(&a, &b), None);
+        b.insert("usr/local/bin/api".into(), file("bb"));
+        b.insert("zz/only-b".into(), file("2"));
+        assert_eq!(
+            first_differing_path(&a, &b).as_deref(),
+            Some("usr/local/bin/api")
+        );
+        b.insert("etc/only-b".into(), file("3"));
+        assert_eq!(first_differing_path(&a, &b).as_deref(), Some("etc/only-b"));
+    }
+}
