@@ -333,39 +333,7 @@ pub fn check_envelope(
     image_id: &str,
     record: &Stored,
 ) -> Result<String> {
-    let envelope: Envelope =
-        serde_json::from_slice(bytes).context("the envelope is not DSSE JSON")?;
-    if envelope.payload_type != PAYLOAD_TYPE {
-        bail!(
-            "payloadType is {:?}, expected {PAYLOAD_TYPE:?}",
-            envelope.payload_type
-        );
-    }
-    let payload = B64
-        .decode(&envelope.payload)
-        .context("the payload is not base64")?;
-    let public: [u8; 32] = hex::decode(&key.keyval.public)
-        .ok()
-        .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| anyhow!("the public key file holds no ed25519 key"))?;
-    let verifying = VerifyingKey::from_bytes(&public).context("the public key is invalid")?;
-    let message = pae(&envelope.payload_type, &payload);
-    let signed = envelope.signatures.iter().any(|s| {
-        s.keyid == key.keyid
-            && B64
-                .decode(&s.sig)
-                .ok()
-                .and_then(|sig| Signature::from_slice(&sig).ok())
-                .is_some_and(|sig| verifying.verify(&message, &sig).is_ok())
-    });
-    if !signed {
-        bail!(
-            "no signature by key {} verifies ({} signature(s) present)",
-            crate::text::short_id(&key.keyid),
-            envelope.signatures.len()
-        );
-    }
-    let statement: Value = serde_json::from_slice(&payload).context("the payload is not JSON")?;
+    let statement = verified_statement(bytes, key)?;
     if statement["_type"] != STATEMENT_TYPE || statement["predicateType"] != PREDICATE_TYPE {
         bail!("the payload is not an in-toto v1 Statement with SLSA v1 provenance");
     }
@@ -406,6 +374,43 @@ pub fn check_envelope(
         );
     }
     Ok(subject)
+}
+
+/// The statement a DSSE envelope carries, once a signature by the key verifies over it.
+pub fn verified_statement(bytes: &[u8], key: &PublicKeyFile) -> Result<Value> {
+    let envelope: Envelope =
+        serde_json::from_slice(bytes).context("the envelope is not DSSE JSON")?;
+    if envelope.payload_type != PAYLOAD_TYPE {
+        bail!(
+            "payloadType is {:?}, expected {PAYLOAD_TYPE:?}",
+            envelope.payload_type
+        );
+    }
+    let payload = B64
+        .decode(&envelope.payload)
+        .context("the payload is not base64")?;
+    let public: [u8; 32] = hex::decode(&key.keyval.public)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| anyhow!("the public key file holds no ed25519 key"))?;
+    let verifying = VerifyingKey::from_bytes(&public).context("the public key is invalid")?;
+    let message = pae(&envelope.payload_type, &payload);
+    let signed = envelope.signatures.iter().any(|s| {
+        s.keyid == key.keyid
+            && B64
+                .decode(&s.sig)
+                .ok()
+                .and_then(|sig| Signature::from_slice(&sig).ok())
+                .is_some_and(|sig| verifying.verify(&message, &sig).is_ok())
+    });
+    if !signed {
+        bail!(
+            "no signature by key {} verifies ({} signature(s) present)",
+            crate::text::short_id(&key.keyid),
+            envelope.signatures.len()
+        );
+    }
+    serde_json::from_slice(&payload).context("the payload is not JSON")
 }
 
 #[cfg(test)]

@@ -134,8 +134,11 @@ impl ImageArchive {
     }
 }
 
+/// Blobs by digest (`sha256:...`).
+type Blobs = HashMap<String, Vec<u8>>;
+
 /// index.json, and every blob small enough to be JSON, by digest.
-fn read_json_blobs(reader: impl Read) -> Result<(Option<Value>, HashMap<String, Vec<u8>>)> {
+fn read_json_blobs(reader: impl Read) -> Result<(Option<Value>, Blobs)> {
     let mut blobs = HashMap::new();
     let mut index = None;
     let mut archive = tar::Archive::new(reader);
@@ -156,7 +159,7 @@ fn read_json_blobs(reader: impl Read) -> Result<(Option<Value>, HashMap<String, 
     Ok((index, blobs))
 }
 
-fn json_blob(blobs: &HashMap<String, Vec<u8>>, digest: &str) -> Result<Value> {
+fn json_blob(blobs: &Blobs, digest: &str) -> Result<Value> {
     let bytes = blobs
         .get(digest)
         .ok_or_else(|| anyhow!("blob {digest} is missing from the OCI archive"))?;

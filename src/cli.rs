@@ -235,7 +235,8 @@ pub fn reproduce(repo: &Path, args: ReproduceArgs) -> Result<ExitCode> {
         print!("{}", show::render_reproduction(&verdict));
         println!("signed verdict: {}", path.display());
     }
-    Ok(if verdict.identical {
+    // A reproduction: the same source gave the same image.
+    Ok(if verdict.identical && verdict.same_source {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FAILED)
@@ -319,6 +320,20 @@ pub fn show(repo: &Path, args: ShowArgs) -> Result<ExitCode> {
             "{}",
             show::render_buildkit(&buildkit::side_by_side(&stored.manifest, &statement))
         );
+    }
+    let key = attest::load_public_key(&host_state(repo)?)?;
+    let verdicts = crate::reproduce::verdicts(store.dir(), &stored, key.as_ref());
+    if !verdicts.is_empty() {
+        println!("\nreproduced (prov reproduce)");
+        for (node, verdict) in &verdicts {
+            println!(
+                "  {}",
+                show::clip(
+                    &crate::text::printable(&crate::reproduce::summary(node, verdict)),
+                    78
+                )
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

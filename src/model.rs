@@ -118,9 +118,12 @@ pub struct Reproduction {
     pub of_build: String,
     pub of_image: String,
     pub of_record_sha256: String,
+    pub of_source: GitSource,
     /// The node that rebuilt it, and what it made.
     pub node: String,
     pub rebuilt: Rebuilt,
+    /// The rebuild was of the same commit and tree: a reproduction, not a comparison.
+    pub same_source: bool,
     /// The same image ID: the same bytes.
     pub identical: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -410,6 +413,9 @@ pub struct NodeReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub checks: Vec<Check>,
+    /// Independent rebuilds of the running build (`prov reproduce`), one line each: not judged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reproduced: Vec<String>,
 }
 
 /// A node as declared in `nodes.json` (shared with the Vagrantfile).

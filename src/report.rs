@@ -42,6 +42,9 @@ pub fn human(reports: &[NodeReport]) -> String {
                 }
             }
         }
+        for line in &r.reproduced {
+            let _ = writeln!(out, "  note {line}");
+        }
     }
     out
 }

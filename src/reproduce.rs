@@ -1,8 +1,10 @@
 //! `prov reproduce --node B --of A[:BUILD]`: an independent no-cache build, on node B, of the
-//! inputs node A recorded (the same tree, bases and arguments), compared with A's image:
-//! identical (the same image ID), or the first layer and the first file in it that differ. The
-//! verdict is an in-toto statement of its own, signed by the project's key and kept beside A's
-//! record. B's stack is not touched: the rebuild has a tag of its own, removed afterwards.
+//! inputs node A recorded (bases and arguments; the source is the checkout's, which should be
+//! A's tree), compared with A's image: identical (the same image ID), or the first layer and
+//! the first file in it that differ. The verdict names both sources, so a rebuild of changed
+//! source is never taken for a reproduction. It is an in-toto statement of its own, signed by
+//! the project's key and kept beside A's record. B's stack is not touched: the rebuild has a tag
+//! of its own, removed afterwards.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -51,6 +53,71 @@ pub fn envelopes_of(store_dir: &Path, build_id: &str) -> Vec<(String, PathBuf)> 
     found
 }
 
+/// The verdicts kept for a record, each by the node that rebuilt it: the verdict once its
+/// signature verifies and it names this very record and image, else why not.
+pub fn verdicts(
+    store_dir: &Path,
+    of: &Stored,
+    key: Option<&attest::PublicKeyFile>,
+) -> Vec<(String, Result<Reproduction, String>)> {
+    envelopes_of(store_dir, &of.manifest.build_id)
+        .into_iter()
+        .map(|(node, path)| {
+            let verdict = read_verdict(&path, of, key).map_err(|e| format!("{e:#}"));
+            (node, verdict)
+        })
+        .collect()
+}
+
+fn read_verdict(
+    path: &Path,
+    of: &Stored,
+    key: Option<&attest::PublicKeyFile>,
+) -> Result<Reproduction> {
+    let key = key.ok_or_else(|| anyhow!("the project's public key is missing"))?;
+    let bytes = crate::bounded::read(path)?.ok_or_else(|| anyhow!("it vanished"))?;
+    let statement = attest::verified_statement(&bytes, key)?;
+    if statement["predicateType"] != PREDICATE_TYPE {
+        bail!("its statement is not a verdict of prov reproduce");
+    }
+    let verdict: Reproduction = serde_json::from_value(statement["predicate"].clone())
+        .context("its verdict is not what prov writes")?;
+    let image = of.manifest.image.as_ref().map(|i| i.id.as_str());
+    if verdict.of_record_sha256 != of.sha256 || Some(verdict.of_image.as_str()) != image {
+        bail!("it is the verdict on another record or image");
+    }
+    Ok(verdict)
+}
+
+/// One line per verdict, for `prov show` and `prov verify`.
+pub fn summary(node: &str, verdict: &Result<Reproduction, String>) -> String {
+    match verdict {
+        Ok(v) if !v.same_source => format!(
+            "rebuilt on {node} from other source (tree {}): {}, signed",
+            crate::text::short_id(&v.rebuilt.git.tree),
+            if v.identical {
+                "identical"
+            } else {
+                "different"
+            }
+        ),
+        Ok(v) if v.identical => format!(
+            "rebuilt on {node} ({}): identical, signed",
+            v.at.format("%Y-%m-%d %H:%M UTC")
+        ),
+        Ok(v) => format!(
+            "rebuilt on {node} ({}): DIFFERENT from layer #{}{}, signed",
+            v.at.format("%Y-%m-%d %H:%M UTC"),
+            v.first_difference.as_ref().map_or(0, |d| d.layer + 1),
+            v.first_difference
+                .as_ref()
+                .and_then(|d| d.path.as_deref())
+                .map_or(String::new(), |p| format!(", /{p}"))
+        ),
+        Err(why) => format!("a verdict of a rebuild on {node} does not hold: {why}"),
+    }
+}
+
 /// Rebuilds `of` on `node`, compares, signs and keeps the verdict; returns it and its path.
 pub fn reproduce(
     repo: &Path,
@@ -84,41 +151,40 @@ pub fn reproduce(
         anyhow!("the project has no key to sign the verdict with: run `prov key init`")
     })?;
     let here = tree_hash::tree_state(repo).context("hashing the checkout")?;
-    if here.tree != m.git.tree || here.head_commit != m.git.commit {
-        bail!(
-            "the checkout is commit {} tree {}, build {} is of commit {} tree {}: check out that \
-             commit (and the same changes, for a dirty tree), then run prov reproduce again",
-            here.head_commit.as_deref().unwrap_or("(none)"),
-            here.tree,
-            m.build_id,
-            m.git.commit.as_deref().unwrap_or("(none)"),
-            m.git.tree
+    if here.tree != m.git.tree {
+        eprintln!(
+            "prov: the checkout is tree {}, build {} is of tree {}: node {node} rebuilds the \
+             checkout, so this compares changed source, not a reproduction",
+            here.tree, m.build_id, m.git.tree
         );
     }
 
     let transport = Transport::connect(repo, node)?;
     export::sync(repo, &transport)?;
     let tag = format!("{IMAGE_NAME}:{}", m.build_id);
-    let rebuilt = rebuild_on(&transport, m, &tag);
+    let compared = rebuild_on(&transport, m, &tag, &here.tree).and_then(|rebuilt| {
+        check_inputs(m, &rebuilt)?;
+        let first_difference = if rebuilt.image.id == image.id {
+            None
+        } else {
+            Some(first_difference(repo, m, node, &rebuilt, &tag)?)
+        };
+        Ok((rebuilt, first_difference))
+    });
     // Whatever happened, the rebuild's tag goes: the node keeps only what its own builds made.
     let removed = transport.output(&["docker".into(), "image".into(), "rm".into(), tag.clone()]);
-    let rebuilt = rebuilt?;
-    check_inputs(m, &rebuilt)?;
-
-    let first_difference = if rebuilt.image.id == image.id {
-        None
-    } else {
-        Some(first_difference(repo, m, node, &rebuilt, &tag)?)
-    };
-    if let Err(e) = removed {
-        eprintln!("prov: could not remove {tag} from node {node}: {e:#}");
+    if !removed.as_ref().is_ok_and(|out| out.status.success()) {
+        eprintln!("prov: could not remove {tag} from node {node}: remove it by hand");
     }
+    let (rebuilt, first_difference) = compared?;
     let reproduction = Reproduction {
         of_node: m.node.clone(),
         of_build: m.build_id.clone(),
         of_image: image.id.clone(),
         of_record_sha256: of.sha256.clone(),
+        of_source: m.git.clone(),
         node: node.to_string(),
+        same_source: rebuilt.git.tree == m.git.tree && rebuilt.git.commit == m.git.commit,
         identical: first_difference.is_none(),
         rebuilt,
         first_difference,
@@ -150,7 +216,7 @@ pub fn statement(r: &Reproduction) -> Value {
 
 /// Runs the node's side (`prov rebuild`) from /vagrant, as the golden path runs node scripts:
 /// the build's output streams to this terminal, the report comes back on stdout.
-fn rebuild_on(transport: &Transport, m: &Manifest, tag: &str) -> Result<Rebuilt> {
+fn rebuild_on(transport: &Transport, m: &Manifest, tag: &str, tree: &str) -> Result<Rebuilt> {
     let mut argv: Vec<String> = [
         "sudo",
         "-n",
@@ -164,7 +230,7 @@ fn rebuild_on(transport: &Transport, m: &Manifest, tag: &str) -> Result<Rebuilt>
         "--tag",
         tag,
         "--expect-tree",
-        &m.git.tree,
+        tree,
         "--dockerfile",
         &m.dockerfile.path,
     ]
@@ -208,13 +274,10 @@ fn rebuild_on(transport: &Transport, m: &Manifest, tag: &str) -> Result<Rebuilt>
     })
 }
 
-/// The node rebuilt what was asked: the same tree and commit, bases of the same configuration,
-/// the same arguments and source date.
+/// The node rebuilt with the recorded bases (of the same configuration) and arguments; the
+/// source (and the date taken from it) the verdict compares.
 fn check_inputs(m: &Manifest, rebuilt: &Rebuilt) -> Result<()> {
     let mut differ = Vec::new();
-    if rebuilt.git.tree != m.git.tree || rebuilt.git.commit != m.git.commit {
-        differ.push("source");
-    }
     let bases = |b: &[crate::model::BaseImage]| -> Vec<(String, Option<String>)> {
         b.iter()
             .map(|b| (b.arg.clone(), b.config_digest.clone()))
@@ -225,9 +288,6 @@ fn check_inputs(m: &Manifest, rebuilt: &Rebuilt) -> Result<()> {
     }
     if rebuilt.build_args != m.build_args {
         differ.push("build arguments");
-    }
-    if Some(rebuilt.source_date) != m.source_date {
-        differ.push("source date");
     }
     if !differ.is_empty() {
         bail!(

@@ -319,6 +319,13 @@ pub fn render_reproduction(r: &crate::model::Reproduction) -> String {
         r.rebuilt.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
         r.rebuilt.finished_at.format("%H:%M:%S")
     );
+    if !r.same_source {
+        let _ = writeln!(
+            out,
+            "other source\n  built from tree {}, rebuilt from tree {}",
+            r.of_source.tree, r.rebuilt.git.tree
+        );
+    }
     match &r.first_difference {
         None => {
             let _ = writeln!(

@@ -66,6 +66,13 @@ fn verify_node(
             host.public_key().display()
         );
     }
+    let reproduced: Vec<String> = manifest
+        .and_then(|m| imported.read(&m.build_id).ok())
+        .map(|stored| crate::reproduce::verdicts(imported.dir(), &stored, public_key.as_ref()))
+        .unwrap_or_default()
+        .iter()
+        .map(|(node, verdict)| crate::reproduce::summary(node, verdict))
+        .collect();
     let attestation = match (public_key, manifest) {
         (Some(key), Some(m)) => {
             let path = attest::envelope_path(imported.dir(), &m.build_id);
@@ -100,6 +107,7 @@ fn verify_node(
         ok: checks.iter().all(|c| c.ok),
         error: None,
         checks,
+        reproduced,
     })
 }
 
@@ -314,6 +322,7 @@ fn unchecked(node: &str, reason: String) -> NodeReport {
         ok: false,
         error: Some(reason),
         checks: Vec::new(),
+        reproduced: Vec::new(),
     }
 }
 

@@ -104,6 +104,7 @@ proptest! {
                 observed: texts[1].clone(),
                 hint: texts[0].clone(),
             }],
+            reproduced: vec![texts[2].clone()],
         };
         let out = prov::report::human(&[report]);
         prop_assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");

@@ -21,3 +21,55 @@ load ../helpers
   run prov diff worker1 worker2 --json
   [ "$(jq -r .image.same_id <<<"$output")" = true ]
 }
+
+# What a reproduce run could disturb on a node: its containers, images, volumes and networks,
+# and its records (the node's and the host's copy).
+fingerprint() {
+  on_node "$1" bash -c 'docker ps -aq | xargs -r docker inspect --format \
+    "{{.Id}} {{.State.Status}} {{.State.StartedAt}} {{.RestartCount}} {{.State.Pid}}"; \
+    docker image ls -aq --no-trunc | sort; docker volume ls -q; docker network ls -q'
+  for dir in "$(node_dir "$1")" "$REPO/provenance/$1"; do
+    (cd "$dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+  done
+}
+
+teardown() { restore_kept; }
+
+@test "prov reproduce rebuilds worker1's build on worker2: identical, signed, worker2 untouched" {
+  before="$(fingerprint worker2)"
+  run prov reproduce --node worker2 --of worker1
+  echo "$output" | tail -n 12
+  [ "$status" -eq 0 ]
+  assert_output_has "rebuilt on worker2"
+  assert_output_has "identical"
+  [ "$(fingerprint worker2)" = "$before" ]
+  build="$(jq -r .build_id "$REPO/provenance/worker1/latest")"
+  envelope="$REPO/provenance/worker1/$build.reproduce-worker2.dsse.json"
+  jq -e '.payload | @base64d | fromjson | .predicateType == "https://prov.dev/reproduce/v1"
+    and .predicate.identical and .predicate.same_source' "$envelope"
+  run prov show --node worker1 --offline
+  assert_output_has "rebuilt on worker2"
+  assert_output_has "identical, signed"
+  run prov verify --node worker1
+  [ "$status" -eq 0 ]
+  assert_output_has "note rebuilt on worker2"
+  # A verdict changed after it was signed is not shown as one.
+  keep "$envelope"
+  jq '.payload |= (@base64d | sub("\"identical\":true"; "\"identical\":false") | @base64)' \
+    "$envelope" >"$BATS_TEST_TMPDIR/tampered"
+  cp "$BATS_TEST_TMPDIR/tampered" "$envelope"
+  run prov show --node worker1 --offline
+  assert_output_has "a verdict of a rebuild on worker2 does not hold: no signature"
+}
+
+@test "after the source changed, prov reproduce says different, naming the first layer and the binary" {
+  keep "$REPO/api/src/main.rs"
+  echo "// changed after worker1's build" >>"$REPO/api/src/main.rs"
+  run prov reproduce --node worker2 --of worker1
+  restore_kept
+  echo "$output" | tail -n 12
+  [ "$status" -eq 1 ]
+  assert_output_has "other source"
+  assert_output_has "DIFFERENT"
+  assert_output_has "first differing file: /usr/local/bin/api"
+}
