@@ -245,6 +245,9 @@ fn rebuild_on(transport: &Transport, m: &Manifest, tag: &str, tree: &str) -> Res
     if let Some(policy) = &m.policy {
         argv.extend(["--policy".into(), policy.path.clone()]);
     }
+    if let Some(context) = &m.context {
+        argv.extend(["--context".into(), context.path.clone()]);
+    }
     let mut child = transport
         .command(&argv)?
         .stdin(Stdio::null())
