@@ -214,8 +214,9 @@ pub fn statement(r: &Reproduction) -> Value {
     })
 }
 
-/// Runs the node's side (`prov rebuild`) from /vagrant, as the golden path runs node scripts:
-/// the build's output streams to this terminal, the report comes back on stdout.
+/// Runs the node's side (`scripts/node/rebuild.sh`, which runs `prov rebuild`) from /vagrant, as
+/// the golden path runs node scripts: the build's output streams to this terminal, the report
+/// comes back on stdout.
 fn rebuild_on(transport: &Transport, m: &Manifest, tag: &str, tree: &str) -> Result<Rebuilt> {
     let mut argv: Vec<String> = [
         "sudo",
@@ -223,10 +224,7 @@ fn rebuild_on(transport: &Transport, m: &Manifest, tag: &str, tree: &str) -> Res
         "env",
         "-C",
         crate::context::NODE_MOUNT,
-        "target/release/prov",
-        "rebuild",
-        "--node",
-        transport.node(),
+        "scripts/node/rebuild.sh",
         "--tag",
         tag,
         "--expect-tree",
