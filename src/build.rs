@@ -693,7 +693,8 @@ fn load_archive(path: &Path) -> Result<Option<serde_json::Value>> {
     let mut load = std::process::Command::new("docker")
         .arg("load")
         .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::inherit())
+        // Its one line goes to stderr: a rebuild reports on stdout.
+        .stdout(std::io::stderr())
         .spawn()
         .context("running docker load")?;
     let written = archive.write_image_only(open()?, load.stdin.take().expect("stdin is piped"));
