@@ -329,18 +329,22 @@ fn gather_materials(req: &BuildRequest) -> Result<Materials> {
     };
     let (tree, files) = tree_hash::tree_files(&req.repo).context("hashing the source tree")?;
     let context = make_context(req, &policy.policy.context, &files)?;
-    let base_images = req
+    let (base_images, base_times): (Vec<BaseImage>, Vec<DateTime<Utc>>) = req
         .bases
         .iter()
         .map(|(arg, reference)| resolve_base(arg, reference, store))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    let newest_base = base_times.iter().max().map(DateTime::timestamp);
     Ok(Materials {
         context,
         policy: FileDigest {
             path: policy.path,
             sha256: policy.sha256,
         },
-        source_date: SourceDate::of(&tree.tree, tree.dirty, tree.head_time),
+        source_date: SourceDate::of(&tree.tree, tree.dirty, tree.head_time)
+            .not_before_bases(newest_base),
         git: GitSource {
             commit: tree.head_commit,
             tree: tree.tree,
@@ -395,19 +399,25 @@ fn file_digest(repo: &Path, rel: &Path) -> Result<FileDigest> {
     })
 }
 
-fn resolve_base(arg: &str, reference: &str, store: ImageStore) -> Result<BaseImage> {
+/// The base as the node holds it, and when it was made.
+fn resolve_base(
+    arg: &str,
+    reference: &str,
+    store: ImageStore,
+) -> Result<(BaseImage, DateTime<Utc>)> {
     let image = docker::image_inspect(reference)?.ok_or_else(|| {
         anyhow!(
             "base image {reference} (build argument {arg}) is not on this node: \
              run `make bases` on the host, then `make demo`"
         )
     })?;
-    Ok(BaseImage {
+    let base = BaseImage {
         arg: arg.to_string(),
         reference: reference.to_string(),
         config_digest: Some(docker::config_digest(store, &image.id)?),
         id: image.id,
-    })
+    };
+    Ok((base, image.created))
 }
 
 /// The effective Compose configuration, normalised, with the per-build api image reference held

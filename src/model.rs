@@ -156,13 +156,18 @@ pub struct SourceDate {
 pub enum SourceDateFrom {
     /// The commit's time: the tree is the commit's.
     Commit,
-    /// Derived from the tree's id: a dirty tree has no commit to take a time from.
+    /// Derived from the tree: a dirty tree has no commit of its own to take a time from.
     Tree,
+    /// The newest base image's creation time, later than the source's: BuildKit sets every
+    /// newer file time in every layer to the date, so an earlier date would rewrite the bases'
+    /// own layers too.
+    Bases,
 }
 
 impl SourceDate {
-    /// The commit's time when the tree is the commit's; otherwise a time derived from the tree's
-    /// id (2001..2033), the same wherever the same tree is built.
+    /// The commit's time when the tree is the commit's. A dirty tree's is derived from the tree
+    /// (the same wherever the same tree is built): its HEAD commit's time, or 2001-09-09 without
+    /// one, plus up to a day given by the tree's id.
     pub fn of(tree: &str, dirty: bool, commit_time: Option<i64>) -> SourceDate {
         match commit_time {
             Some(epoch) if !dirty => SourceDate {
@@ -172,10 +177,22 @@ impl SourceDate {
             _ => {
                 let prefix = tree.get(..8).and_then(|h| u32::from_str_radix(h, 16).ok());
                 SourceDate {
-                    epoch: 1_000_000_000 + i64::from(prefix.unwrap_or(0) % 1_000_000_000),
+                    epoch: commit_time.unwrap_or(1_000_000_000)
+                        + i64::from(prefix.unwrap_or(0) % 86_400),
                     from: SourceDateFrom::Tree,
                 }
             }
+        }
+    }
+
+    /// Never before the newest base (see [`SourceDateFrom::Bases`]).
+    pub fn not_before_bases(self, newest_base: Option<i64>) -> SourceDate {
+        match newest_base {
+            Some(base) if base > self.epoch => SourceDate {
+                epoch: base,
+                from: SourceDateFrom::Bases,
+            },
+            _ => self,
         }
     }
 }
@@ -535,10 +552,26 @@ mod tests {
         );
         let dirty = SourceDate::of(tree, true, Some(1_764_000_000));
         assert_eq!(dirty.from, SourceDateFrom::Tree);
-        assert_eq!(dirty, SourceDate::of(tree, true, None));
-        assert_eq!(dirty.epoch, 1_000_000_000 + 0x4b82_5dc6 % 1_000_000_000);
+        assert_eq!(dirty.epoch, 1_764_000_000 + 0x4b82_5dc6 % 86_400);
+        assert_eq!(
+            SourceDate::of(tree, true, None).epoch,
+            1_000_000_000 + 0x4b82_5dc6 % 86_400
+        );
         let other = SourceDate::of("0000000000000000000000000000000000000000", true, None);
-        assert_ne!(dirty, other);
-        assert!((1_000_000_000..2_000_000_000).contains(&other.epoch));
+        assert_ne!(SourceDate::of(tree, true, None), other);
+    }
+
+    #[test]
+    fn the_date_is_never_before_the_newest_base() {
+        let source = SourceDate::of("4b825dc642cb6eb9a060e54bf8d69288fbee4904", false, Some(100));
+        assert_eq!(source.not_before_bases(Some(50)), source);
+        assert_eq!(source.not_before_bases(None), source);
+        assert_eq!(
+            source.not_before_bases(Some(200)),
+            SourceDate {
+                epoch: 200,
+                from: SourceDateFrom::Bases
+            }
+        );
     }
 }

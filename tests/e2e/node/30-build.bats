@@ -62,12 +62,16 @@ teardown() { restore_kept; }
     [ "$(jq -r .image.manifest_digest <<<"$m")" = "$id" ]
     [ "$(root_on "$NODE" "ctr --address /run/docker/containerd/containerd.sock -n moby \
       content get $id" | jq -r .config.digest)" = "$(jq -r .image.config_digest <<<"$m")" ]
-    # Every timestamp is the source's date, taken from the commit of a clean tree.
+    # Every timestamp is the source's date: a clean tree's commit's time, unless the bases are
+    # newer (made after the commit, as on a fresh machine): then theirs.
     date="$(jq -r .source_date.epoch <<<"$m")"
     [ "$(jq -r '.[0].Created | sub("\\.[0-9]+"; "") | fromdateiso8601' <<<"$inspect")" = "$date" ]
     if [ "$(jq -r .git.dirty <<<"$m")" = false ]; then
-      [ "$(jq -r .source_date.from <<<"$m")" = commit ]
-      [ "$date" = "$(git -C "$REPO" log -1 --format=%ct)" ]
+      case "$(jq -r .source_date.from <<<"$m")" in
+        commit) [ "$date" = "$(git -C "$REPO" log -1 --format=%ct)" ] ;;
+        bases) [ "$date" -gt "$(git -C "$REPO" log -1 --format=%ct)" ] ;;
+        *) return 1 ;;
+      esac
     fi
   fi
 }
