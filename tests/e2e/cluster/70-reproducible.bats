@@ -36,6 +36,9 @@ fingerprint() {
 teardown() { restore_kept; }
 
 @test "prov reproduce rebuilds worker1's build on worker2: identical, signed, worker2 untouched" {
+  # Like every operation on a node, reproduce first refreshes its export (the checkout, and the
+  # host's copy of its records: an envelope written since the last sync arrives then).
+  prov sync --node worker2
   before="$(fingerprint worker2)"
   run prov reproduce --node worker2 --of worker1
   echo "$output" | tail -n 12
