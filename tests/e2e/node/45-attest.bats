@@ -184,10 +184,11 @@ teardown() { restore_kept; }
   # The log of a build that took a step from the cache, as each builder says it; the record
   # names the log's digest and size, as a build would.
   if [[ $(prov nodes --flavour "$NODE") == bookworm ]]; then
-    printf 'Step 7/12 : COPY vendor vendor\n ---> Using cache\n ---> 0123456789ab\n' \
-      >>"$DIR/$forged_id.log"
+    step="Step 7/12 : COPY vendor vendor"
+    printf '%s\n ---> Using cache\n ---> 0123456789ab\n' "$step" >>"$DIR/$forged_id.log"
   else
-    printf '#9 [build 4/8] COPY vendor vendor\n#9 CACHED\n' >>"$DIR/$forged_id.log"
+    step="#9 [build 4/8] COPY vendor vendor"
+    printf '%s\n#9 CACHED\n' "$step" >>"$DIR/$forged_id.log"
   fi
   jq --arg sha "$(sha256sum "$DIR/$forged_id.log" | cut -d' ' -f1)" \
     --argjson bytes "$(stat -c %s "$DIR/$forged_id.log")" \
@@ -196,8 +197,7 @@ teardown() { restore_kept; }
   cp "$BATS_TEST_TMPDIR/m" "$DIR/$forged_id.json"
   jq -n --arg b "$forged_id" --arg s "$(sha256sum "$DIR/$forged_id.json" | cut -d' ' -f1)" \
     '{build_id: $b, manifest_sha256: $s}' >"$DIR/latest"
-  import_refused "log shows steps taken from the cache"
-  assert_output_has "COPY vendor vendor"
+  import_refused "log shows steps taken from the cache, which a build with --no-cache never does: $step"
   restore_kept
   prov verify --node "$NODE"
 }
