@@ -7,7 +7,7 @@ use anstyle::{AnsiColor, Style};
 use chrono::{DateTime, Utc};
 
 use crate::manifest::{ChainEntry, Link, Stored};
-use crate::model::{BuildStatus, ImageIdKind, ImageStore, LogEntry};
+use crate::model::{BuildStatus, ImageIdKind, ImageStore, LogEntry, SourceDateFrom};
 
 /// Whether the node runs the shown build now, as far as could be learned.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +172,20 @@ pub fn render(stored: &Stored, chain: &str, running: &Running, paint: Paint) -> 
         },
         m.network,
     );
+    if let Some(date) = m.source_date {
+        let from = match date.from {
+            SourceDateFrom::Commit => "the commit's",
+            SourceDateFrom::Tree => "derived from the dirty tree",
+            SourceDateFrom::Bases => "the newest base's",
+        };
+        let _ = writeln!(
+            w,
+            "         every time in the image {} ({from})",
+            DateTime::from_timestamp(date.epoch, 0).map_or(date.epoch.to_string(), |t| t
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string())
+        );
+    }
     for (arg, value) in &m.build_args {
         let _ = writeln!(w, "         build arg {arg}={value}");
     }
