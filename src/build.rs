@@ -99,15 +99,21 @@ pub fn new_build_id(started_at: DateTime<Utc>, node: &str) -> String {
     format!("{}-{}", started_at.format("%Y%m%d-%H%M%S-%3f"), &salt[..4])
 }
 
-/// Runs one build; on success returns the manifest that `latest` now points at.
-pub fn build(req: &BuildRequest) -> Result<Manifest> {
+/// The node's record store, and its build lock (released on drop): one build at a time.
+fn lock_store(req: &BuildRequest) -> Result<(Store, File)> {
     let store = Store::new(&req.repo.join("provenance"), &req.node);
-    let _lock = store.lock().with_context(|| {
+    let lock = store.lock().with_context(|| {
         format!(
             "cannot take the build lock in {}: the folder must be writable by this user",
             store.dir().display()
         )
     })?;
+    Ok((store, lock))
+}
+
+/// Runs one build; on success returns the manifest that `latest` now points at.
+pub fn build(req: &BuildRequest) -> Result<Manifest> {
+    let (store, _lock) = lock_store(req)?;
     let prev = store
         .head()
         .context("the node's previous manifest cannot be chained onto")?;
@@ -184,13 +190,7 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
 /// (`expect_tree`), bases and arguments, under `tag`, without cache, and records nothing. The
 /// builder's output goes to stderr; what was made is returned. The node's stack is not touched.
 pub fn rebuild(req: &BuildRequest, tag: &str, expect_tree: &str) -> Result<Rebuilt> {
-    let store = Store::new(&req.repo.join("provenance"), &req.node);
-    let _lock = store.lock().with_context(|| {
-        format!(
-            "cannot take the build lock in {}: the folder must be writable by this user",
-            store.dir().display()
-        )
-    })?;
+    let (_store, _lock) = lock_store(req)?;
     let started_at = Utc::now();
     let materials = gather_materials(req)?;
     if materials.git.tree != expect_tree {
