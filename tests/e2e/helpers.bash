@@ -97,7 +97,7 @@ assert_rebuild_visible() {
     assert_output_has "Step 1/"
   else
     assert_output_has "[build 1/"
-    assert_output_has "exporting to image"
+    assert_output_has "exporting to oci image format"
   fi
 }
 

@@ -168,14 +168,19 @@ fingerprint() {
   passes
 }
 
-@test "fails when the image's layers were made outside its recorded build window, or on other bases" {
+@test "fails when the image's layers are not dated as the record says, or on other bases" {
   latest="$DIR/$(jq -r .build_id "$DIR/latest").json"
   keep "$latest" "$DIR/latest"
   cp "$latest" "$BATS_TEST_TMPDIR/m"
   cp "$DIR/latest" "$BATS_TEST_TMPDIR/l"
-  # The record claims the build ran an hour later than it did: every layer looks cached.
-  later='.[0:19] + "Z" | fromdateiso8601 + 3600 | todateiso8601'
-  jq ".started_at |= ($later) | .finished_at |= ($later)" "$BATS_TEST_TMPDIR/m" >"$latest"
+  if [[ $(prov nodes --flavour "$NODE") == bookworm ]]; then
+    # The record claims the build ran an hour later than it did: every layer looks cached.
+    later='.[0:19] + "Z" | fromdateiso8601 + 3600 | todateiso8601'
+    jq ".started_at |= ($later) | .finished_at |= ($later)" "$BATS_TEST_TMPDIR/m" >"$latest"
+  else
+    # BuildKit dates every layer at the source's date: the record claims another.
+    jq '.source_date.epoch += 3600' "$BATS_TEST_TMPDIR/m" >"$latest"
+  fi
   jq --arg sha "$(sha256sum "$latest" | cut -d' ' -f1)" '.manifest_sha256 = $sha' \
     "$BATS_TEST_TMPDIR/l" >"$DIR/latest"
   fails_on layers-fresh
