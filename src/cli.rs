@@ -15,7 +15,7 @@ use crate::diff;
 use crate::exit::{Failure, EXIT_FAILED, EXIT_OK};
 use crate::export;
 use crate::import;
-use crate::manifest::{Store, Stored};
+use crate::manifest::Store;
 use crate::model::NodeSpec;
 use crate::nodes;
 use crate::report;
@@ -315,7 +315,9 @@ pub fn show(repo: &Path, args: ShowArgs) -> Result<ExitCode> {
         "{}",
         show::render(&stored, &chain, &running, Paint::for_stdout())
     );
-    if let Some(statement) = buildkit_statement(&store, &stored)? {
+    if let Some(bytes) = stored.pinned_buildkit_provenance(store.dir())? {
+        let statement: serde_json::Value =
+            serde_json::from_slice(&bytes).context("parsing BuildKit's provenance")?;
         print!(
             "{}",
             show::render_buildkit(&buildkit::side_by_side(&stored.manifest, &statement))
@@ -336,30 +338,6 @@ pub fn show(repo: &Path, args: ShowArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// BuildKit's provenance the record names, checked against the digest the record pins.
-fn buildkit_statement(store: &Store, stored: &Stored) -> Result<Option<serde_json::Value>> {
-    let Some(recorded) = &stored.manifest.buildkit_provenance else {
-        return Ok(None);
-    };
-    let path = store
-        .dir()
-        .join(format!("{}.buildkit.json", stored.manifest.build_id));
-    let bytes = crate::bounded::read(&path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .with_context(|| format!("{} is missing: the record names it", path.display()))?;
-    let sha = crate::digest::sha256_hex(&bytes);
-    if sha != recorded.sha256 {
-        bail!(
-            "{} has sha256 {sha}, the record pins {}: it was changed",
-            path.display(),
-            recorded.sha256
-        );
-    }
-    Ok(Some(
-        serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?,
-    ))
 }
 
 /// Imports the node's new records (checked against its engine), then signs the latest.

@@ -297,20 +297,10 @@ pub struct NodeState {
 /// The node engine's image store, from `docker info` (the containerd store reports the
 /// snapshotter as its driver type).
 pub fn image_store() -> Result<ImageStore> {
-    let out = duct::cmd!("docker", "info", "--format", "{{json .DriverStatus}}")
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .context("running `docker info`")?;
-    if !out.status.success() {
-        bail!(
-            "docker info failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let status: Vec<Vec<String>> =
-        serde_json::from_slice(&out.stdout).context("parsing `docker info` DriverStatus")?;
+    let status: Vec<Vec<String>> = json_output(
+        duct::cmd!("docker", "info", "--format", "{{json .DriverStatus}}"),
+        "docker info",
+    )?;
     let containerd = status
         .iter()
         .any(|pair| pair.len() == 2 && pair[0] == "driver-type" && pair[1].contains("snapshotter"));
@@ -319,6 +309,23 @@ pub fn image_store() -> Result<ImageStore> {
     } else {
         ImageStore::Classic
     })
+}
+
+/// Runs a command that prints JSON and parses what it printed; a failure carries its stderr.
+fn json_output<T: serde::de::DeserializeOwned>(command: duct::Expression, what: &str) -> Result<T> {
+    let out = command
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .with_context(|| format!("running `{what}`"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("parsing what `{what}` printed"))
 }
 
 /// Whether the node has BuildKit through the buildx plugin (the builder on Engine 23 and
@@ -393,26 +400,18 @@ pub struct ImageDigests {
 
 /// A JSON blob of containerd's content store, by digest.
 fn containerd_blob(digest: &str) -> Result<serde_json::Value> {
-    let out = duct::cmd!(
-        "ctr",
-        "--address",
-        CONTAINERD_SOCKET,
-        "--namespace",
-        "moby",
-        "content",
-        "get",
-        digest
+    // Reading the containerd store needs root: the host runs the node scripts under sudo.
+    json_output(
+        duct::cmd!(
+            "ctr",
+            "--address",
+            CONTAINERD_SOCKET,
+            "--namespace",
+            "moby",
+            "content",
+            "get",
+            digest
+        ),
+        &format!("ctr content get {digest}"),
     )
-    .stdout_capture()
-    .stderr_capture()
-    .unchecked()
-    .run()
-    .context("running `ctr content get` (the containerd store is read as root)")?;
-    if !out.status.success() {
-        bail!(
-            "ctr content get {digest}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    serde_json::from_slice(&out.stdout).with_context(|| format!("parsing blob {digest}"))
 }

@@ -230,7 +230,9 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
             .path()
             .join(format!("{}.log", stored.manifest.build_id));
         check_log(stored, &log).map_err(refuse)?;
-        check_buildkit_provenance(stored, logs_dir.path()).map_err(refuse)?;
+        stored
+            .pinned_buildkit_provenance(logs_dir.path())
+            .map_err(|e| refuse(format!("{e:#}")))?;
     }
     if let Some(theirs) = latest
         .as_ref()
@@ -284,26 +286,6 @@ pub fn check_log(stored: &Stored, log: &Path) -> Result<(), String> {
              never does: {}",
             m.build_id,
             cached.join("; ")
-        ));
-    }
-    Ok(())
-}
-
-/// BuildKit's provenance, when the record names one, has the recorded digest.
-fn check_buildkit_provenance(stored: &Stored, dir: &Path) -> Result<(), String> {
-    let m = &stored.manifest;
-    let Some(recorded) = &m.buildkit_provenance else {
-        return Ok(());
-    };
-    let path = dir.join(format!("{}.buildkit.json", m.build_id));
-    let bytes = bounded::read(&path)
-        .map_err(|e| format!("build {}'s BuildKit provenance {e}", m.build_id))?
-        .ok_or_else(|| format!("build {}'s BuildKit provenance is missing", m.build_id))?;
-    let sha = crate::digest::sha256_hex(&bytes);
-    if sha != recorded.sha256 {
-        return Err(format!(
-            "build {}'s BuildKit provenance has sha256 {sha}, the record says {}",
-            m.build_id, recorded.sha256
         ));
     }
     Ok(())

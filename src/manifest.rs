@@ -98,6 +98,38 @@ pub struct Stored {
     pub sha256: String,
 }
 
+impl Stored {
+    /// The BuildKit provenance file the record names, read from `dir` and checked against the
+    /// digest the record pins. `None` when the record names none.
+    pub fn pinned_buildkit_provenance(&self, dir: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+        let m = &self.manifest;
+        let Some(recorded) = &m.buildkit_provenance else {
+            return Ok(None);
+        };
+        let path = dir.join(format!("{}.buildkit.json", m.build_id));
+        let bytes = bounded::read(&path)
+            .map_err(|e| anyhow::anyhow!("build {}'s BuildKit provenance {e}", m.build_id))?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "build {}'s BuildKit provenance is missing ({}): the record names it",
+                    m.build_id,
+                    path.display()
+                )
+            })?;
+        let sha = sha256_hex(&bytes);
+        if sha != recorded.sha256 {
+            anyhow::bail!(
+                "build {}'s BuildKit provenance has sha256 {sha}, the record pins {}: it was \
+                 changed ({})",
+                m.build_id,
+                recorded.sha256,
+                path.display()
+            );
+        }
+        Ok(Some(bytes))
+    }
+}
+
 /// How one manifest sits in the chain.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Link {
