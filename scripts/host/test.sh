@@ -65,6 +65,12 @@ case "${1:-all}" in
   lint) lint ;;
   unit) unit ;;
   e2e) e2e ;;
-  all) lint && unit && e2e ;;
+  # Called as plain commands: inside `a && b`, bash ignores `set -e` in a's body, and a failing
+  # lint step would pass unseen.
+  all)
+    lint
+    unit
+    e2e
+    ;;
   *) die "usage: scripts/host/test.sh [all|lint|unit|e2e]" ;;
 esac

@@ -27,7 +27,7 @@ scopes_of() {
     images/postgres/*) echo db base ;;
     scripts/lib/common.sh) echo base ;;
     bench/*) echo host bench base rust ;;
-    *.bats) echo host test base rust bats ;;
+    *.bats | tests/e2e/helpers.bash) echo host test base rust bats ;;
     *) echo host test base rust ;;
   esac
 }
