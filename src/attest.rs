@@ -313,7 +313,11 @@ pub fn attest_checked(
 
 /// Where a build's envelope lives: next to its manifest.
 pub fn envelope_path(store_dir: &Path, build_id: &str) -> PathBuf {
-    store_dir.join(format!("{build_id}.dsse.json"))
+    store_dir.join(envelope_name(build_id))
+}
+
+pub fn envelope_name(build_id: &str) -> String {
+    format!("{build_id}.dsse.json")
 }
 
 pub fn write_envelope(store_dir: &Path, build_id: &str, envelope: &Envelope) -> Result<PathBuf> {

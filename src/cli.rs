@@ -84,6 +84,13 @@ pub struct VerifyArgs {
     /// The build policy in force, relative to the repository.
     #[arg(long, env = crate::policy::POLICY_ENV, default_value = crate::policy::DEFAULT_POLICY)]
     pub policy: String,
+    /// Also write a signed verification summary (SLSA VSA) per node, PASSED or FAILED, into the
+    /// host's state; `prov log` shows the newest.
+    #[arg(long)]
+    pub attest: bool,
+    /// With --attest: write none, silently, when the project has no key yet (the golden path).
+    #[arg(long, requires = "attest")]
+    pub if_enabled: bool,
 }
 
 #[derive(Args)]
@@ -282,7 +289,68 @@ pub fn verify(repo: &Path, args: VerifyArgs) -> Result<ExitCode> {
         fs::write(&path, report::junit(&outcomes))
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    if args.attest {
+        summarise(repo, &outcomes, &args.policy, args.if_enabled)?;
+    }
     Ok(ExitCode::from(report::exit_code(&outcomes)))
+}
+
+/// Signs one verification summary per node report (on stderr: where each went).
+fn summarise(
+    repo: &Path,
+    outcomes: &[crate::model::NodeReport],
+    policy: &str,
+    if_enabled: bool,
+) -> Result<()> {
+    let state = host_state(repo)?;
+    let Some(key) = attest::load_signing_key(&state)? else {
+        if if_enabled {
+            return Ok(());
+        }
+        bail!(
+            "no verification summary written: no signing key at {}; run `prov key init` once \
+             for this project",
+            state.private_key().display()
+        );
+    };
+    // A policy that cannot be read left every node unchecked: their summaries say FAILED.
+    let build_policy = crate::policy::load(repo, policy).ok();
+    let now = chrono::Utc::now();
+    let mut unwritten = Vec::new();
+    for report in outcomes {
+        let policy = crate::vsa::VerifyPolicy::of(report, policy, build_policy.as_ref());
+        let fallback = Store::new(&repo.join("provenance"), &report.node)
+            .latest()
+            .ok()
+            .and_then(|s| s.manifest.image.map(|i| i.id));
+        let written = crate::vsa::statement(report, &policy, fallback.as_deref(), now).and_then(
+            |statement| {
+                let path = crate::vsa::write(&state, &report.node, &statement, &policy, &key, now)?;
+                Ok((statement, path))
+            },
+        );
+        match written {
+            Ok((statement, path)) => eprintln!(
+                "verification summary of node {} ({}): {}",
+                report.node,
+                statement["predicate"]["verificationResult"]
+                    .as_str()
+                    .unwrap_or_default(),
+                path.display()
+            ),
+            Err(e) => {
+                eprintln!("no verification summary of node {}: {e:#}", report.node);
+                unwritten.push(report.node.as_str());
+            }
+        }
+    }
+    if !unwritten.is_empty() {
+        bail!(
+            "no verification summary was written for node(s) {} (above)",
+            unwritten.join(", ")
+        );
+    }
+    Ok(())
 }
 
 pub fn show(repo: &Path, args: ShowArgs) -> Result<ExitCode> {
@@ -434,6 +502,19 @@ pub fn log(repo: &Path, args: LogArgs) -> Result<ExitCode> {
             "{}",
             show::render_log(&chain, latest.as_deref(), Paint::for_stdout())
         );
+        let state = host_state(repo)?;
+        let key = attest::load_public_key(&state)?;
+        if let Some(summary) = crate::vsa::newest(&state, &node, key.as_ref()) {
+            println!(
+                "\nverified (prov verify --attest; {} summaries, the newest in {})\n  {}",
+                summary.count,
+                summary
+                    .path
+                    .parent()
+                    .map_or_else(String::new, |p| p.display().to_string()),
+                crate::text::printable(&crate::vsa::summary_line(&summary))
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

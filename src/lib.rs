@@ -32,3 +32,4 @@ pub mod transport;
 pub mod tree_hash;
 pub mod vendor;
 pub mod verify;
+pub mod vsa;

@@ -433,6 +433,25 @@ pub struct NodeReport {
     /// Independent rebuilds of the running build (`prov reproduce`), one line each: not judged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reproduced: Vec<String>,
+    /// What the checks were about: the verification summary names it.
+    #[serde(default)]
+    pub judged: Judged,
+}
+
+/// What verify judged on a node: the image the api runs and the record and attestation it was
+/// held against. Empty where the node could not be asked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Judged {
+    /// The image of the running api container.
+    pub running_image: Option<String>,
+    pub build_id: Option<String>,
+    pub recorded_image: Option<String>,
+    /// The sha256 of the latest record's file: the head of the node's chain.
+    pub manifest_sha256: Option<String>,
+    /// The sha256 of the build's attestation envelope on the host.
+    pub attestation_sha256: Option<String>,
+    /// A signed `prov reproduce` verdict says another node rebuilt the build identically.
+    pub reproduced: bool,
 }
 
 /// A node as declared in `nodes.json` (shared with the Vagrantfile).

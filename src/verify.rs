@@ -17,7 +17,7 @@ use crate::checks::{self, Evidence};
 use crate::docker::NodeState;
 use crate::import;
 use crate::manifest::{Store, StoreError};
-use crate::model::{HttpAnswer, HttpAnswers, Manifest, NodeReport, NodeSpec};
+use crate::model::{HttpAnswer, HttpAnswers, Judged, Manifest, NodeReport, NodeSpec};
 use crate::policy::{self, LoadedPolicy};
 use crate::probe;
 use crate::stack;
@@ -66,10 +66,11 @@ fn verify_node(
             host.public_key().display()
         );
     }
-    let reproduced: Vec<String> = manifest
+    let verdicts = manifest
         .and_then(|m| imported.read(&m.build_id).ok())
         .map(|stored| crate::reproduce::verdicts(imported.dir(), &stored, public_key.as_ref()))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let reproduced: Vec<String> = verdicts
         .iter()
         .map(|(node, verdict)| crate::reproduce::summary(node, verdict))
         .collect();
@@ -89,6 +90,21 @@ fn verify_node(
     let cached_steps = manifest.map_or(Ok(Vec::new()), |m| {
         cached_steps_in(&imported.log_path(&m.build_id))
     });
+    let judged = Judged {
+        running_image: running_api(&state).map(|c| c.image.clone()),
+        build_id: manifest.map(|m| m.build_id.clone()),
+        recorded_image: manifest
+            .and_then(|m| m.image.as_ref())
+            .map(|i| i.id.clone()),
+        manifest_sha256: latest.as_ref().ok().map(|s| s.sha256.clone()),
+        attestation_sha256: attestation
+            .as_ref()
+            .and_then(|(_, envelope)| envelope.as_ref().ok())
+            .map(|bytes| crate::digest::sha256_hex(bytes)),
+        reproduced: verdicts
+            .iter()
+            .any(|(_, v)| v.as_ref().is_ok_and(|v| v.identical && v.same_source)),
+    };
     let checks = checks::judge(&Evidence {
         node: node.name.clone(),
         chain,
@@ -108,6 +124,7 @@ fn verify_node(
         error: None,
         checks,
         reproduced,
+        judged,
     })
 }
 
@@ -308,12 +325,16 @@ fn source_tree<'a>(repo: &Path, source: &'a SourceTree) -> &'a Result<TreeState,
 /// The image id the node's api container runs, if any (the probe's one read-only round trip).
 pub fn running_api_image(repo: &Path, node: &str) -> Result<Option<String>> {
     let state = probe::node_state(&Transport::connect(repo, node)?, &[])?;
+    Ok(running_api(&state).map(|c| c.image.clone()))
+}
+
+/// The api container, when it runs.
+fn running_api(state: &NodeState) -> Option<&crate::docker::ContainerInspect> {
     let api = format!("/{}", stack::API_CONTAINER);
-    Ok(state
+    state
         .containers
-        .into_iter()
+        .iter()
         .find(|c| c.name == api && c.state.running)
-        .map(|c| c.image))
 }
 
 fn unchecked(node: &str, reason: String) -> NodeReport {
@@ -323,6 +344,7 @@ fn unchecked(node: &str, reason: String) -> NodeReport {
         error: Some(reason),
         checks: Vec::new(),
         reproduced: Vec::new(),
+        judged: Judged::default(),
     }
 }
 

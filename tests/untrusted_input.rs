@@ -105,6 +105,7 @@ proptest! {
                 hint: texts[0].clone(),
             }],
             reproduced: vec![texts[2].clone()],
+            judged: Default::default(),
         };
         let out = prov::report::human(&[report]);
         prop_assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");

@@ -39,7 +39,9 @@ demo() {
   prov attest --node "$node" --if-enabled >/dev/null
 }
 
-verify() { prov verify --node "$node"; }
+# Each verify leaves a signed summary, PASSED or FAILED, in the host's state (once the project
+# has a key).
+verify() { prov verify --node "$node" --attest --if-enabled; }
 
 # Stopping or cleaning a node that is not running has nothing to do.
 on_running_node() {

@@ -6,35 +6,22 @@ match); in-toto-attestation parses and validates the Statement and the SLSA v1 p
 strictly. Also shows the DSSE encoding matches the specification's test vector.
 """
 
-import json
 import sys
 
 from google.protobuf import json_format
 from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
-from in_toto_attestation.v1 import statement_pb2
-from in_toto_attestation.v1.statement import Statement
 from securesystemslib.dsse import Envelope
-from securesystemslib.signer import SSlibKey
+
+from signed_statement import verified_statement
 
 
 def main(envelope_path: str, key_path: str) -> None:
     vector = Envelope(b"hello world", "http://example.com/HelloWorld", [])
     assert vector.pae() == b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
 
-    with open(key_path) as f:
-        exported = json.load(f)
-    keyid = exported.pop("keyid")
-    key = SSlibKey.from_dict(keyid, exported)
-
-    with open(envelope_path) as f:
-        envelope = Envelope.from_dict(json.load(f))
-    accepted = envelope.verify([key], 1)
-    assert keyid in accepted, "the signature was not accepted for the exported key"
-    assert envelope.payload_type == "application/vnd.in-toto+json"
-
-    statement_pb = json_format.Parse(envelope.payload, statement_pb2.Statement())
-    Statement.copy_from_pb(statement_pb).validate()
-    assert statement_pb.predicate_type == "https://slsa.dev/provenance/v1"
+    statement_pb, keyid = verified_statement(
+        envelope_path, key_path, "https://slsa.dev/provenance/v1"
+    )
     predicate = json_format.MessageToDict(statement_pb.predicate)
     provenance = json_format.ParseDict(predicate, provenance_pb2.Provenance())
     assert provenance.build_definition.build_type

@@ -61,6 +61,19 @@ golden() {
   make -C "$REPO" --no-print-directory "$@"
 }
 
+# The project's keys, in the host's state; the libraries that check what prov signs.
+keys() { echo "$(prov state-dir)/keys"; }
+VENV="$REPO/.cache/venv-attest"
+
+# The newest verification summary (prov verify --attest) of a node.
+newest_vsa() { find "$(prov state-dir)/vsa/$1" -name '*.dsse.json' | sort | tail -n 1; }
+
+# Checks a node's newest summary with the ecosystem's libraries: it says $2 (PASSED or FAILED).
+assert_vsa() {
+  "$VENV/bin/python" "$REPO/tests/attest/independent_vsa_check.py" "$(newest_vsa "$1")" \
+    "$(keys)/attest.pub.json" "$2"
+}
+
 # Asserts the last `run` output contains a fixed string (bats sets $output).
 # shellcheck disable=SC2154
 assert_output_has() {

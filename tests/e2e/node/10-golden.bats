@@ -10,6 +10,15 @@ load ../helpers
   assert_output_has "removing the stack's containers"
   assert_rebuild_visible "$NODE"
   assert_output_has "node $NODE: OK"
+  # Its verify left a signed summary: PASSED, of the running image, at an honest SLSA level.
+  assert_output_has "verification summary of node $NODE (PASSED)"
+  run assert_vsa "$NODE" PASSED
+  echo "$output"
+  [ "$status" -eq 0 ]
+  assert_output_has "SLSA_BUILD_LEVEL_1,PROV_RUNTIME_VERIFIED prov://$NODE/prov/api"
+  assert_output_has "sha256:$(prov show --node "$NODE" --json | jq -r '.image.id | ltrimstr("sha256:")')"
+  run prov log --node "$NODE"
+  assert_output_has "PASSED (SLSA_BUILD_LEVEL_1, PROV_RUNTIME_VERIFIED)"
 }
 
 @test "data survives make clean then make demo; make up refuses after clean" {

@@ -12,10 +12,8 @@ load ../helpers
 # The node's records (its export), and the host's copy with the envelopes the host wrote.
 DIR="$(node_dir "$NODE")"
 HOST_DIR="$REPO/provenance/$NODE"
-VENV="$REPO/.cache/venv-attest"
 
 envelope() { echo "$HOST_DIR/$(jq -r .build_id "$HOST_DIR/latest").dsse.json"; }
-keys() { echo "$(prov state-dir)/keys"; }
 
 fails_on() {
   run prov verify --node "$NODE" --json
