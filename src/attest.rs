@@ -145,7 +145,7 @@ fn time(t: chrono::DateTime<chrono::Utc>) -> String {
 /// Every material field of the record, as the signed statement carries it: verify requires the
 /// statement and the record to agree on each.
 pub fn materials(m: &Manifest) -> Value {
-    json!({
+    let mut fields = json!({
         "buildId": m.build_id,
         "node": m.node,
         "status": m.status,
@@ -162,7 +162,12 @@ pub fn materials(m: &Manifest) -> Value {
         "policy": m.policy,
         "context": m.context,
         "previousManifestSha256": m.prev_manifest_sha256,
-    })
+    });
+    // Only where recorded: statements signed before prov wrote SBOMs stay valid.
+    if let Some(sbom) = &m.sbom {
+        fields["sbom"] = json!(sbom);
+    }
+    fields
 }
 
 /// The in-toto Statement for a successful build, binding the record file by its digest.
@@ -249,17 +254,44 @@ pub fn sign(statement: &Value, key: &SigningKey) -> Envelope {
     }
 }
 
-/// Attests one recorded build with the project's key; returns the envelope's path.
+/// The in-toto Statement of a build's SBOM: the image is its subject, the bill its predicate.
+pub fn sbom_statement(stored: &Stored, bom: &[u8]) -> Result<Value> {
+    let m = &stored.manifest;
+    let image = m
+        .image
+        .as_ref()
+        .ok_or_else(|| anyhow!("build {} failed: there is no image to attest", m.build_id))?;
+    let bom: Value = serde_json::from_slice(bom).context("the SBOM is not JSON")?;
+    Ok(json!({
+        "_type": STATEMENT_TYPE,
+        "subject": [{
+            "name": image.tag,
+            "digest": {"sha256": image.id.strip_prefix("sha256:").unwrap_or(&image.id)},
+        }],
+        "predicateType": crate::sbom::PREDICATE_TYPE,
+        "predicate": bom,
+    }))
+}
+
+/// Where a build's SBOM attestation lives: next to its manifest.
+pub fn sbom_envelope_name(build_id: &str) -> String {
+    format!("{build_id}.sbom.dsse.json")
+}
+
+/// Attests one recorded build with the project's key, and its SBOM when it has one (checked
+/// against the record's digest); returns the build attestation's path.
 pub fn attest(
     store: &crate::manifest::Store,
     stored: &Stored,
     key: &SigningKey,
 ) -> Result<PathBuf> {
-    write_envelope(
-        store.dir(),
-        &stored.manifest.build_id,
-        &sign(&statement(stored)?, key),
-    )
+    let id = &stored.manifest.build_id;
+    if let Some(bom) = stored.pinned(store.dir(), crate::model::side_files::SBOM)? {
+        let mut bytes = serde_json::to_vec_pretty(&sign(&sbom_statement(stored, &bom)?, key))?;
+        bytes.push(b'\n');
+        write_atomic(&store.dir().join(sbom_envelope_name(id)), &bytes)?;
+    }
+    write_envelope(store.dir(), id, &sign(&statement(stored)?, key))
 }
 
 /// The host attests a node's record only after checking it against what it describes: the

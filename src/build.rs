@@ -15,12 +15,14 @@ use crate::compose;
 use crate::digest::{sha256_file, sha256_hex, HashingWriter};
 use crate::docker;
 use crate::manifest::Store;
+use crate::model::side_files;
 use crate::model::{
     labels, BaseImage, BuildLog, BuildStatus, ComposeConfig, FileDigest, GitSource, ImageRecord,
     ImageStore, LatestPointer, Manifest, Rebuilt, SourceDate, ToolInfo, COMPOSE_IMAGE_PLACEHOLDER,
     MANIFEST_SCHEMA,
 };
 use crate::policy;
+use crate::sbom;
 use crate::stack;
 use crate::tree_hash;
 
@@ -131,8 +133,18 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
         &req.repo.join(&log_rel),
         &mut std::io::stdout(),
     )?;
-    let finished_at = Utc::now();
     let (build_log, result, image) = (made.log, made.result, made.image);
+    let (result, sbom) = match (result, &image) {
+        (Ok(()), Some(image)) => match keep_sbom(&store, &build_id, &image.id, req, &materials) {
+            Ok(pinned) => (Ok(()), Some(pinned)),
+            Err(e) => (
+                Err(e.context("the image was built, but its SBOM could not be made")),
+                None,
+            ),
+        },
+        (result, _) => (result, None),
+    };
+    let finished_at = Utc::now();
     let buildkit_provenance = match &made.statement {
         Some(statement) => Some(keep_buildkit_provenance(&store, &build_id, statement)?),
         None if materials.builder == Builder::BuildKit && result.is_ok() => {
@@ -172,6 +184,7 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
         tool: materials.tool,
         buildkit_provenance,
         source_date: (materials.builder == Builder::BuildKit).then_some(materials.source_date),
+        sbom,
     };
     let manifest_sha256 = store.write_manifest(&manifest)?;
     if let Err(e) = result {
@@ -728,6 +741,47 @@ fn keep_buildkit_provenance(
     crate::manifest::write_atomic(&path, &bytes)?;
     Ok(FileDigest {
         path: format!("provenance/{}/{build_id}.buildkit.json", store.node()),
+        sha256: sha256_hex(&bytes),
+    })
+}
+
+/// Writes the image's SBOM beside the record, from what the build listed in the image and the
+/// recorded Cargo.lock's checksums.
+fn keep_sbom(
+    store: &Store,
+    build_id: &str,
+    image_id: &str,
+    req: &BuildRequest,
+    materials: &Materials,
+) -> Result<FileDigest> {
+    let mut files = docker::files_in_image(image_id, sbom::IMAGE_DIR, 4 << 20)?;
+    let mut take = |name: &str| -> Result<String> {
+        let bytes = files.remove(name).with_context(|| {
+            format!(
+                "the image has no {}/{name}: api/Dockerfile writes it",
+                sbom::IMAGE_DIR
+            )
+        })?;
+        String::from_utf8(bytes).with_context(|| format!("{name} in the image is not UTF-8"))
+    };
+    let listed = sbom::Listed {
+        crates: take(sbom::CRATES_FILE)?,
+        packages: take(sbom::PACKAGES_FILE)?,
+        distro: take(sbom::DISTRO_FILE)?,
+    };
+    let lock_path = req.repo.join("Cargo.lock");
+    let lock_bytes =
+        std::fs::read(&lock_path).with_context(|| format!("reading {}", lock_path.display()))?;
+    if sha256_hex(&lock_bytes) != materials.cargo_lock.sha256 {
+        bail!("Cargo.lock changed during the build: build again");
+    }
+    let lock = crate::vendor::parse_lock(&String::from_utf8_lossy(&lock_bytes))
+        .context("parsing Cargo.lock")?;
+    let bytes = sbom::to_bytes(&sbom::bom(&listed, &lock, &materials.git.tree)?);
+    let name = format!("{build_id}.{}", side_files::SBOM);
+    crate::manifest::write_atomic(&store.dir().join(&name), &bytes)?;
+    Ok(FileDigest {
+        path: format!("provenance/{}/{name}", store.node()),
         sha256: sha256_hex(&bytes),
     })
 }

@@ -16,7 +16,7 @@ use crate::exit::{Failure, EXIT_FAILED, EXIT_OK};
 use crate::export;
 use crate::import;
 use crate::manifest::Store;
-use crate::model::NodeSpec;
+use crate::model::{side_files, NodeSpec};
 use crate::nodes;
 use crate::report;
 use crate::show::{self, Paint, Running};
@@ -107,6 +107,9 @@ pub struct ShowArgs {
     /// Do not ask the node whether it runs this build.
     #[arg(long)]
     pub offline: bool,
+    /// Show the build's SBOM instead (with --json: the CycloneDX file itself).
+    #[arg(long)]
+    pub sbom: bool,
 }
 
 #[derive(Args)]
@@ -357,6 +360,24 @@ pub fn show(repo: &Path, args: ShowArgs) -> Result<ExitCode> {
     let node = resolve_node(repo, args.node.as_deref())?;
     let store = Store::new(&repo.join("provenance"), &node);
     let stored = store.resolve(&args.build)?;
+    if args.sbom {
+        let bytes = stored
+            .pinned(store.dir(), side_files::SBOM)?
+            .with_context(|| {
+                format!(
+                    "build {} has no SBOM (a failed build, or one made before prov wrote them): \
+                     run make demo NODE={node} for one that has",
+                    stored.manifest.build_id
+                )
+            })?;
+        if args.json {
+            print!("{}", String::from_utf8_lossy(&bytes));
+        } else {
+            let bom = crate::sbom::parse(&bytes)?;
+            print!("{}", crate::text::printable(&crate::sbom::render(&bom)));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.json {
         // The manifest itself, byte for byte: its sha256 is what the chain pins.
         let path = store.manifest_path(&stored.manifest.build_id);
@@ -383,7 +404,7 @@ pub fn show(repo: &Path, args: ShowArgs) -> Result<ExitCode> {
         "{}",
         show::render(&stored, &chain, &running, Paint::for_stdout())
     );
-    if let Some(bytes) = stored.pinned_buildkit_provenance(store.dir())? {
+    if let Some(bytes) = stored.pinned(store.dir(), side_files::BUILDKIT_PROVENANCE)? {
         let statement: serde_json::Value =
             serde_json::from_slice(&bytes).context("parsing BuildKit's provenance")?;
         print!(

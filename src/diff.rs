@@ -10,7 +10,8 @@ use anyhow::{bail, Context, Result};
 use crate::image_fs::{self, Listing};
 use crate::manifest::{Store, Stored};
 use crate::model::{
-    is_build_id, DiffReport, FieldComparison, FileComparison, ImageComparison, Manifest,
+    is_build_id, side_files, DiffReport, FieldComparison, FileComparison, ImageComparison,
+    Manifest, SbomComparison,
 };
 use crate::nodes;
 use crate::show::clip;
@@ -147,6 +148,8 @@ pub fn compare_manifests(a: &Stored, b: &Stored) -> DiffReport {
         expected_to_differ,
         environment,
         image: None,
+        sbom: None,
+        sbom_error: None,
     }
 }
 
@@ -219,7 +222,26 @@ pub fn diff(repo: &Path, a: &Side, b: &Side, files: bool) -> Result<DiffReport> 
         })
     });
     report.image = compare_images(&sa.manifest, &sb.manifest, listings);
+    match compare_sboms(repo, &sa, &sb) {
+        Ok(c) => report.sbom = Some(c),
+        Err(e) => report.sbom_error = Some(format!("{e:#}")),
+    }
     Ok(report)
+}
+
+/// The two builds' SBOMs, read from the host's copies (checked against their records).
+fn compare_sboms(repo: &Path, a: &Stored, b: &Stored) -> Result<SbomComparison> {
+    let read = |s: &Stored| -> Result<crate::model::Bom> {
+        let dir = Store::new(&repo.join("provenance"), &s.manifest.node);
+        let bytes = s.pinned(dir.dir(), side_files::SBOM)?.with_context(|| {
+            format!(
+                "build {} has no SBOM (a failed build, or one made before prov wrote them)",
+                s.manifest.build_id
+            )
+        })?;
+        crate::sbom::parse(&bytes)
+    };
+    Ok(crate::sbom::compare(&read(a)?, &read(b)?))
 }
 
 /// The image's filesystem, streamed from `docker save` on its node.
@@ -273,6 +295,53 @@ fn render_fields(out: &mut String, title: &str, fields: &[FieldComparison], judg
         } else {
             let _ = writeln!(out, "  {mark} {:<22} a: {}", f.field, clip(&f.a, 41));
             let _ = writeln!(out, "  {:<30} b: {}", "", clip(&f.b, 41));
+        }
+    }
+}
+
+fn render_sbom(out: &mut String, r: &DiffReport) {
+    let c = match (&r.sbom, &r.sbom_error) {
+        (Some(c), _) => c,
+        (None, Some(e)) => {
+            let _ = writeln!(out, "sbom      not compared: {}", clip(e, 56));
+            return;
+        }
+        (None, None) => return,
+    };
+    if c.added.is_empty() && c.removed.is_empty() && c.changed.is_empty() {
+        let _ = writeln!(
+            out,
+            "sbom      the same packages at the same versions ({})",
+            c.a_count
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "sbom      {} changed, {} added, {} removed (a lists {}, b {})",
+        c.changed.len(),
+        c.added.len(),
+        c.removed.len(),
+        c.a_count,
+        c.b_count
+    );
+    for p in &c.changed {
+        let change = format!("{} -> {}", p.a.join(","), p.b.join(","));
+        let _ = writeln!(
+            out,
+            "  changed {:<30} {}",
+            clip(&p.package, 30),
+            clip(&change, 36)
+        );
+    }
+    for (label, list) in [("added", &c.added), ("removed", &c.removed)] {
+        for p in list {
+            let _ = writeln!(
+                out,
+                "  {label:<7} {:<30} {}",
+                clip(&p.package, 30),
+                clip(&p.versions.join(","), 36)
+            );
         }
     }
 }
@@ -338,6 +407,7 @@ pub fn render(r: &DiffReport) -> String {
             }
         }
     }
+    render_sbom(&mut out, r);
     let differing = r.must_match.iter().filter(|f| !f.same).count();
     let _ = writeln!(
         out,

@@ -328,6 +328,56 @@ fn json_output<T: serde::de::DeserializeOwned>(command: duct::Expression, what: 
     serde_json::from_slice(&out.stdout).with_context(|| format!("parsing what `{what}` printed"))
 }
 
+/// The regular files in folder `dir` of an image, read through a container that is created,
+/// never started, and removed. Each file is read up to `limit` bytes.
+pub fn files_in_image(image: &str, dir: &str, limit: u64) -> Result<BTreeMap<String, Vec<u8>>> {
+    let created = duct::cmd!("docker", "create", "--network", "none", image)
+        .stderr_capture()
+        .read()
+        .with_context(|| format!("docker create {image}"))?;
+    let container = created.trim();
+    let copied = duct::cmd!("docker", "cp", format!("{container}:{dir}/."), "-")
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run();
+    let removed = duct::cmd!("docker", "rm", container)
+        .stdout_null()
+        .stderr_capture()
+        .unchecked()
+        .run();
+    let copied = copied.context("running docker cp")?;
+    if !copied.status.success() {
+        bail!(
+            "docker cp {dir} out of {image}: {}",
+            String::from_utf8_lossy(&copied.stderr).trim()
+        );
+    }
+    if !removed.is_ok_and(|r| r.status.success()) {
+        bail!("could not remove container {container}, made to read {image}: remove it by hand");
+    }
+    let mut files = BTreeMap::new();
+    let mut archive = tar::Archive::new(copied.stdout.as_slice());
+    for entry in archive.entries().context("reading docker cp's archive")? {
+        let entry = entry.context("reading docker cp's archive")?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let name = entry
+            .path()?
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(entry, limit + 1), &mut bytes)?;
+        if bytes.len() as u64 > limit {
+            bail!("{dir}/{name} in {image} is larger than {limit} bytes");
+        }
+        files.insert(name, bytes);
+    }
+    Ok(files)
+}
+
 /// Whether the node has BuildKit through the buildx plugin (the builder on Engine 23 and
 /// later); without it, the legacy builder.
 pub fn has_buildx() -> bool {

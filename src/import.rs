@@ -19,7 +19,7 @@ use crate::bounded::{self, MAX_RECORD_BYTES};
 use crate::build_log;
 use crate::context::NODE_MOUNT;
 use crate::manifest::{write_atomic, Store, Stored};
-use crate::model::{is_build_id, BuildStatus};
+use crate::model::{is_build_id, side_files, BuildStatus};
 use crate::state::HostState;
 use crate::transport::Transport;
 
@@ -211,13 +211,9 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
         let names: Vec<String> = new
             .iter()
             .flat_map(|s| {
-                let id = &s.manifest.build_id;
-                std::iter::once(format!("{id}.log")).chain(
-                    s.manifest
-                        .buildkit_provenance
-                        .as_ref()
-                        .map(|_| format!("{id}.buildkit.json")),
-                )
+                let log = format!("{}.log", s.manifest.build_id);
+                let pinned = s.manifest.side_files().into_iter().map(|f| f.name);
+                std::iter::once(log).chain(pinned)
             })
             .collect();
         let stream = node_tar(transport, &names, MAX_LOGS_BYTES)?;
@@ -230,9 +226,7 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
             .path()
             .join(format!("{}.log", stored.manifest.build_id));
         check_log(stored, &log).map_err(refuse)?;
-        stored
-            .pinned_buildkit_provenance(logs_dir.path())
-            .map_err(|e| refuse(format!("{e:#}")))?;
+        check_side_files(stored, logs_dir.path()).map_err(refuse)?;
     }
     if let Some(theirs) = latest
         .as_ref()
@@ -246,8 +240,7 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
         let id = &stored.manifest.build_id;
         fs::copy(logs_dir.path().join(format!("{id}.log")), host.log_path(id))
             .with_context(|| format!("writing {}", host.log_path(id).display()))?;
-        if stored.manifest.buildkit_provenance.is_some() {
-            let name = format!("{id}.buildkit.json");
+        for name in stored.manifest.side_files().into_iter().map(|f| f.name) {
             fs::copy(logs_dir.path().join(&name), host.dir().join(&name))
                 .with_context(|| format!("writing {}", host.dir().join(&name).display()))?;
         }
@@ -287,6 +280,30 @@ pub fn check_log(stored: &Stored, log: &Path) -> Result<(), String> {
             m.build_id,
             cached.join("; ")
         ));
+    }
+    Ok(())
+}
+
+/// Every file the record pins beside itself is there with the pinned digest; its SBOM reads as
+/// a CycloneDX bill of the record's tree.
+fn check_side_files(stored: &Stored, dir: &Path) -> Result<(), String> {
+    for side in stored.manifest.side_files() {
+        let bytes = stored
+            .pinned(dir, side.suffix)
+            .map_err(|e| format!("{e:#}"))?
+            .unwrap_or_default();
+        if side.suffix == side_files::SBOM {
+            let bom = crate::sbom::parse(&bytes)
+                .map_err(|e| format!("build {}'s SBOM: {e:#}", stored.manifest.build_id))?;
+            if bom.metadata.component.version != stored.manifest.git.tree {
+                return Err(format!(
+                    "build {}'s SBOM is of tree {}, the record of tree {}",
+                    stored.manifest.build_id,
+                    bom.metadata.component.version,
+                    stored.manifest.git.tree
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -24,6 +24,7 @@ pub mod policy;
 pub mod probe;
 pub mod report;
 pub mod reproduce;
+pub mod sbom;
 pub mod show;
 pub mod stack;
 pub mod state;

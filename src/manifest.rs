@@ -99,29 +99,33 @@ pub struct Stored {
 }
 
 impl Stored {
-    /// The BuildKit provenance file the record names, read from `dir` and checked against the
-    /// digest the record pins. `None` when the record names none.
-    pub fn pinned_buildkit_provenance(&self, dir: &Path) -> anyhow::Result<Option<Vec<u8>>> {
-        let m = &self.manifest;
-        let Some(recorded) = &m.buildkit_provenance else {
+    /// The file the record pins beside itself under `suffix` (see [`side_files`]), read from
+    /// `dir` and checked against the recorded digest. `None` when the record pins none.
+    ///
+    /// [`side_files`]: crate::model::side_files
+    pub fn pinned(&self, dir: &Path, suffix: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let Some(side) = self
+            .manifest
+            .side_files()
+            .into_iter()
+            .find(|f| f.suffix == suffix)
+        else {
             return Ok(None);
         };
-        let path = dir.join(format!("{}.buildkit.json", m.build_id));
+        let (id, what, recorded) = (&self.manifest.build_id, side.what, side.pinned);
+        let path = dir.join(&side.name);
         let bytes = bounded::read(&path)
-            .map_err(|e| anyhow::anyhow!("build {}'s BuildKit provenance {e}", m.build_id))?
+            .map_err(|e| anyhow::anyhow!("build {id}'s {what} {e}"))?
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "build {}'s BuildKit provenance is missing ({}): the record names it",
-                    m.build_id,
+                    "build {id}'s {what} is missing ({}): the record names it",
                     path.display()
                 )
             })?;
         let sha = sha256_hex(&bytes);
         if sha != recorded.sha256 {
             anyhow::bail!(
-                "build {}'s BuildKit provenance has sha256 {sha}, the record pins {}: it was \
-                 changed ({})",
-                m.build_id,
+                "build {id}'s {what} has sha256 {sha}, the record pins {}: it was changed ({})",
                 recorded.sha256,
                 path.display()
             );

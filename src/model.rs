@@ -92,6 +92,51 @@ pub struct Manifest {
     /// rewrites them (BuildKit); absent in records made before builds were reproducible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_date: Option<SourceDate>,
+    /// The image's SBOM (CycloneDX JSON), kept beside the record (`<build id>.sbom.cdx.json`);
+    /// absent in records made before prov wrote one, and for a failed build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<FileDigest>,
+}
+
+/// The files a record pins beside itself, named `<build id>.<suffix>`.
+pub mod side_files {
+    pub const BUILDKIT_PROVENANCE: &str = "buildkit.json";
+    pub const SBOM: &str = "sbom.cdx.json";
+}
+
+/// A file a record pins beside itself.
+pub struct SideFile<'a> {
+    /// One of [`side_files`].
+    pub suffix: &'static str,
+    /// `<build id>.<suffix>`.
+    pub name: String,
+    /// What it is, for messages.
+    pub what: &'static str,
+    pub pinned: &'a FileDigest,
+}
+
+impl Manifest {
+    /// The files this record pins beside itself.
+    pub fn side_files(&self) -> Vec<SideFile<'_>> {
+        [
+            (
+                side_files::BUILDKIT_PROVENANCE,
+                "BuildKit provenance",
+                &self.buildkit_provenance,
+            ),
+            (side_files::SBOM, "SBOM", &self.sbom),
+        ]
+        .into_iter()
+        .filter_map(|(suffix, what, pinned)| {
+            pinned.as_ref().map(|pinned| SideFile {
+                suffix,
+                name: format!("{}.{suffix}", self.build_id),
+                what,
+                pinned,
+            })
+        })
+        .collect()
+    }
 }
 
 /// What a node rebuilt for `prov reproduce` (written by the node: the host checks it against the
@@ -525,6 +570,76 @@ pub struct FileComparison {
     pub only_b: Vec<String>,
 }
 
+/// A CycloneDX (1.5) bill of materials: what prov writes for each image, and all it reads back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bom {
+    pub bom_format: String,
+    pub spec_version: String,
+    pub version: u32,
+    pub metadata: BomMetadata,
+    pub components: Vec<BomComponent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BomMetadata {
+    pub tools: BomTools,
+    /// The image the bill is of.
+    pub component: BomComponent,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BomTools {
+    pub components: Vec<BomComponent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BomComponent {
+    /// `container`, `application` or `library`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(rename = "bom-ref", default, skip_serializing_if = "Option::is_none")]
+    pub bom_ref: Option<String>,
+    pub name: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purl: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hashes: Vec<BomHash>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BomHash {
+    /// `SHA-256`.
+    pub alg: String,
+    pub content: String,
+}
+
+/// How two bills differ, by package (its purl without the version): added, removed, changed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SbomComparison {
+    /// Packages listed by each side.
+    pub a_count: usize,
+    pub b_count: usize,
+    pub added: Vec<PackageVersions>,
+    pub removed: Vec<PackageVersions>,
+    pub changed: Vec<PackageChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageVersions {
+    /// The package's purl without its version, e.g. `pkg:cargo/axum`.
+    pub package: String,
+    pub versions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageChange {
+    pub package: String,
+    pub a: Vec<String>,
+    pub b: Vec<String>,
+}
+
 /// `prov diff A B`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiffReport {
@@ -537,6 +652,12 @@ pub struct DiffReport {
     /// Tool versions: reported, not judged.
     pub environment: Vec<FieldComparison>,
     pub image: Option<ImageComparison>,
+    /// The two SBOMs compared, when both builds have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<SbomComparison>,
+    /// Why the SBOMs were not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom_error: Option<String>,
 }
 
 /// One line of `prov log --json`.

@@ -214,6 +214,14 @@ pub fn render(stored: &Stored, chain: &str, running: &Running, paint: Paint) -> 
                 let _ = writeln!(w, "         configuration {}", short(config));
             }
             let _ = writeln!(w, "         tag {}", image.tag);
+            if let Some(sbom) = &m.sbom {
+                let _ = writeln!(
+                    w,
+                    "         sbom {} (prov show --sbom)\n         sha256 {}",
+                    clip(&sbom.path, 60),
+                    short(&sbom.sha256)
+                );
+            }
             let _ = writeln!(w, "         {} layers, labels:", image.layers.len());
             for (k, v) in &image.labels {
                 let _ = writeln!(w, "{}", clip(&format!("           {k}={v}"), 80));

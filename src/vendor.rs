@@ -26,17 +26,17 @@ const NOT_VENDORED: [&str; 4] = [".gitattributes", ".gitignore", ".git", ".cargo
 const CHECKSUM_FILE: &str = ".cargo-checksum.json";
 
 #[derive(Deserialize)]
-struct Lockfile {
+pub struct Lockfile {
     #[serde(default)]
-    package: Vec<LockedPackage>,
+    pub package: Vec<LockedPackage>,
 }
 
 #[derive(Deserialize)]
-struct LockedPackage {
-    name: String,
-    version: String,
+pub struct LockedPackage {
+    pub name: String,
+    pub version: String,
     /// Registry packages only: the sha256 of their `.crate` archive.
-    checksum: Option<String>,
+    pub checksum: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -47,7 +47,11 @@ struct CargoChecksum {
 fn locked(lockfile: &Path) -> Result<Lockfile> {
     let text =
         fs::read_to_string(lockfile).with_context(|| format!("reading {}", lockfile.display()))?;
-    toml::from_str(&text).with_context(|| format!("parsing {}", lockfile.display()))
+    parse_lock(&text).with_context(|| format!("parsing {}", lockfile.display()))
+}
+
+pub fn parse_lock(text: &str) -> Result<Lockfile> {
+    Ok(toml::from_str(text)?)
 }
 
 /// Copies the archive of every crate Cargo.lock pins from cargo's cache (`<cargo

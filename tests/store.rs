@@ -67,6 +67,7 @@ fn manifest(build_id: &str, prev: Option<String>, status: BuildStatus) -> Manife
         },
         buildkit_provenance: None,
         source_date: None,
+        sbom: None,
     }
 }
 

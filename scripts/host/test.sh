@@ -25,14 +25,18 @@ unit() {
   (cd "$PROV_REPO" && cargo test --locked --workspace)
 }
 
-# The libraries we did not write, which check our attestations in the end-to-end suite
-# (tests/e2e/45-attest.bats runs tests/attest/independent_check.py on a real envelope).
+# The libraries we did not write, which check what prov signs and writes in the end-to-end suite
+# (tests/attest/*.py, on real envelopes, summaries and SBOMs).
 attest_venv() {
-  local venv="$PROV_REPO/.cache/venv-attest"
-  [[ -x $venv/bin/python ]] && return 0
-  log "making the virtualenv for the independent attestation check"
+  local venv="$PROV_REPO/.cache/venv-attest" want
+  local requirements="$PROV_REPO/tests/attest/requirements.txt"
+  want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  [[ -x $venv/bin/python && $(cat "$venv/.requirements.sha256" 2>/dev/null) == "$want" ]] &&
+    return 0
+  log "making the virtualenv for the independent checks (tests/attest/requirements.txt)"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet "securesystemslib[crypto]" in-toto-attestation
+  "$venv/bin/pip" install --quiet --requirement "$requirements"
+  printf '%s\n' "$want" >"$venv/.requirements.sha256"
 }
 
 e2e() {

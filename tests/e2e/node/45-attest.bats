@@ -23,17 +23,19 @@ fails_on() {
 }
 
 # Writes into the node's export, as its root could, a new build after the latest: a copy of the
-# latest record changed by the jq filter $1, well chained and pinned, with the latest's log (and
-# BuildKit provenance, on a BuildKit node) beside it. Sets forged_id; keeps what it changes.
+# latest record changed by the jq filter $1, well chained and pinned, with the latest's log, SBOM
+# (and BuildKit provenance, on a BuildKit node) beside it. Sets forged_id; keeps what it changes.
 forge_next_record() {
-  local latest_id prev
+  local latest_id prev side
   latest_id="$(jq -r .build_id "$DIR/latest")"
   forged_id="$(date -u +%Y%m%d-%H%M%S-000)-f0f0"
-  keep "$DIR/latest" "$DIR/$forged_id".{json,log,buildkit.json}
+  keep "$DIR/latest" "$DIR/$forged_id".{json,log,buildkit.json,sbom.cdx.json}
   cp "$DIR/$latest_id.log" "$DIR/$forged_id.log"
-  if [[ -e $DIR/$latest_id.buildkit.json ]]; then
-    cp "$DIR/$latest_id.buildkit.json" "$DIR/$forged_id.buildkit.json"
-  fi
+  for side in buildkit.json sbom.cdx.json; do
+    if [[ -e $DIR/$latest_id.$side ]]; then
+      cp "$DIR/$latest_id.$side" "$DIR/$forged_id.$side"
+    fi
+  done
   prev="$(sha256sum "$DIR/$latest_id.json" | cut -d' ' -f1)"
   jq --arg id "$forged_id" --arg prev "$prev" --arg log "provenance/$NODE/$forged_id.log" \
     ".build_id = \$id | .prev_manifest_sha256 = \$prev | .build_log.path = \$log | $1" \
@@ -211,6 +213,26 @@ teardown() { restore_kept; }
   jq '.predicate.builder.id = "forged"' "$DIR/$forged_id.buildkit.json" >"$BATS_TEST_TMPDIR/p"
   cp "$BATS_TEST_TMPDIR/p" "$DIR/$forged_id.buildkit.json"
   import_refused "build $forged_id's BuildKit provenance has sha256"
+  restore_kept
+  prov verify --node "$NODE"
+}
+
+@test "a record whose SBOM is missing, changed or of another tree is refused: exit 2" {
+  forge_next_record .
+  rm "$DIR/$forged_id.sbom.cdx.json"
+  import_refused "build $forged_id's SBOM is missing"
+  restore_kept
+  forge_next_record .
+  jq '.components[0].version = "9.9.9"' "$DIR/$forged_id.sbom.cdx.json" >"$BATS_TEST_TMPDIR/s"
+  cp "$BATS_TEST_TMPDIR/s" "$DIR/$forged_id.sbom.cdx.json"
+  import_refused "build $forged_id's SBOM has sha256"
+  restore_kept
+  # Re-pinned in the record, a bill of another tree still does not pass.
+  forge_next_record ".sbom.sha256 = \"$(jq '.metadata.component.version = "0000"' \
+    "$DIR/$(jq -r .build_id "$DIR/latest").sbom.cdx.json" | tee "$BATS_TEST_TMPDIR/s" |
+    sha256sum | cut -d' ' -f1)\""
+  cp "$BATS_TEST_TMPDIR/s" "$DIR/$forged_id.sbom.cdx.json"
+  import_refused "build $forged_id's SBOM is of tree 0000"
   restore_kept
   prov verify --node "$NODE"
 }
