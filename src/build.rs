@@ -61,6 +61,30 @@ struct Materials {
     builder: Builder,
 }
 
+/// Where prov's time goes in one build, by phase: written as JSON to the file `PROV_TIMINGS`
+/// names, when set (the benchmarks read it).
+#[derive(Default)]
+struct Phases(BTreeMap<&'static str, f64>);
+
+impl Phases {
+    fn time<T>(&mut self, phase: &'static str, f: impl FnOnce() -> T) -> T {
+        let start = std::time::Instant::now();
+        let out = f();
+        *self.0.entry(phase).or_default() += start.elapsed().as_secs_f64();
+        out
+    }
+
+    fn write(&self) -> Result<()> {
+        let Some(path) = std::env::var_os(TIMINGS_ENV).filter(|p| !p.is_empty()) else {
+            return Ok(());
+        };
+        std::fs::write(&path, serde_json::to_vec(&self.0)?)
+            .with_context(|| format!("writing {TIMINGS_ENV}={}", Path::new(&path).display()))
+    }
+}
+
+pub const TIMINGS_ENV: &str = "PROV_TIMINGS";
+
 /// The builder the node's engine offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Builder {
@@ -121,20 +145,23 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
         .context("the node's previous manifest cannot be chained onto")?;
     let started_at = Utc::now();
     let build_id = new_build_id(started_at, &req.node);
-    let materials = gather_materials(req)?;
+    let mut phases = Phases::default();
+    let materials = gather_materials(req, &mut phases)?;
     let tag = format!("{}:{build_id}", req.image_name);
     let log_rel = Path::new("provenance")
         .join(&req.node)
         .join(format!("{build_id}.log"));
-    let made = make_image(
-        req,
-        &materials,
-        &tag,
-        &req.repo.join(&log_rel),
-        &mut std::io::stdout(),
-    )?;
+    let made = phases.time("build", || {
+        make_image(
+            req,
+            &materials,
+            &tag,
+            &req.repo.join(&log_rel),
+            &mut std::io::stdout(),
+        )
+    })?;
     let (build_log, result, image) = (made.log, made.result, made.image);
-    let (result, sbom) = match (result, &image) {
+    let (result, sbom) = phases.time("sbom", || match (result, &image) {
         (Ok(()), Some(image)) => match keep_sbom(&store, &build_id, &image.id, req, &materials) {
             Ok(pinned) => (Ok(()), Some(pinned)),
             Err(e) => (
@@ -143,7 +170,7 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
             ),
         },
         (result, _) => (result, None),
-    };
+    });
     let finished_at = Utc::now();
     let buildkit_provenance = match &made.statement {
         Some(statement) => Some(keep_buildkit_provenance(&store, &build_id, statement)?),
@@ -186,16 +213,19 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
         source_date: (materials.builder == Builder::BuildKit).then_some(materials.source_date),
         sbom,
     };
-    let manifest_sha256 = store.write_manifest(&manifest)?;
+    let manifest_sha256 = phases.time("record", || store.write_manifest(&manifest))?;
     if let Err(e) = result {
         return Err(e.context(format!(
             "build {build_id} failed; its manifest records the failure, `latest` is unchanged"
         )));
     }
-    store.set_latest(&LatestPointer {
-        build_id,
-        manifest_sha256,
+    phases.time("record", || {
+        store.set_latest(&LatestPointer {
+            build_id,
+            manifest_sha256,
+        })
     })?;
+    phases.write()?;
     Ok(manifest)
 }
 
@@ -205,7 +235,7 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
 pub fn rebuild(req: &BuildRequest, tag: &str, expect_tree: &str) -> Result<Rebuilt> {
     let (_store, _lock) = lock_store(req)?;
     let started_at = Utc::now();
-    let materials = gather_materials(req)?;
+    let materials = gather_materials(req, &mut Phases::default())?;
     if materials.git.tree != expect_tree {
         bail!(
             "this node's checkout is tree {}, the build to reproduce is of tree {expect_tree}: \
@@ -305,7 +335,18 @@ fn make_image(
     })
 }
 
-fn gather_materials(req: &BuildRequest) -> Result<Materials> {
+/// The record's inputs and the build context (the phases `materials` and `context`).
+fn gather_materials(req: &BuildRequest, phases: &mut Phases) -> Result<Materials> {
+    let start = std::time::Instant::now();
+    let materials = gather(req, phases);
+    let context = phases.0.get("context").copied().unwrap_or_default();
+    phases
+        .0
+        .insert("materials", start.elapsed().as_secs_f64() - context);
+    materials
+}
+
+fn gather(req: &BuildRequest, phases: &mut Phases) -> Result<Materials> {
     // Refused before anything else is done: an argument the policy does not allow.
     let policy = policy::load(&req.repo, &req.policy)?;
     let args: BTreeMap<String, String> = req.build_args.iter().cloned().collect();
@@ -341,7 +382,9 @@ fn gather_materials(req: &BuildRequest) -> Result<Materials> {
         Builder::Legacy
     };
     let (tree, files) = tree_hash::tree_files(&req.repo).context("hashing the source tree")?;
-    let context = make_context(req, &policy.policy.context, &files)?;
+    let context = phases.time("context", || {
+        make_context(req, &policy.policy.context, &files)
+    })?;
     let (base_images, base_times): (Vec<BaseImage>, Vec<DateTime<Utc>>) = req
         .bases
         .iter()

@@ -3,16 +3,33 @@
 
 load ../helpers
 
-@test "make bench BENCH_MODE=smoke runs every benchmark and writes the results" {
+@test "make bench BENCH_MODE=smoke runs every benchmark and writes every row with its figures, goal and verdict" {
   run golden bench BENCH_MODE=smoke
-  echo "$output" | tail -n 20
+  echo "$output" | tail -n 24
   [ "$status" -eq 0 ]
   results="$REPO/.cache/bench/results.json"
   [ "$(jq -r .mode "$results")" = smoke ]
-  for name in build verify-vs-ssh-inspect naive-verify-vagrant-ssh-per-check verify-all-vs-one \
-    ssh-both-nodes-vs-one tree-hash-20k log-digest-1gib log-digest-peak-memory; do
-    jq -e --arg n "$name" 'any(.results[]; .name == $n)' "$results" >/dev/null
+  for name in verify-vs-floor-bookworm verify-vs-floor-trixie verify-all-vs-one \
+    ssh-all-nodes-vs-one tree-hash-20k log-digest-1gib build-bookworm build-trixie \
+    reproduce-vs-plain-buildx; do
+    jq -e --arg n "$name" '.results[] | select(.name == $n)
+      | (.a_median_s | numbers) and (.b_median_s | numbers) and (.ratio_median | numbers)
+      and has("goal") and has("met")' "$results" >/dev/null || {
+      echo "row $name is missing or not numeric" >&2
+      return 1
+    }
   done
-  # The bench left the stack running the node's latest build.
+  jq -e '.results[] | select(.name == "verify-all-normalized") | (.ratio_median | numbers)
+    and .goal == 1.05 and (.met | booleans)' "$results" >/dev/null
+  jq -e '.results[] | select(.name == "log-digest-peak-memory") | (.a_peak_mib | numbers)' \
+    "$results" >/dev/null
+  for flavour in bookworm trixie; do
+    jq -e --arg n "build-$flavour-own-time" '.results[] | select(.name == $n)
+      | (.own_share_median | numbers) and .goal == 0.01 and (.phases_median_s
+      | (.materials | numbers) and (.context | numbers) and (.build | numbers)
+      and (.sbom | numbers) and (.record | numbers) and (.attestation | numbers))' \
+      "$results" >/dev/null
+  done
+  # The bench left every stack running its node's latest build.
   prov verify --all
 }
