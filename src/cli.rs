@@ -527,7 +527,7 @@ pub fn log(repo: &Path, args: LogArgs) -> Result<ExitCode> {
         let key = attest::load_public_key(&state)?;
         if let Some(summary) = crate::vsa::newest(&state, &node, key.as_ref()) {
             println!(
-                "\nverified (prov verify --attest; {} summaries, the newest in {})\n  {}",
+                "\nverified (prov verify --attest; {} summaries kept in {})\n  {}",
                 summary.count,
                 summary
                     .path
