@@ -374,7 +374,7 @@ pub fn show(repo: &Path, args: ShowArgs) -> Result<ExitCode> {
             print!("{}", String::from_utf8_lossy(&bytes));
         } else {
             let bom = crate::sbom::parse(&bytes)?;
-            print!("{}", crate::text::printable(&crate::sbom::render(&bom)));
+            print!("{}", crate::sbom::render(&bom));
         }
         return Ok(ExitCode::SUCCESS);
     }

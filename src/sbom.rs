@@ -282,14 +282,14 @@ pub fn compare(a: &Bom, b: &Bom) -> SbomComparison {
 /// `prov show --sbom`: one line per component, crates first, within 80 columns.
 pub fn render(bom: &Bom) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
+    let head = format!(
         "sbom (CycloneDX {}) of {} {}: {} components",
-        bom.spec_version,
-        bom.metadata.component.name,
-        crate::text::short_id(&bom.metadata.component.version),
+        crate::text::printable(&bom.spec_version),
+        crate::text::printable(&bom.metadata.component.name),
+        crate::text::printable(crate::text::short_id(&bom.metadata.component.version)),
         bom.components.len()
     );
+    let _ = writeln!(out, "{}", crate::show::clip(&head, 80));
     let mut sorted: Vec<&BomComponent> = bom.components.iter().collect();
     sorted.sort_by_key(|c| (package_of(c), c.version.clone()));
     for c in sorted {
@@ -300,11 +300,14 @@ pub fn render(bom: &Bom) -> String {
             .map_or(String::new(), |h| {
                 format!("sha256:{}", crate::text::short_id(&h.content))
             });
+        // Every field is the node's text: escaped, then shortened.
+        let field = |s: &str, n| crate::show::clip(&crate::text::printable(s), n);
         let line = format!(
-            "  {:<11} {:<28} {:<20} {sha}",
-            c.kind,
-            crate::show::clip(&package_of(c), 28),
-            crate::show::clip(&c.version, 20)
+            "  {:<11} {:<26} {:<18} {}",
+            field(&c.kind, 11),
+            field(&package_of(c), 26),
+            field(&c.version, 18),
+            field(&sha, 19)
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }

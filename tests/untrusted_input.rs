@@ -9,7 +9,9 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use prov::manifest::{parse_manifest, Store, StoreError, Stored};
-use prov::model::{is_build_id, Check, NodeReport};
+use prov::model::{
+    is_build_id, Bom, BomComponent, BomHash, BomMetadata, BomTools, Check, NodeReport,
+};
 use prov::show::{self, Paint, Running};
 
 const FIXTURE: &str = "tests/fixtures/repo/provenance/main/20261129-100000-000-aaaa.json";
@@ -109,6 +111,33 @@ proptest! {
         };
         let out = prov::report::human(&[report]);
         prop_assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+    }
+
+    #[test]
+    fn an_sbom_is_shown_escaped_and_within_80_columns(
+        texts in proptest::collection::vec(hostile_text(), 4),
+    ) {
+        let component = |name: &str, version: &str| BomComponent {
+            kind: texts[3].clone(),
+            bom_ref: None,
+            name: name.to_string(),
+            version: version.to_string(),
+            purl: Some(texts[2].clone()),
+            hashes: vec![BomHash { alg: "SHA-256".into(), content: texts[1].clone() }],
+        };
+        let bom = Bom {
+            bom_format: "CycloneDX".into(),
+            spec_version: texts[0].clone(),
+            version: 1,
+            metadata: BomMetadata {
+                tools: BomTools { components: Vec::new() },
+                component: component(&texts[1], &texts[2]),
+            },
+            components: vec![component(&texts[0], &texts[1]), component(&texts[2], &texts[3])],
+        };
+        let out = prov::sbom::render(&bom);
+        prop_assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+        prop_assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
     }
 
     #[test]
