@@ -29,6 +29,9 @@ def main(sbom_path, lock_path, manifest_path, dpkg_path, envelope=None, key=None
     listed = {}
     for c in bom["components"]:
         purl = PackageURL.from_string(c["purl"])
+        assert (purl.name, purl.version) == (c["name"], c["version"]), (
+            f"component {c['name']} {c['version']}: its purl says {c['purl']}"
+        )
         listed.setdefault((purl.type, purl.name), {})[purl.version] = c
 
     with open(lock_path, "rb") as f:

@@ -52,8 +52,8 @@ runtime_packages() {
 @test "a changed SBOM is refused by prov show and by the independent check" {
   bill="$HOST_DIR/$(latest_id).sbom.cdx.json"
   keep "$bill"
-  jq '(.components[] | select(.name == "axum") | .version) = "0.0.1"' "$bill" \
-    >"$BATS_TEST_TMPDIR/bill"
+  jq '(.components[] | select(.name == "axum")) |= (.version = "0.0.1"
+    | .purl = "pkg:cargo/axum@0.0.1")' "$bill" >"$BATS_TEST_TMPDIR/bill"
   cp "$BATS_TEST_TMPDIR/bill" "$bill"
   run prov show --node "$NODE" --sbom
   echo "$output"
