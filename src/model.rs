@@ -176,8 +176,9 @@ pub struct Reproduction {
     pub at: DateTime<Utc>,
 }
 
-/// Where two images of the same inputs first part: the layer (bottom first) and the first path in
-/// it whose entry differs (none when only what a layer removes or its metadata differ).
+/// Where two images of the same inputs first part: the first layer (bottom first) whose files
+/// differ and the first path in it that does (no path when every differing layer differs only
+/// in what it removes or in metadata: then the first differing layer).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FirstDifference {
     pub layer: usize,

@@ -302,8 +302,10 @@ fn check_inputs(m: &Manifest, rebuilt: &Rebuilt) -> Result<()> {
     Ok(())
 }
 
-/// The first layer (bottom first) whose diff id differs, and the first path in it whose entry
-/// differs; both images are streamed out of their nodes.
+/// Where the images first part: the first layer (bottom first) whose files differ, and the first
+/// path in it that does; when every differing layer differs only in metadata or removals (a
+/// timestamp, a folder's mode), the first differing layer. Both images are streamed out of their
+/// nodes.
 fn first_difference(
     repo: &Path,
     m: &Manifest,
@@ -313,20 +315,18 @@ fn first_difference(
 ) -> Result<FirstDifference> {
     let ours = &m.image.as_ref().expect("checked by the caller").layers;
     let theirs = &rebuilt.image.layers;
-    let layer = ours
-        .iter()
-        .zip(theirs)
-        .position(|(a, b)| a != b)
-        .unwrap_or(ours.len().min(theirs.len()));
-    let mut difference = FirstDifference {
+    let differing: Vec<usize> = (0..ours.len().max(theirs.len()))
+        .filter(|&i| ours.get(i) != theirs.get(i))
+        .collect();
+    let at = |layer: usize, path: Option<String>| FirstDifference {
         layer,
         layer_a: ours.get(layer).cloned(),
         layer_b: theirs.get(layer).cloned(),
-        path: None,
+        path,
     };
-    if difference.layer_a.is_none() || difference.layer_b.is_none() {
-        return Ok(difference);
-    }
+    let Some(&first) = differing.first() else {
+        return Ok(at(ours.len(), None));
+    };
     let image = &m.image.as_ref().expect("checked by the caller").id;
     let (a, b) = std::thread::scope(|scope| {
         let a = scope
@@ -339,11 +339,17 @@ fn first_difference(
         )
     });
     let (a, b) = (a?, b?);
-    difference.path = first_differing_path(
-        a.get(layer).unwrap_or(&Listing::new()),
-        b.get(layer).unwrap_or(&Listing::new()),
-    );
-    Ok(difference)
+    let empty = Listing::new();
+    Ok(differing
+        .iter()
+        .find_map(|&layer| {
+            first_differing_path(
+                a.get(layer).unwrap_or(&empty),
+                b.get(layer).unwrap_or(&empty),
+            )
+            .map(|path| at(layer, Some(path)))
+        })
+        .unwrap_or_else(|| at(first, None)))
 }
 
 /// The first path, in order, that one listing has and the other has not, or has otherwise.

@@ -366,9 +366,14 @@ pub fn render_reproduction(r: &crate::model::Reproduction) -> String {
                 short(&r.rebuilt.image.id)
             );
             let side = |l: &Option<String>| l.as_deref().map_or("(none)", short).to_string();
+            let what = if d.path.is_some() {
+                "first layer whose files differ"
+            } else {
+                "first differing layer"
+            };
             let _ = writeln!(
                 out,
-                "  first differing layer #{} (from the bottom): {} there, {} here",
+                "  {what} #{} (from the bottom): {} there, {} here",
                 d.layer + 1,
                 side(&d.layer_a),
                 side(&d.layer_b)

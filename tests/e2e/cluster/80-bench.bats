@@ -13,22 +13,22 @@ load ../helpers
     ssh-all-nodes-vs-one tree-hash-20k log-digest-1gib build-bookworm build-trixie \
     reproduce-vs-plain-buildx; do
     jq -e --arg n "$name" '.results[] | select(.name == $n)
-      | (.a_median_s | numbers) and (.b_median_s | numbers) and (.ratio_median | numbers)
+      | ([.a_median_s, .b_median_s, .ratio_median] | map(type)) == ["number", "number", "number"]
       and has("goal") and has("met")' "$results" >/dev/null || {
       echo "row $name is missing or not numeric" >&2
       return 1
     }
   done
-  jq -e '.results[] | select(.name == "verify-all-normalized") | (.ratio_median | numbers)
-    and .goal == 1.05 and (.met | booleans)' "$results" >/dev/null
-  jq -e '.results[] | select(.name == "log-digest-peak-memory") | (.a_peak_mib | numbers)' \
+  jq -e '.results[] | select(.name == "verify-all-normalized")
+    | (.ratio_median | type) == "number" and .goal == 1.05 and (.met | type) == "boolean"' \
+    "$results" >/dev/null
+  jq -e '.results[] | select(.name == "log-digest-peak-memory") | (.a_peak_mib | type) == "number"' \
     "$results" >/dev/null
   for flavour in bookworm trixie; do
     jq -e --arg n "build-$flavour-own-time" '.results[] | select(.name == $n)
-      | (.own_share_median | numbers) and .goal == 0.01 and (.phases_median_s
-      | (.materials | numbers) and (.context | numbers) and (.build | numbers)
-      and (.sbom | numbers) and (.record | numbers) and (.attestation | numbers))' \
-      "$results" >/dev/null
+      | (.own_share_median | type) == "number" and .goal == 0.01 and (.met | type) == "boolean"
+      and (.phases_median_s | [.materials, .context, .build, .sbom, .record, .attestation]
+      | map(type) | all(. == "number"))' "$results" >/dev/null
   done
   # The bench left every stack running its node's latest build.
   prov verify --all
