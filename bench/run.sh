@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # prov's cost against the least the same work can cost, as ratios measured in one run.
 #   bench/run.sh [full|smoke]      (make bench; make bench BENCH_MODE=smoke)
-# Each pair runs its two commands in turn, A B A B ... (full mode: 5 times each for the builds,
-# 15 for the sub-second commands, whose medians need more samples to be stable; smoke: once), and
+# Each pair runs its two commands in turn, A B A B ... (full mode: 3 times each for the builds,
+# which take one to two minutes each on two shared cores, 15 for the sub-second commands, whose
+# medians need more samples to be stable; smoke: once), and
 # reports the median wall time of each and the median of the per-pair ratios A/B. Every node of
 # nodes.json must be up with a verified stack (make demo-reviewer NODE=... for each): the first
 # node of each flavour is measured, and the third node joins verify --all and reproduces.
@@ -14,7 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/host.sh"
 
 MODE=${1:-full}
 case $MODE in
-  full) BUILD_RUNS=5 FAST_RUNS=15 ;;
+  full) BUILD_RUNS=3 FAST_RUNS=15 ;;
   smoke) BUILD_RUNS=1 FAST_RUNS=1 ;;
   *) die "usage: bench/run.sh [full|smoke]" ;;
 esac

@@ -367,32 +367,23 @@ fn gather(req: &BuildRequest, phases: &mut Phases) -> Result<Materials> {
             dockerfile_path.display()
         );
     }
-    let (docker_client, docker_engine) = docker::versions()?;
-    let compose = docker::compose_command();
-    let mut versions = BTreeMap::new();
-    versions.insert("prov".to_string(), env!("CARGO_PKG_VERSION").to_string());
-    versions.insert("docker_client".to_string(), docker_client);
-    versions.insert("docker_engine".to_string(), docker_engine);
-    versions.insert("compose".to_string(), docker::compose_version(&compose)?);
-
-    let store = docker::image_store()?;
-    let builder = if docker::has_buildx() {
-        Builder::BuildKit
-    } else {
-        Builder::Legacy
-    };
-    let (tree, files) = tree_hash::tree_files(&req.repo).context("hashing the source tree")?;
-    let context = phases.time("context", || {
-        make_context(req, &policy.policy.context, &files)
-    })?;
-    let (base_images, base_times): (Vec<BaseImage>, Vec<DateTime<Utc>>) = req
-        .bases
-        .iter()
-        .map(|(arg, reference)| resolve_base(arg, reference, store))
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .unzip();
-    let newest_base = base_times.iter().max().map(DateTime::timestamp);
+    // What the engine says (each docker CLI call costs tens of milliseconds) is asked while the
+    // tree is hashed and the context written.
+    let (engine, tree_and_context) = std::thread::scope(|scope| {
+        let engine = scope.spawn(|| ask_engine(req));
+        let tree_and_context = tree_hash::tree_files(&req.repo)
+            .context("hashing the source tree")
+            .and_then(|(tree, files)| {
+                let context = phases.time("context", || {
+                    make_context(req, &policy.policy.context, &files)
+                })?;
+                Ok((tree, context))
+            });
+        (engine.join(), tree_and_context)
+    });
+    let engine = engine.map_err(|_| anyhow!("asking the Docker engine panicked"))??;
+    let (tree, context) = tree_and_context?;
+    let newest_base = engine.base_times.iter().max().map(DateTime::timestamp);
     Ok(Materials {
         context,
         policy: FileDigest {
@@ -407,13 +398,56 @@ fn gather(req: &BuildRequest, phases: &mut Phases) -> Result<Materials> {
             dirty: tree.dirty,
         },
         dockerfile: file_digest(&req.repo, &req.dockerfile)?,
-        compose: compose_config(&compose, &req.repo, &req.compose_file, store)?,
+        compose: engine.compose,
         cargo_lock: file_digest(&req.repo, Path::new("Cargo.lock"))?,
-        base_images,
-        tool: ToolInfo { versions },
+        base_images: engine.base_images,
+        tool: ToolInfo {
+            versions: engine.versions,
+        },
         source_url: source_url(&req.repo),
+        store: engine.store,
+        builder: engine.builder,
+    })
+}
+
+/// The materials the node's Docker engine and tools give.
+struct EngineFacts {
+    versions: BTreeMap<String, String>,
+    store: ImageStore,
+    builder: Builder,
+    base_images: Vec<BaseImage>,
+    base_times: Vec<DateTime<Utc>>,
+    compose: ComposeConfig,
+}
+
+fn ask_engine(req: &BuildRequest) -> Result<EngineFacts> {
+    let (docker_client, docker_engine) = docker::versions()?;
+    let compose = docker::compose_command();
+    let mut versions = BTreeMap::new();
+    versions.insert("prov".to_string(), env!("CARGO_PKG_VERSION").to_string());
+    versions.insert("docker_client".to_string(), docker_client);
+    versions.insert("docker_engine".to_string(), docker_engine);
+    versions.insert("compose".to_string(), docker::compose_version(&compose)?);
+    let store = docker::image_store()?;
+    let builder = if docker::has_buildx() {
+        Builder::BuildKit
+    } else {
+        Builder::Legacy
+    };
+    let (base_images, base_times) = req
+        .bases
+        .iter()
+        .map(|(arg, reference)| resolve_base(arg, reference, store))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    Ok(EngineFacts {
+        versions,
         store,
         builder,
+        base_images,
+        base_times,
+        compose: compose_config(&compose, &req.repo, &req.compose_file, store)?,
     })
 }
 

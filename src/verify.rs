@@ -44,13 +44,28 @@ fn verify_node(
     // Host-only state: read, never changed (nothing is migrated by a read-only check).
     let host = HostState::for_checkout(repo)?;
     let transport = Transport::connect(repo, &node.name)?.until(deadline);
-    // What the node claims, read from its export as data; what the host imported, from the
-    // checkout.
-    let fetched = import::fetch_records(&host, &transport)?;
-    let (chain, latest) = read_records(&fetched.store)?;
     let imported = Store::new(&repo.join("provenance"), &node.name);
+    // What the node claims, read from its export as data, and its Docker state, asked at the
+    // same time (one round trip's wait, not two): the state for the images the host's imported
+    // latest record names, which are the node's own unless it built since the last import.
+    let expected = imported
+        .latest()
+        .ok()
+        .map(|stored| images_of(&stored.manifest))
+        .unwrap_or_default();
+    let (fetched, observed) = std::thread::scope(|scope| {
+        let observed = scope.spawn(|| observe(&transport, node, &expected, deadline));
+        (import::fetch_records(&host, &transport), observed.join())
+    });
+    let fetched = fetched?;
+    let (chain, latest) = read_records(&fetched.store)?;
     let manifest = checks::usable_manifest(&latest);
-    let (state, http) = observe(&transport, node, manifest, deadline)?;
+    let needed = manifest.map(images_of).unwrap_or_default();
+    let (state, http) = if needed.iter().all(|image| expected.contains(image)) {
+        observed.map_err(|_| anyhow!("observing node {} panicked", node.name))??
+    } else {
+        observe(&transport, node, &needed, deadline)?
+    };
     let tree_now = source_tree(repo, source)
         .as_ref()
         .map(|t| t.tree.clone())
@@ -151,33 +166,37 @@ fn read_records(
     Ok((chain, latest))
 }
 
+/// The images whose state and history the checks of a build read: the built image, its bases
+/// (their histories tell the image's own layers from theirs, for layers-fresh) and every
+/// service's image.
+fn images_of(manifest: &Manifest) -> Vec<String> {
+    let mut images: Vec<String> = manifest.image.iter().map(|i| i.id.clone()).collect();
+    images.extend(manifest.base_images.iter().map(|b| b.id.clone()));
+    images.extend(
+        manifest
+            .compose
+            .services
+            .iter()
+            .flat_map(|s| s.values())
+            .filter_map(|s| s.image_id.clone()),
+    );
+    images
+}
+
 /// The node's Docker state and the api's answers, asked at the same time. While a stack
 /// container's healthcheck says `starting` (a restart in progress, not a bypass), both are asked
 /// again, until it settles or the time runs out.
 fn observe(
     transport: &Transport,
     node: &NodeSpec,
-    manifest: Option<&Manifest>,
+    images: &[String],
     deadline: Instant,
 ) -> Result<(NodeState, HttpAnswers)> {
-    let mut images: Vec<String> = Vec::new();
-    if let Some(m) = manifest {
-        images.extend(m.image.iter().map(|i| i.id.clone()));
-        // Their histories tell the image's own layers from its base's (layers-fresh).
-        images.extend(m.base_images.iter().map(|b| b.id.clone()));
-        images.extend(
-            m.compose
-                .services
-                .iter()
-                .flat_map(|s| s.values())
-                .filter_map(|s| s.image_id.clone()),
-        );
-    }
     let settle_by = deadline.min(Instant::now() + SETTLE);
     loop {
         let (state, http) = std::thread::scope(|scope| {
             let http = scope.spawn(|| ask_api(node, deadline));
-            let state = probe::node_state(transport, &images)
+            let state = probe::node_state(transport, images)
                 .with_context(|| format!("could not read node {}'s Docker state", node.name));
             (state, http.join())
         });
