@@ -64,13 +64,15 @@ fn staging_root(state: &HostState) -> Result<std::path::PathBuf> {
 /// back on stdout. No folder means no records: an empty stream.
 fn node_tar(transport: &Transport, names: &[String], max: u64) -> Result<Vec<u8>> {
     let node = transport.node();
-    // Without names: `latest` and the `*.json` files. Of those asked for, the ones there (a
-    // dangling link or a FIFO included, so that the host can refuse it by name); a missing one
-    // is then missing on the host, and refused by name too.
+    // Without names: `latest` and the records, whose names end in a build id's four hex digits
+    // (the side files, attestations and BuildKit's provenance, stay behind: the host asks for
+    // them by name). Of those asked for, the ones there (a dangling link or a FIFO included, so
+    // that the host can refuse it by name); a missing one is then missing on the host, and
+    // refused by name too.
     let script = r#"d="$1/provenance/$2"; shift 2
         [ -d "$d" ] || exit 0
         cd "$d" || exit 1
-        [ $# -gt 0 ] || set -- latest *.json
+        [ $# -gt 0 ] || set -- latest *-[0-9a-f][0-9a-f][0-9a-f][0-9a-f].json
         for f; do shift; { [ -e "$f" ] || [ -L "$f" ]; } && set -- "$@" "$f"; done
         [ $# -gt 0 ] || exit 0
         exec tar -cf - -- "$@""#;
@@ -319,8 +321,14 @@ pub fn check_against_engine(stored: &Stored, transport: &Transport) -> Result<()
     else {
         return Ok(());
     };
-    let on_node = crate::probe::node_state(transport, std::slice::from_ref(&image.id))
-        .map_err(|e| format!("the node's engine could not be asked: {e:#}"))?;
+    let on_node = crate::probe::node_state(
+        transport,
+        &crate::probe::ImageQuery {
+            inspect: vec![image.id.clone()],
+            history: Vec::new(),
+        },
+    )
+    .map_err(|e| format!("the node's engine could not be asked: {e:#}"))?;
     let found = on_node
         .images
         .iter()

@@ -5,6 +5,7 @@
 //! the host's source tree hash; what the host imported and attested) and hands it to
 //! `checks::judge`, which decides. It changes nothing anywhere, and answers within its bound.
 
+use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::{mpsc, Arc, OnceLock};
@@ -19,7 +20,7 @@ use crate::import;
 use crate::manifest::{Store, StoreError};
 use crate::model::{HttpAnswer, HttpAnswers, Judged, Manifest, NodeReport, NodeSpec};
 use crate::policy::{self, LoadedPolicy};
-use crate::probe;
+use crate::probe::{self, ImageQuery};
 use crate::stack;
 use crate::state::HostState;
 use crate::transport::Transport;
@@ -61,7 +62,7 @@ fn verify_node(
     let (chain, latest) = read_records(&fetched.store)?;
     let manifest = checks::usable_manifest(&latest);
     let needed = manifest.map(images_of).unwrap_or_default();
-    let (state, http) = if needed.iter().all(|image| expected.contains(image)) {
+    let (state, http) = if expected.covers(&needed) {
         observed.map_err(|_| anyhow!("observing node {} panicked", node.name))??
     } else {
         observe(&transport, node, &needed, deadline)?
@@ -166,21 +167,23 @@ fn read_records(
     Ok((chain, latest))
 }
 
-/// The images whose state and history the checks of a build read: the built image, its bases
-/// (their histories tell the image's own layers from theirs, for layers-fresh) and every
-/// service's image.
-fn images_of(manifest: &Manifest) -> Vec<String> {
-    let mut images: Vec<String> = manifest.image.iter().map(|i| i.id.clone()).collect();
-    images.extend(manifest.base_images.iter().map(|b| b.id.clone()));
-    images.extend(
-        manifest
-            .compose
-            .services
-            .iter()
-            .flat_map(|s| s.values())
-            .filter_map(|s| s.image_id.clone()),
-    );
-    images
+/// What the checks of a build read from the engine: the configuration of the built image and of
+/// every service's image; the history of the built image and of its bases (theirs tell the
+/// image's own layers from the bases', for layers-fresh).
+fn images_of(manifest: &Manifest) -> ImageQuery {
+    let built = manifest.image.iter().map(|i| i.id.clone());
+    let services = manifest
+        .compose
+        .services
+        .iter()
+        .flat_map(|s| s.values())
+        .filter_map(|s| s.image_id.clone());
+    let bases = manifest.base_images.iter().map(|b| b.id.clone());
+    let inspect: BTreeSet<String> = built.clone().chain(services).collect();
+    ImageQuery {
+        inspect: inspect.into_iter().collect(),
+        history: built.chain(bases).collect(),
+    }
 }
 
 /// The node's Docker state and the api's answers, asked at the same time. While a stack
@@ -189,7 +192,7 @@ fn images_of(manifest: &Manifest) -> Vec<String> {
 fn observe(
     transport: &Transport,
     node: &NodeSpec,
-    images: &[String],
+    images: &ImageQuery,
     deadline: Instant,
 ) -> Result<(NodeState, HttpAnswers)> {
     let settle_by = deadline.min(Instant::now() + SETTLE);
@@ -343,7 +346,7 @@ fn source_tree<'a>(repo: &Path, source: &'a SourceTree) -> &'a Result<TreeState,
 
 /// The image id the node's api container runs, if any (the probe's one read-only round trip).
 pub fn running_api_image(repo: &Path, node: &str) -> Result<Option<String>> {
-    let state = probe::node_state(&Transport::connect(repo, node)?, &[])?;
+    let state = probe::node_state(&Transport::connect(repo, node)?, &ImageQuery::default())?;
     Ok(running_api(&state).map(|c| c.image.clone()))
 }
 
