@@ -155,9 +155,10 @@ log "2/6 prov verify --all (${#NODES[@]} nodes) against the slowest node alone, 
 # Against the node whose verify took longest above: checked in parallel, every node at best
 # costs what the slowest one does alone, so any other baseline would measure the flavours'
 # difference, not the cost of more nodes.
-SLOWEST=$(jq -rs 'map(select(.name | startswith("verify-vs-floor-"))) | max_by(.a_median_s) | .name
-  | ltrimstr("verify-vs-floor-")' "$RESULTS")
-SLOWEST=$([[ $SLOWEST == bookworm ]] && echo "$BOOKWORM" || echo "$TRIXIE")
+slowest_flavour=$(jq -rs 'map(select(.name | startswith("verify-vs-floor-"))) | max_by(.a_median_s)
+  | .name | ltrimstr("verify-vs-floor-")' "$RESULTS")
+SLOWEST=$BOOKWORM
+[[ $slowest_flavour == bookworm ]] || SLOWEST=$TRIXIE
 pair "verify-all-vs-one" null "$P verify --all" "$P verify --node $SLOWEST"
 all_ssh=""
 for n in "${NODES[@]}"; do all_ssh+="$(ssh_to "$n") true & "; done
