@@ -432,6 +432,7 @@ pub fn side_by_side(m: &Manifest, statement: &Value) -> SideBySide {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::path::Path;
 
     fn append(builder: &mut tar::Builder<Vec<u8>>, path: &str, bytes: &[u8]) {
         let mut header = tar::Header::new_gnu();
@@ -537,12 +538,9 @@ mod tests {
 
     #[test]
     fn the_record_and_buildkit_agree_on_the_context_and_name_what_only_each_records() {
-        let bytes = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/verify/base/provenance/main/20261130-063751-410-ec76.json"
-        ))
-        .unwrap();
-        let mut m: Manifest = serde_json::from_slice(&bytes).unwrap();
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/verify/worker1");
+        let records = crate::manifest::Store::new(&Path::new(fixture).join("provenance"), "worker1");
+        let mut m: Manifest = records.latest().unwrap().manifest;
         m.context.as_mut().unwrap().sha256 = "ab".repeat(32);
         let statement = json!({"predicate": {
             "builder": {"id": ""},

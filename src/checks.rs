@@ -3,21 +3,21 @@
 //! attestation). Nothing here reads a file or the network, so every case has a unit test
 //! (tests/verify_checks.rs) that runs in milliseconds.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration as Span, DurationRound};
 
 use crate::attest::{self, PublicKeyFile};
+use crate::container_config::{self, Expected};
 use crate::context::NODE_MOUNT;
-use crate::docker::{ContainerInspect, HistoryEntry, ImageInspect, NodeState};
+use crate::docker::{ContainerInspect, HistoryEntry, ImageInspect, LogLine, NodeState, Top};
 use crate::manifest::{ChainEntry, Link, Store, StoreError, Stored};
 use crate::model::{
     labels, AttestedMark, BuildStatus, Check, HttpAnswer, HttpAnswers, ImageStore, Manifest,
-    ServiceSpec,
 };
 use crate::policy::LoadedPolicy;
 use crate::stack::{self, compose_labels};
-use crate::text::short_id as short;
+use crate::text::{self, short_id as short};
 
 /// Everything one node's verdict is judged from.
 pub struct Evidence {
@@ -77,6 +77,9 @@ pub fn judge(e: &Evidence) -> Vec<Check> {
         check_image(m, &e.state, services[0], &mut checks);
     }
     check_configuration(manifest, &e.state, &services, &mut checks);
+    check_filesystem(manifest, &e.state, &services, &mut checks);
+    check_processes(&e.state, &services, &mut checks);
+    check_reach(&e.state, &services, &mut checks);
     check_wiring(&services, manifest, &mut checks);
     check_no_bypass(&e.state, manifest, &services, &mut checks);
     if let (Some(m), Ok(stored)) = (manifest, &e.latest) {
@@ -95,6 +98,7 @@ pub fn judge(e: &Evidence) -> Vec<Check> {
         }
     }
     check_http(manifest, &e.http, &mut checks);
+    check_answered(&e.http, e.state.api_log.as_ref(), &mut checks);
     checks.0
 }
 
@@ -441,10 +445,9 @@ fn own_history<'a>(
     })
 }
 
-/// Each service's container is exactly what the recorded Compose configuration asks for: image
-/// (by ID), name, entrypoint and command, user, environment, mounts, published ports,
-/// networks and aliases, healthcheck, restart policy, privileges and capabilities. Labels can
-/// be copied by hand; this cannot be faked without running what Compose would have run.
+/// Each service's container is exactly what the recorded Compose configuration makes of it, field
+/// by field of everything the engine reports (`container_config.rs`). Labels can be copied by
+/// hand; this cannot be faked without running what Compose would have run.
 fn check_configuration(
     m: Option<&Manifest>,
     state: &NodeState,
@@ -476,12 +479,33 @@ fn check_configuration(
             );
             continue;
         };
-        let image_id = if *service == stack::API_SERVICE {
-            m.image.as_ref().map(|i| i.id.clone())
+        let (image_id, image_ref) = if *service == stack::API_SERVICE {
+            let image = m.image.as_ref();
+            (
+                image.map(|i| i.id.clone()),
+                image.map(|i| i.tag.clone()).unwrap_or_default(),
+            )
         } else {
-            spec.image_id.clone()
+            (spec.image_id.clone(), spec.image.clone())
         };
-        let differences = config_differences(spec, image_id.as_deref(), container, state);
+        let image = state
+            .images
+            .iter()
+            .find(|i| Some(&i.id) == image_id.as_ref())
+            .map(|i| i.config.clone())
+            .unwrap_or_default();
+        let differences = container_config::differences(
+            &Expected {
+                service,
+                spec,
+                image_id: image_id.as_deref().unwrap_or("(not recorded)"),
+                image_ref: &image_ref,
+                image: &image,
+                container_id: &container.id,
+                compose_version: m.tool.versions.get("compose").map_or("", String::as_str),
+            },
+            &container.raw,
+        );
         checks.add(
             &name,
             differences.is_empty(),
@@ -492,216 +516,288 @@ fn check_configuration(
     }
 }
 
-/// What differs between a service's recorded configuration and its container, field by field.
-/// Where the configuration leaves a field to the image (entrypoint, command, user, healthcheck,
-/// environment underneath), the image's own value is expected.
-pub fn config_differences(
-    spec: &ServiceSpec,
-    image_id: Option<&str>,
-    c: &ContainerInspect,
+/// Each stack container's files are its image's, but where its configuration lets it write (its
+/// volumes and tmpfs mounts): a binary swapped or a file changed inside a running container
+/// shows in the engine's diff of its writable layer, and survives a restart.
+fn check_filesystem(
+    m: Option<&Manifest>,
     state: &NodeState,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut field = |name: &str, expected: String, found: String| {
-        if expected != found {
-            out.push(format!("{name}: expected {expected}, found {found}"));
-        }
-    };
-    field(
-        "image",
-        image_id.unwrap_or("(not recorded)").to_string(),
-        c.image.clone(),
-    );
-    let defaults = state
-        .images
-        .iter()
-        .find(|i| i.id == c.image)
-        .map(|i| i.config.clone())
-        .unwrap_or_default();
-    if let Some(wanted) = &spec.container_name {
-        field("name", format!("/{wanted}"), c.name.clone());
-    }
-    let words = |v: Option<&Vec<String>>| format!("{:?}", v.cloned().unwrap_or_default());
-    field(
-        "entrypoint",
-        words(spec.entrypoint.as_ref().or(defaults.entrypoint.as_ref())),
-        words(c.config.entrypoint.as_ref()),
-    );
-    field(
-        "command",
-        words(spec.command.as_ref().or(defaults.cmd.as_ref())),
-        words(c.config.cmd.as_ref()),
-    );
-    field(
-        "user",
-        format!("{:?}", spec.user.clone().unwrap_or(defaults.user.clone())),
-        format!("{:?}", c.config.user),
-    );
-    let mut env = env_map(defaults.env.as_deref());
-    env.extend(spec.environment.clone());
-    let mut found_env = env_map(c.config.env.as_deref());
-    // Compose v1 adds this when it recreates a container (a Swarm scheduling hint that keeps
-    // the container's volumes on the same host); it is Compose's, not the configuration's.
-    found_env.remove(COMPOSE_V1_RECREATE_HINT);
-    let env_keys: BTreeSet<&String> = env.keys().chain(found_env.keys()).collect();
-    for key in env_keys {
-        match (env.get(key), found_env.get(key)) {
-            (Some(a), Some(b)) if a == b => {}
-            (Some(_), Some(_)) => field(
-                "environment",
-                format!("{key} as recorded"),
-                format!("{key} changed"),
+    containers: &[Option<&ContainerInspect>],
+    checks: &mut Checks,
+) {
+    let specs = m.and_then(|m| m.compose.services.as_ref());
+    for (service, container) in stack::SERVICES.iter().zip(containers) {
+        let Some(c) = container else { continue };
+        let writable: Vec<&str> = specs
+            .and_then(|s| s.get(*service))
+            .map(|spec| {
+                let volumes = spec.volumes.iter().map(|v| v.target.as_str());
+                volumes
+                    .chain(spec.tmpfs.keys().map(String::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let inside = |path: &str| {
+            writable
+                .iter()
+                .any(|w| path == *w || path.strip_prefix(w).is_some_and(|r| r.starts_with('/')))
+        };
+        let changed: Vec<String> = state
+            .changes
+            .get(&c.id)
+            .into_iter()
+            .flatten()
+            .filter(|change| !inside(&change.path))
+            .map(|change| change.describe())
+            .collect();
+        checks.add(
+            &format!("filesystem:{service}"),
+            changed.is_empty(),
+            format!(
+                "the image's files; writes only under {}",
+                if writable.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    writable.join(", ")
+                }
             ),
-            (Some(_), None) => field("environment", format!("{key} set"), format!("{key} unset")),
-            (None, _) => field("environment", format!("no {key}"), format!("{key} added")),
-        }
+            observed_list(&changed, "unchanged"),
+            "a file of the image was changed inside the running container: `make clean && make \
+             demo` starts a fresh one",
+        );
     }
-    field(
-        "mounts",
-        format!("{:?}", expected_mounts(spec, &defaults)),
-        format!("{:?}", found_mounts(c, spec, &defaults)),
-    );
-    field(
-        "ports",
-        format!("{:?}", spec.ports.iter().map(port_text).collect::<Vec<_>>()),
-        format!("{:?}", found_ports(c)),
-    );
-    let networks: Vec<&String> = c.network_settings.networks.keys().collect();
-    field(
-        "networks",
-        format!("{:?}", spec.networks.keys().collect::<Vec<_>>()),
-        format!("{networks:?}"),
-    );
-    for (network, aliases) in &spec.networks {
-        if let Some(endpoint) = c.network_settings.networks.get(network) {
-            let found = endpoint.aliases.clone().unwrap_or_default();
-            let missing: Vec<&String> = aliases.iter().filter(|a| !found.contains(a)).collect();
-            if !missing.is_empty() {
-                field(
-                    "aliases",
-                    format!("{network}: {aliases:?}"),
-                    format!("{network}: {found:?}"),
-                );
-            }
-        }
-    }
-    let health = spec
-        .healthcheck
-        .as_ref()
-        .map(|h| crate::docker::HealthConfig {
-            test: h.test.clone(),
-            interval: h.interval_ns,
-            timeout: h.timeout_ns,
-            retries: h.retries,
-            start_period: h.start_period_ns,
-        });
-    field(
-        "healthcheck",
-        format!("{:?}", health.or(defaults.healthcheck.clone())),
-        format!("{:?}", c.config.healthcheck),
-    );
-    let restart = match c.host_config.restart_policy.name.as_str() {
-        "" => "no",
-        name => name,
-    };
-    field("restart", spec.restart.clone(), restart.to_string());
-    field(
-        "privileged",
-        spec.privileged.to_string(),
-        c.host_config.privileged.to_string(),
-    );
-    let sorted = |v: &Option<Vec<String>>| {
-        let mut v = v.clone().unwrap_or_default();
-        v.sort();
-        format!("{v:?}")
-    };
-    field(
-        "cap_add",
-        format!("{:?}", spec.cap_add),
-        sorted(&c.host_config.cap_add),
-    );
-    field(
-        "cap_drop",
-        format!("{:?}", spec.cap_drop),
-        sorted(&c.host_config.cap_drop),
-    );
-    out
 }
 
-const COMPOSE_V1_RECREATE_HINT: &str = "affinity:container";
+/// Only the entrypoint's processes run in a stack container, and no exec session was opened in
+/// it since it started, as far as the engine remembers (its last 256 events); its healthcheck's
+/// own exec sessions excepted.
+fn check_processes(
+    state: &NodeState,
+    containers: &[Option<&ContainerInspect>],
+    checks: &mut Checks,
+) {
+    for (service, container) in stack::SERVICES.iter().zip(containers) {
+        let Some(c) = container else { continue };
+        let health = healthcheck_command(c);
+        let mut problems: Vec<String> = match state.processes.get(&c.id) {
+            Some(top) => foreign_processes(top, c.state.pid, health.as_deref()),
+            None if c.state.running => vec!["the engine listed no processes".into()],
+            None => Vec::new(),
+        };
+        let started = DateTime::parse_from_rfc3339(&c.state.started_at)
+            .ok()
+            .and_then(|t| t.timestamp_nanos_opt())
+            .unwrap_or(i64::MIN);
+        let mine = || state.events.iter().filter(|e| e.actor.id == c.id);
+        problems.extend(
+            mine()
+                .filter(|e| e.time_nano >= started)
+                .filter_map(|e| {
+                    e.action
+                        .strip_prefix("exec_create: ")
+                        .or_else(|| (e.action == "exec_create").then_some(""))
+                })
+                .filter(|command| Some(*command) != health.as_deref())
+                .map(|command| {
+                    format!(
+                        "exec session `{}` since it started",
+                        text::abbrev(command, 60)
+                    )
+                }),
+        );
+        let since = match mine()
+            .filter(|e| e.action == "start")
+            .map(|e| e.time_nano)
+            .max()
+        {
+            Some(at) if at >= started - 1_000_000_000 => "it started".to_string(),
+            _ => match mine().map(|e| e.time_nano).min() {
+                Some(oldest) => format!(
+                    "{} (the engine's oldest event of it; it keeps its last 256)",
+                    nanos_text(oldest)
+                ),
+                None => "the engine's oldest event (it keeps its last 256)".into(),
+            },
+        };
+        checks.add(
+            &format!("processes:{service}"),
+            problems.is_empty(),
+            "only the entrypoint's processes, no exec session (the healthcheck's aside)".into(),
+            if problems.is_empty() {
+                format!("entrypoint only; no exec session since {since}")
+            } else {
+                problems.join("; ")
+            },
+            "something was run inside the container by hand (docker exec): `make clean && make \
+             demo` starts a fresh one",
+        );
+    }
+}
 
-fn env_map(list: Option<&[String]>) -> BTreeMap<String, String> {
-    list.unwrap_or_default()
+fn nanos_text(nanos: i64) -> String {
+    DateTime::from_timestamp_nanos(nanos).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The command a container's healthcheck runs, as `ps` and the engine's events show it.
+fn healthcheck_command(c: &ContainerInspect) -> Option<String> {
+    let test = &c.config.healthcheck.as_ref()?.test;
+    match test.first().map(String::as_str) {
+        Some("CMD") => Some(test[1..].join(" ")),
+        Some("CMD-SHELL") => Some(format!("/bin/sh -c {}", test[1..].join(" "))),
+        _ => None,
+    }
+}
+
+/// The processes that neither descend from the container's main process nor are its healthcheck
+/// (with what that started): an exec session's.
+fn foreign_processes(top: &Top, main: i64, health: Option<&str>) -> Vec<String> {
+    let column = |title: &str| top.titles.iter().position(|t| t == title);
+    let (Some(pid), Some(ppid), Some(args)) = (column("PID"), column("PPID"), column("COMMAND"))
+    else {
+        return vec![format!("the engine listed processes as {:?}", top.titles)];
+    };
+    let rows: Vec<(&str, &str, &str)> = top
+        .processes
         .iter()
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (k.to_string(), v.to_string())
+        .flatten()
+        .filter_map(|r| {
+            Some((
+                r.get(pid)?.as_str(),
+                r.get(ppid)?.as_str(),
+                r.get(args)?.as_str(),
+            ))
         })
+        .collect();
+    let main = main.to_string();
+    let mut known: BTreeSet<&str> = BTreeSet::new();
+    for (p, _, command) in &rows {
+        if *p == main || Some(*command) == health {
+            known.insert(p);
+        }
+    }
+    // Children of what is known are known: every process's parent comes before it in no order,
+    // so this repeats until nothing is added.
+    loop {
+        let before = known.len();
+        for (p, parent, _) in &rows {
+            if known.contains(parent) {
+                known.insert(p);
+            }
+        }
+        if known.len() == before {
+            break;
+        }
+    }
+    rows.iter()
+        .filter(|(p, _, _)| !known.contains(p))
+        .map(|(p, _, command)| format!("process {p} `{}`", text::abbrev(command, 60)))
         .collect()
 }
 
-/// (type, source, target) of every mount the container must have: the configured ones, and an
-/// anonymous volume for each `VOLUME` of the image that they do not cover.
-fn expected_mounts(spec: &ServiceSpec, image: &crate::docker::ImageConfig) -> Vec<String> {
-    let mut mounts: Vec<String> = spec
-        .volumes
+/// No other container reaches into the stack: none shares a namespace with a stack container,
+/// mounts its volumes, its files or the engine's, runs privileged or in the node's process
+/// namespace, or is attached to the stack's networks, whatever its image or labels.
+fn check_reach(state: &NodeState, containers: &[Option<&ContainerInspect>], checks: &mut Checks) {
+    let stack: Vec<&ContainerInspect> = containers.iter().flatten().copied().collect();
+    let volumes: BTreeSet<&str> = stack
         .iter()
-        .map(|v| format!("{} {} {}", v.kind, v.source, v.target))
+        .flat_map(|c| c.mounts.iter())
+        .filter(|m| m.kind == "volume")
+        .filter_map(|m| m.name.as_deref())
         .collect();
-    for target in image.volumes.iter().flat_map(|v| v.keys()) {
-        if !spec.volumes.iter().any(|v| &v.target == target) {
-            mounts.push(format!("volume (anonymous) {target}"));
+    let networks: BTreeSet<&String> = stack
+        .iter()
+        .flat_map(|c| c.network_settings.networks.keys())
+        .collect();
+    // The stack container a reference (`container:<name or id>`) names, by its name.
+    let stack_name = |reference: &str| {
+        let reference = reference.trim_start_matches('/');
+        stack
+            .iter()
+            .find(|c| {
+                c.name.trim_start_matches('/') == reference
+                    || (reference.len() >= 12 && c.id.starts_with(reference))
+            })
+            .map(|c| c.name.trim_start_matches('/').to_string())
+    };
+    let mut reaching = Vec::new();
+    for c in &state.containers {
+        if stack.iter().any(|s| s.id == c.id) || !(c.state.running || c.state.restarting) {
+            continue;
+        }
+        let h = &c.host_config;
+        let mut why = Vec::new();
+        for (kind, mode) in [
+            ("process", &h.pid_mode),
+            ("IPC", &h.ipc_mode),
+            ("network", &h.network_mode),
+            ("UTS", &h.uts_mode),
+        ] {
+            if let Some(name) = mode.strip_prefix("container:").and_then(stack_name) {
+                why.push(format!("shares the {kind} namespace of {name}"));
+            }
+        }
+        if h.pid_mode == "host" {
+            why.push(
+                "runs in the node's process namespace, where the stack's processes are".into(),
+            );
+        }
+        if h.privileged {
+            why.push("is privileged, which reaches every container of the node".into());
+        }
+        for from in h.volumes_from.iter().flatten() {
+            if let Some(name) = stack_name(from.split(':').next().unwrap_or_default()) {
+                why.push(format!("mounts the volumes of {name}"));
+            }
+        }
+        for m in &c.mounts {
+            let reaches = match m.kind.as_str() {
+                "volume" => m.name.as_deref().is_some_and(|n| volumes.contains(n)),
+                _ => engine_path(&m.source),
+            };
+            if reaches {
+                let what = m.name.clone().unwrap_or_else(|| m.source.clone());
+                why.push(format!("mounts {what} at {}", m.destination));
+            }
+        }
+        for network in c.network_settings.networks.keys() {
+            if networks.contains(network) {
+                why.push(format!("is attached to the stack's network {network}"));
+            }
+        }
+        if !why.is_empty() {
+            reaching.push(format!(
+                "{} {}: {}",
+                short(&c.id),
+                c.name.trim_start_matches('/'),
+                why.join(", ")
+            ));
         }
     }
-    mounts.sort();
-    mounts
+    checks.add(
+        "reach",
+        reaching.is_empty(),
+        "no other container shares a namespace, volume, files or network with the stack".into(),
+        observed_list(&reaching, "none"),
+        "another container can reach into the stack: remove it (docker rm -f NAME), then `make \
+         verify`",
+    );
 }
 
-fn found_mounts(
-    c: &ContainerInspect,
-    spec: &ServiceSpec,
-    image: &crate::docker::ImageConfig,
-) -> Vec<String> {
-    let anonymous = |target: &str| {
-        image.volumes.iter().any(|v| v.contains_key(target))
-            && !spec.volumes.iter().any(|v| v.target == target)
-    };
-    let mut mounts: Vec<String> = c
-        .mounts
+/// Whether a bind mount's source gives its container the node's files that hold the stack: the
+/// node's root, the engine's data (every container's files and volumes) or its socket.
+fn engine_path(source: &str) -> bool {
+    let source = source.trim_end_matches('/');
+    source.is_empty()
+        || [
+            "/var/lib/docker",
+            "/var/lib/containerd",
+            "/run",
+            "/var/run",
+            "/proc",
+        ]
         .iter()
-        .map(|mnt| {
-            let source = match mnt.kind.as_str() {
-                "volume" if anonymous(&mnt.destination) => "(anonymous)".to_string(),
-                "volume" => mnt.name.clone().unwrap_or_default(),
-                _ => mnt.source.clone(),
-            };
-            format!("{} {source} {}", mnt.kind, mnt.destination)
-        })
-        .collect();
-    mounts.sort();
-    mounts
-}
-
-fn port_text(p: &crate::model::PortSpec) -> String {
-    format!("{}:{}->{}/{}", p.host_ip, p.published, p.target, p.protocol)
-}
-
-fn found_ports(c: &ContainerInspect) -> Vec<String> {
-    let mut ports: Vec<String> = c
-        .host_config
-        .port_bindings
-        .iter()
-        .flatten()
-        .flat_map(|(port, bindings)| {
-            let (target, protocol) = port.split_once('/').unwrap_or((port, "tcp"));
-            bindings
-                .iter()
-                .flatten()
-                .map(move |b| format!("{}:{}->{target}/{protocol}", b.host_ip, b.host_port))
-        })
-        .collect();
-    ports.sort();
-    ports
+        .any(|p| source == *p || source.starts_with(&format!("{p}/")))
 }
 
 /// Compose put the stack together from /vagrant: its directory and its file.
@@ -1050,4 +1146,58 @@ fn check_http(m: Option<&Manifest>, http: &HttpAnswers, checks: &mut Checks) {
             "the api that answers is not built from the recorded source: run `make demo`",
         );
     }
+}
+
+/// The HTTP answers came from the api container verify inspected: it notes in its log each
+/// request that carries verify's nonce, with the status and the digest of the body it sent. A
+/// port diverted on the node to anything else (a replaying listener, another api) gets answers
+/// the container's log does not show.
+fn check_answered(
+    http: &HttpAnswers,
+    log: Option<&Result<Vec<LogLine>, String>>,
+    checks: &mut Checks,
+) {
+    let answered = [
+        ("/health", &http.health),
+        ("/ready", &http.ready),
+        ("/version", &http.version),
+    ];
+    let problems: Vec<String> = match (log, &http.nonce) {
+        (None, _) => vec!["no api container to read the log of".into()],
+        (Some(Err(why)), _) => vec![why.clone()],
+        (_, None) => vec!["the requests carried no nonce".into()],
+        (Some(Ok(lines)), Some(nonce)) => answered
+            .iter()
+            .filter_map(|(path, answer)| {
+                let status = answer.status?;
+                let noted = format!("{path} {status} ");
+                let digest = format!(
+                    "body-sha256={}",
+                    crate::digest::sha256_hex(answer.body.as_bytes())
+                );
+                let seen = lines.iter().any(|l| {
+                    l.log.contains(&noted)
+                        && l.log.contains(&format!("nonce={nonce}"))
+                        && l.log.contains(&digest)
+                });
+                (!seen)
+                    .then(|| format!("{path} answered {status}, which the api's log does not show"))
+            })
+            .chain(
+                answered
+                    .iter()
+                    .filter(|(_, a)| a.status.is_none())
+                    .map(|(path, _)| format!("{path}: no answer to trace")),
+            )
+            .collect(),
+    };
+    checks.add(
+        "answered-by-api",
+        problems.is_empty(),
+        "the api container's log shows each of verify's requests, with the status and body it got"
+            .into(),
+        observed_list(&problems, "all three, nonce and body digest matching"),
+        "the port the host asks is not answered by the api container (a rule on the node diverts \
+         it?): find what listens on the node's port, remove it, `make verify`",
+    );
 }

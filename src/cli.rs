@@ -91,6 +91,10 @@ pub struct VerifyArgs {
     /// With --attest: write none, silently, when the project has no key yet (the golden path).
     #[arg(long, requires = "attest")]
     pub if_enabled: bool,
+    /// Also write what was gathered from each node (its Docker state, the api's answers) under
+    /// DIR/<node>/: how tests/fixtures/verify is refreshed from real nodes.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub capture: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -282,6 +286,7 @@ pub fn verify(repo: &Path, args: VerifyArgs) -> Result<ExitCode> {
         &targets,
         &args.policy,
         std::time::Duration::from_secs(args.timeout),
+        args.capture.as_deref(),
     );
     if args.json {
         println!("{}", report::json(&outcomes));

@@ -42,6 +42,29 @@ pub fn canonical_json(services: &BTreeMap<String, ServiceSpec>) -> Vec<u8> {
     serde_json::to_vec(services).expect("specs serialize")
 }
 
+/// The service keys prov records. Anything else a Compose file sets for a service (sysctls,
+/// devices, a pid mode, ...) would change its containers in a way the record could not name, so
+/// such a configuration is refused rather than recorded in part.
+const KNOWN_KEYS: &[&str] = &[
+    "image",
+    "container_name",
+    "entrypoint",
+    "command",
+    "user",
+    "environment",
+    "volumes",
+    "ports",
+    "networks",
+    "healthcheck",
+    "restart",
+    "privileged",
+    "cap_add",
+    "cap_drop",
+    "depends_on",
+    "read_only",
+    "tmpfs",
+];
+
 fn service_spec(
     name: &str,
     s: &Value,
@@ -49,6 +72,19 @@ fn service_spec(
     volumes: &Option<Mapping>,
     networks: &Option<Mapping>,
 ) -> Result<ServiceSpec> {
+    let keys = s
+        .as_mapping()
+        .ok_or_else(|| anyhow!("a service is not a mapping"))?;
+    for key in keys.keys() {
+        let key = scalar(Some(key))?.unwrap_or_default();
+        if !KNOWN_KEYS.contains(&key.as_str()) {
+            bail!(
+                "it sets `{key}`, which prov does not record, so verify could not judge it: \
+                 remove it from the Compose file, or teach prov to record it (src/compose.rs, \
+                 and its comparison in src/container_config.rs)"
+            );
+        }
+    }
     let mut cap_add = strings(s.get("cap_add"))?.unwrap_or_default();
     let mut cap_drop = strings(s.get("cap_drop"))?.unwrap_or_default();
     cap_add.sort();
@@ -66,17 +102,59 @@ fn service_spec(
         networks: service_networks(name, s, project, networks)?,
         healthcheck: healthcheck(s.get("healthcheck"))?,
         restart: scalar(s.get("restart"))?.unwrap_or_else(|| "no".into()),
-        privileged: s
-            .get("privileged")
-            .map(|v| {
-                v.as_bool()
-                    .ok_or_else(|| anyhow!("privileged is not a boolean"))
-            })
-            .transpose()?
-            .unwrap_or(false),
+        privileged: boolean(s.get("privileged"), "privileged")?,
         cap_add,
         cap_drop,
+        read_only: boolean(s.get("read_only"), "read_only")?,
+        tmpfs: tmpfs(s.get("tmpfs"))?,
+        depends_on: depends_on(s.get("depends_on"))?,
     })
+}
+
+fn boolean(v: Option<&Value>, what: &str) -> Result<bool> {
+    match v {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => bail!("{what} is not a boolean: {other:?}"),
+    }
+}
+
+/// `tmpfs`: a path, or a list of `PATH[:OPTIONS]`; as the engine keeps it, path -> options.
+fn tmpfs(v: Option<&Value>) -> Result<BTreeMap<String, String>> {
+    let items = match v {
+        Some(Value::String(one)) => vec![one.clone()],
+        other => strings(other)?.unwrap_or_default(),
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| match item.split_once(':') {
+            Some((path, options)) => (path.to_string(), options.to_string()),
+            None => (item, String::new()),
+        })
+        .collect())
+}
+
+/// `depends_on`: the services started first, each with its condition (a list means
+/// `service_started`).
+fn depends_on(v: Option<&Value>) -> Result<BTreeMap<String, String>> {
+    match v {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Sequence(_)) => Ok(strings(v)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| (s, "service_started".to_string()))
+            .collect()),
+        Some(Value::Mapping(map)) => map
+            .iter()
+            .map(|(k, settings)| {
+                let name = scalar(Some(k))?.unwrap_or_default();
+                let condition =
+                    scalar(settings.get("condition"))?.unwrap_or_else(|| "service_started".into());
+                Ok((name, condition))
+            })
+            .collect(),
+        Some(other) => bail!("depends_on: unexpected {other:?}"),
+    }
 }
 
 /// A string, number or boolean as text; `None` when absent or null.
@@ -154,16 +232,29 @@ fn service_volumes(
     };
     let mut out = Vec::new();
     for item in items {
-        let (kind, source, target) = match item {
+        let (kind, source, target, read_only) = match item {
             // Short syntax: SOURCE:TARGET[:MODE], or TARGET alone (an anonymous volume).
             Value::String(s) => {
                 let parts: Vec<&str> = s.split(':').collect();
                 match parts.as_slice() {
-                    [target] => ("volume".to_string(), String::new(), target.to_string()),
-                    [source, target, ..] => {
+                    [target] => (
+                        "volume".to_string(),
+                        String::new(),
+                        target.to_string(),
+                        false,
+                    ),
+                    [source, target, mode @ ..] => {
                         let bind = source.starts_with('/') || source.starts_with('.');
                         let kind = if bind { "bind" } else { "volume" };
-                        (kind.to_string(), source.to_string(), target.to_string())
+                        let read_only = mode
+                            .first()
+                            .is_some_and(|m| m.split(',').any(|o| o == "ro"));
+                        (
+                            kind.to_string(),
+                            source.to_string(),
+                            target.to_string(),
+                            read_only,
+                        )
                     }
                     [] => bail!("an empty volume entry"),
                 }
@@ -172,6 +263,7 @@ fn service_volumes(
                 scalar(item.get("type"))?.unwrap_or_else(|| "volume".into()),
                 scalar(item.get("source"))?.unwrap_or_default(),
                 scalar(item.get("target"))?.ok_or_else(|| anyhow!("a volume without target"))?,
+                boolean(item.get("read_only"), "a volume's read_only")?,
             ),
             other => bail!("volumes: unexpected entry {other:?}"),
         };
@@ -184,6 +276,7 @@ fn service_volumes(
             kind,
             source,
             target,
+            read_only,
         });
     }
     out.sort();
@@ -326,7 +419,8 @@ mod tests {
             vec![VolumeSpec {
                 kind: "volume".into(),
                 source: "prov_dbdata".into(),
-                target: "/var/lib/postgresql/data".into()
+                target: "/var/lib/postgresql/data".into(),
+                read_only: false,
             }]
         );
         let api = &v1["api"];

@@ -48,6 +48,14 @@ pub struct ImageConfig {
     pub healthcheck: Option<HealthConfig>,
     #[serde(rename = "Volumes", default)]
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(rename = "WorkingDir", default)]
+    pub working_dir: String,
+    #[serde(rename = "StopSignal", default)]
+    pub stop_signal: Option<String>,
+    #[serde(rename = "Shell", default)]
+    pub shell: Option<Vec<String>>,
+    #[serde(rename = "ExposedPorts", default)]
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// A healthcheck as the engine stores it; unset durations are absent (0).
@@ -155,9 +163,38 @@ pub fn compose_version(compose: &[String]) -> Result<String> {
     Ok(out.trim().to_string())
 }
 
-/// The subset of `docker inspect CONTAINER` prov reads.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A container as the engine describes it (`docker inspect`): the fields prov reads by name, and
+/// the whole answer (`raw`), which verify compares field by field (`container_config.rs`).
+#[derive(Debug, Clone)]
 pub struct ContainerInspect {
+    fields: ContainerFields,
+    pub raw: serde_json::Value,
+}
+
+impl std::ops::Deref for ContainerInspect {
+    type Target = ContainerFields;
+    fn deref(&self) -> &ContainerFields {
+        &self.fields
+    }
+}
+
+impl<'de> Deserialize<'de> for ContainerInspect {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = serde_json::Value::deserialize(d)?;
+        let fields = serde_json::from_value(raw.clone()).map_err(serde::de::Error::custom)?;
+        Ok(ContainerInspect { fields, raw })
+    }
+}
+
+impl Serialize for ContainerInspect {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.raw.serialize(s)
+    }
+}
+
+/// The fields of a container's inspect answer prov reads by name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerFields {
     #[serde(rename = "Id")]
     pub id: String,
     #[serde(rename = "Name")]
@@ -179,6 +216,12 @@ pub struct ContainerInspect {
     pub mounts: Vec<Mount>,
     #[serde(rename = "NetworkSettings")]
     pub network_settings: NetworkSettings,
+    /// The engine's log file of the container (the json-file driver's).
+    #[serde(rename = "LogPath", default)]
+    pub log_path: String,
+    /// Exec sessions running in it now.
+    #[serde(rename = "ExecIDs", default)]
+    pub exec_ids: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -209,6 +252,18 @@ pub type ContainerConfig = ImageConfig;
 /// How the engine runs a container: what Compose (or `docker run`) asked for.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HostConfig {
+    /// `container:<id or name>`, `host`, or empty: whose process namespace it shares.
+    #[serde(rename = "PidMode", default)]
+    pub pid_mode: String,
+    #[serde(rename = "IpcMode", default)]
+    pub ipc_mode: String,
+    /// A network's name, or `container:<id or name>`, or `host`.
+    #[serde(rename = "NetworkMode", default)]
+    pub network_mode: String,
+    #[serde(rename = "UTSMode", default)]
+    pub uts_mode: String,
+    #[serde(rename = "VolumesFrom", default)]
+    pub volumes_from: Option<Vec<String>>,
     /// `"8080/tcp"` -> the host addresses and ports it is published on.
     #[serde(rename = "PortBindings", default)]
     pub port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
@@ -286,12 +341,87 @@ pub struct ImageHistory {
     pub entries: Vec<HistoryEntry>,
 }
 
+/// The processes of a container, as the engine lists them (`GET /containers/{id}/top`, run
+/// with `ps -eo pid,ppid,args`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Top {
+    #[serde(rename = "Titles")]
+    pub titles: Vec<String>,
+    #[serde(rename = "Processes", default)]
+    pub processes: Option<Vec<Vec<String>>>,
+}
+
+/// A path a container changed against its image (`GET /containers/{id}/changes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    #[serde(rename = "Path")]
+    pub path: String,
+    /// 0 modified, 1 added, 2 deleted.
+    #[serde(rename = "Kind")]
+    pub kind: u8,
+}
+
+impl Change {
+    pub fn describe(&self) -> String {
+        let what = match self.kind {
+            0 => "changed",
+            1 => "added",
+            2 => "deleted",
+            _ => "touched",
+        };
+        format!("{} ({what})", self.path)
+    }
+}
+
+/// One event the engine remembers (`GET /events`, with `since` and `until`: it keeps the last
+/// 256, of every container).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineEvent {
+    #[serde(rename = "Action")]
+    pub action: String,
+    #[serde(rename = "Actor")]
+    pub actor: EventActor,
+    #[serde(rename = "timeNano")]
+    pub time_nano: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventActor {
+    #[serde(rename = "ID")]
+    pub id: String,
+}
+
+/// One line of a container's json-file log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub log: String,
+    pub stream: String,
+    pub time: DateTime<Utc>,
+}
+
 /// A node's Docker state as `prov verify` reads it (`probe.rs`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeState {
+    /// Every container: the stack's two first, when they exist.
     pub containers: Vec<ContainerInspect>,
     pub images: Vec<ImageInspect>,
     pub history: Vec<ImageHistory>,
+    /// The processes of each stack container, by container ID.
+    #[serde(default)]
+    pub processes: BTreeMap<String, Top>,
+    /// What each stack container changed in its files against its image, by container ID.
+    #[serde(default)]
+    pub changes: BTreeMap<String, Vec<Change>>,
+    /// The starts and exec sessions of the stack's containers the engine still remembers.
+    #[serde(default)]
+    pub events: Vec<EngineEvent>,
+    /// The api container's log since verify began asking (where the api notes each request
+    /// that carries verify's nonce), or why it could not be read.
+    #[serde(default)]
+    pub api_log: Option<Result<Vec<LogLine>, String>>,
+    /// The containers the list shows beyond the stack's, not asked for yet (`probe::after_http`).
+    #[serde(skip)]
+    pub others: Vec<String>,
 }
 
 /// The node engine's image store, from `docker info` (the containerd store reports the

@@ -321,7 +321,7 @@ pub fn check_against_engine(stored: &Stored, transport: &Transport) -> Result<()
     else {
         return Ok(());
     };
-    let on_node = crate::probe::node_state(
+    let on_node = crate::probe::images(
         transport,
         &crate::probe::ImageQuery {
             inspect: vec![image.id.clone()],
@@ -330,7 +330,6 @@ pub fn check_against_engine(stored: &Stored, transport: &Transport) -> Result<()
     )
     .map_err(|e| format!("the node's engine could not be asked: {e:#}"))?;
     let found = on_node
-        .images
         .iter()
         .find(|i| i.id == image.id)
         .ok_or_else(|| format!("the node's engine has no image {}", image.id))?;

@@ -9,6 +9,7 @@ pub mod buildkit;
 pub mod checks;
 pub mod cli;
 pub mod compose;
+pub mod container_config;
 pub mod context;
 pub mod diff;
 pub mod digest;

@@ -299,6 +299,15 @@ pub struct ServiceSpec {
     pub privileged: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    /// The root filesystem is read-only: the container writes only to its volumes and tmpfs.
+    #[serde(default)]
+    pub read_only: bool,
+    /// tmpfs mounts: path -> mount options (empty for the engine's defaults).
+    #[serde(default)]
+    pub tmpfs: BTreeMap<String, String>,
+    /// The services started before this one, each with its condition.
+    #[serde(default)]
+    pub depends_on: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -308,6 +317,9 @@ pub struct VolumeSpec {
     /// The engine's volume name (`<project>_<name>`) or the bind source path.
     pub source: String,
     pub target: String,
+    /// Mounted read-only (`:ro`, or `read_only: true` in the long syntax).
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -465,6 +477,9 @@ pub struct HttpAnswers {
     pub health: HttpAnswer,
     pub ready: HttpAnswer,
     pub version: HttpAnswer,
+    /// The random value the requests carried (`X-Prov-Nonce`), which the api notes in its log.
+    #[serde(default)]
+    pub nonce: Option<String>,
 }
 
 /// A node's verification result.

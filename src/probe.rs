@@ -2,19 +2,26 @@
 //!
 //! A docker CLI call costs 30-50 ms on a node and `jq` about as much, while the engine answers a
 //! request on its socket in about a millisecond. So the node runs nothing but one `curl` sending
-//! GET requests to the Docker Engine API: the container list, the stack's two containers by
-//! name, and every image and image history asked for. curl prints each answer's body followed
-//! by its own `%{json}` transfer summary, so the output is a stream of JSON documents that pair
-//! up (`%{json}` needs curl 7.70 or later; nodes install curl with their packages). Containers
-//! the list shows beyond the stack's own (one started by hand, say) are fetched in a second round
-//! trip.
+//! GET requests to the Docker Engine API: the container list; the stack's two containers by
+//! name, their processes and what they changed in their files; every image and image history
+//! asked for; and the events the engine remembers of the stack's containers. curl prints each
+//! answer's body followed by its own `%{json}` transfer summary, so the output is a stream of
+//! JSON documents that pair up (`%{json}` needs curl 7.70 or later; nodes install curl with
+//! their packages); the events come last, as a stream of their own. Containers the list shows
+//! beyond the stack's own (one started by hand, say) are fetched afterwards, with the api's log
+//! ([`after_http`]).
+
+use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::docker::{ContainerInspect, HistoryEntry, ImageHistory, ImageInspect, NodeState};
+use crate::docker::{
+    Change, ContainerInspect, EngineEvent, HistoryEntry, ImageHistory, ImageInspect, LogLine,
+    NodeState, Top,
+};
 use crate::stack;
 use crate::transport::Transport;
 
@@ -22,6 +29,18 @@ const ENGINE_SOCKET: &str = "/var/run/docker.sock";
 
 /// The stack's containers, as named in compose.yaml (`container_name`).
 const STACK_CONTAINERS: [&str; 2] = [stack::API_CONTAINER, stack::DB_CONTAINER];
+
+/// `ps` arguments for a container's processes: each one's parent tells the entrypoint's
+/// processes from the ones an exec session started.
+const TOP_ARGS: &str = "-eo%20pid,ppid,args";
+
+/// The events verify reads: every start and exec session of the stack's containers, as far as
+/// the engine remembers (`{"type":["container"],"event":["start","exec_create"],"container":
+/// ["prov-api","prov-db"]}`, URL-encoded).
+const EVENT_FILTER: &str = "%7B%22type%22%3A%5B%22container%22%5D%2C%22event%22%3A%5B%22start%22%2C%22exec_create%22%5D%2C%22container%22%3A%5B%22prov-api%22%2C%22prov-db%22%5D%7D";
+
+/// The most of the api's log verify reads: the tail, where its own requests are.
+const LOG_TAIL_BYTES: u64 = 256 << 10;
 
 /// The images to ask the engine about: those whose configuration the checks read, and those
 /// whose history they read. Each answer costs the engine about 5 ms on the containerd store, so
@@ -40,8 +59,22 @@ impl ImageQuery {
     }
 }
 
-/// The node's containers (all of them, running or not), and the asked images and histories that
-/// exist there.
+/// The images asked for, as the node's engine answers: only what exists is there.
+pub fn images(transport: &Transport, images: &ImageQuery) -> Result<Vec<ImageInspect>> {
+    let paths: Vec<String> = images
+        .inspect
+        .iter()
+        .map(|i| format!("/images/{i}/json"))
+        .collect();
+    engine_get(transport, &paths, false)?
+        .into_iter()
+        .filter_map(|a| a.into_found::<ImageInspect>().transpose())
+        .collect()
+}
+
+/// The node's containers (all of them, running or not; the stack's own with their processes and
+/// changed files), the asked images and histories that exist there, and the engine's remembered
+/// starts and exec sessions of the stack.
 pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeState> {
     #[derive(Deserialize)]
     struct Listed {
@@ -49,7 +82,11 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
         id: String,
     }
     let mut paths = vec!["/containers/json?all=1".to_string()];
-    paths.extend(STACK_CONTAINERS.map(|name| format!("/containers/{name}/json")));
+    for name in STACK_CONTAINERS {
+        paths.push(format!("/containers/{name}/json"));
+        paths.push(format!("/containers/{name}/top?ps_args={TOP_ARGS}"));
+        paths.push(format!("/containers/{name}/changes"));
+    }
     paths.extend(images.inspect.iter().map(|i| format!("/images/{i}/json")));
     paths.extend(
         images
@@ -57,8 +94,9 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
             .iter()
             .map(|i| format!("/images/{i}/history")),
     );
+    paths.push(EVENTS.to_string());
     // engine_get gives exactly one answer per path.
-    let mut answers = engine_get(transport, &paths)?.into_iter();
+    let mut answers = engine_get(transport, &paths, true)?.into_iter();
     let mut next = || answers.next().expect("one answer per request");
 
     let listed: Vec<Listed> = next()
@@ -68,12 +106,29 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
         containers: Vec::new(),
         images: Vec::new(),
         history: Vec::new(),
+        processes: BTreeMap::new(),
+        changes: BTreeMap::new(),
+        events: Vec::new(),
+        api_log: None,
+        others: Vec::new(),
     };
     // A container that is not there, or an image that is not, answers 404.
     for _ in STACK_CONTAINERS {
-        state
-            .containers
-            .extend(next().into_found::<ContainerInspect>()?);
+        let container = next().into_found::<ContainerInspect>()?;
+        let top = next().into_found::<Top>();
+        // `null` when nothing changed.
+        let changes = next().into_found::<Option<Vec<Change>>>();
+        if let Some(c) = container {
+            // A container that stopped between the requests has no processes (the engine
+            // answers 409): none are listed then, and service:<name> fails it.
+            if let Ok(Some(top)) = top {
+                state.processes.insert(c.id.clone(), top);
+            }
+            state
+                .changes
+                .insert(c.id.clone(), changes?.flatten().unwrap_or_default());
+            state.containers.push(c);
+        }
     }
     for _ in &images.inspect {
         state.images.extend(next().into_found::<ImageInspect>()?);
@@ -86,18 +141,81 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
             });
         }
     }
-
-    let others: Vec<String> = listed
-        .iter()
-        .filter(|l| !state.containers.iter().any(|c| c.id == l.id))
-        .map(|l| format!("/containers/{}/json", l.id))
+    state.events = next().into_events()?;
+    state.others = listed
+        .into_iter()
+        .map(|l| l.id)
+        .filter(|id| !state.containers.iter().any(|c| &c.id == id))
         .collect();
-    for answer in engine_get(transport, &others)? {
+    Ok(state)
+}
+
+/// The events request: its `until` is the node's own clock (a time past it would make the
+/// engine wait for it), filled in on the node.
+const EVENTS: &str = "/events?since=1&filters=";
+
+/// What verify asks once its HTTP requests are answered: the containers beyond the stack's, and
+/// the tail of the api's log, where the api notes each request that carries verify's nonce.
+pub fn after_http(transport: &Transport, state: &mut NodeState) -> Result<()> {
+    let others: Vec<String> = std::mem::take(&mut state.others)
+        .iter()
+        .map(|id| format!("/containers/{id}/json"))
+        .collect();
+    let api = state
+        .containers
+        .iter()
+        .find(|c| c.name == format!("/{}", stack::API_CONTAINER));
+    let log = api.map(|c| (c.id.clone(), c.log_path.clone()));
+    let (others, log) = std::thread::scope(|scope| {
+        let log = scope.spawn(|| log.map(|(id, path)| api_log(transport, &id, &path)));
+        (engine_get(transport, &others, false), log.join())
+    });
+    for answer in others? {
         state
             .containers
             .extend(answer.into_found::<ContainerInspect>()?);
     }
-    Ok(state)
+    state.api_log = log.map_err(|_| anyhow!("reading the api's log panicked"))?;
+    Ok(())
+}
+
+/// The tail of a container's json-file log, read where the engine keeps it (root's).
+fn api_log(transport: &Transport, id: &str, path: &str) -> Result<Vec<LogLine>, String> {
+    let expected = format!("/var/lib/docker/containers/{id}/{id}-json.log");
+    if path != expected || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "the engine keeps the api's log at {path:?}, not where its json-file driver does \
+             ({expected})"
+        ));
+    }
+    let argv: Vec<String> = [
+        "sudo",
+        "-n",
+        "tail",
+        "-c",
+        &LOG_TAIL_BYTES.to_string(),
+        "--",
+        path,
+    ]
+    .map(String::from)
+    .into();
+    let out = transport
+        .output_bounded(&argv, LOG_TAIL_BYTES)
+        .map_err(|e| format!("{e:#}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "could not read the api's log {path}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(log_lines(&out.stdout))
+}
+
+/// The lines of a json-file log's tail; the first may be cut, and is then left out.
+pub fn log_lines(tail: &[u8]) -> Vec<LogLine> {
+    tail.split(|b| *b == b'\n')
+        .filter_map(|line| serde_json::from_slice(line).ok())
+        .collect()
 }
 
 /// One answer of the engine: the HTTP status and the body.
@@ -109,6 +227,25 @@ struct Answer {
 }
 
 impl Answer {
+    /// The events of an `/events` answer.
+    fn into_events(self) -> Result<Vec<EngineEvent>> {
+        if self.status != 200 {
+            bail!(
+                "the Docker engine answered GET {} with HTTP {}: {}",
+                self.path,
+                self.status,
+                self.body
+            );
+        }
+        self.body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| serde_json::from_value(e.clone()))
+            .collect::<Result<_, _>>()
+            .context("reading the engine's events")
+    }
+
     /// The body as `T` when the engine found the object, `None` when it answered 404.
     fn into_found<T: DeserializeOwned>(self) -> Result<Option<T>> {
         match self.status {
@@ -125,28 +262,30 @@ impl Answer {
     }
 }
 
-/// GETs every path from the node's engine with one curl, in one ssh round trip.
-fn engine_get(transport: &Transport, paths: &[String]) -> Result<Vec<Answer>> {
+/// GETs every path from the node's engine with one curl, in one ssh round trip. With `events`,
+/// the last path is the events request, whose `until` the node fills in.
+fn engine_get(transport: &Transport, paths: &[String], events: bool) -> Result<Vec<Answer>> {
     if paths.is_empty() {
         return Ok(Vec::new());
     }
-    let mut argv: Vec<String> = [
-        "curl",
-        "--silent",
-        "--show-error",
-        "--unix-socket",
-        ENGINE_SOCKET,
-        "--write-out",
-        "%{json}",
-    ]
-    .map(String::from)
-    .into();
     // A stopped engine still accepts connections on its socket: curl must not wait forever.
-    if let Some(left) = transport.remaining() {
-        argv.extend(["--max-time".into(), left.as_secs_f64().max(0.5).to_string()]);
-    }
-    argv.extend(paths.iter().map(|p| format!("http://docker{p}")));
-    let out = transport.output(&argv)?;
+    let max_time = transport
+        .remaining()
+        .map_or(60.0, |left| left.as_secs_f64().max(0.5));
+    let script = r#"socket=$1 max=$2 filter=$3; shift 3
+        if [ -n "$filter" ]; then set -- "$@" "http://docker/events?since=1&until=$(date +%s.%N)&filters=$filter"; fi
+        exec curl --silent --show-error --unix-socket "$socket" --max-time "$max" --write-out '%{json}' "$@""#;
+    let (urls, filter) = match paths.split_last() {
+        Some((last, rest)) if events && last == EVENTS => (rest, EVENT_FILTER),
+        _ => (paths, ""),
+    };
+    let argv: Vec<String> = ["sh", "-c", script, "sh", ENGINE_SOCKET]
+        .into_iter()
+        .map(String::from)
+        .chain([max_time.to_string(), filter.to_string()])
+        .chain(urls.iter().map(|p| format!("http://docker{p}")))
+        .collect();
+    let out = transport.output_bounded(&argv, MAX_ANSWER_BYTES)?;
     // curl's 28: the operation timed out.
     if out.status.code() == Some(28) {
         bail!(
@@ -162,8 +301,12 @@ fn engine_get(transport: &Transport, paths: &[String]) -> Result<Vec<Answer>> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    pair_answers(&out.stdout, paths)
+    pair_answers(&out.stdout, paths, events)
 }
+
+/// The most the engine's answers to one probe may take (the events alone can be 256 of about a
+/// kilobyte each).
+const MAX_ANSWER_BYTES: u64 = 16 << 20;
 
 /// curl's `%{json}` summary of one transfer (the fields prov reads).
 #[derive(Deserialize)]
@@ -171,12 +314,19 @@ struct Transfer {
     http_code: u16,
 }
 
-/// Splits curl's output into (body, transfer summary) pairs, one per path, in order.
-fn pair_answers(output: &[u8], paths: &[String]) -> Result<Vec<Answer>> {
-    let documents = serde_json::Deserializer::from_slice(output)
+/// Splits curl's output into (body, transfer summary) pairs, one per path, in order. With
+/// `stream_last`, the last body is a stream of documents of its own (the events), gathered into
+/// an array.
+fn pair_answers(output: &[u8], paths: &[String], stream_last: bool) -> Result<Vec<Answer>> {
+    let mut documents = serde_json::Deserializer::from_slice(output)
         .into_iter::<Value>()
         .collect::<Result<Vec<_>, _>>()
         .context("reading the Docker engine's answers: not a stream of JSON documents")?;
+    if stream_last && documents.len() + 1 >= 2 * paths.len() {
+        let summary = documents.pop().expect("at least one document");
+        let stream: Vec<Value> = documents.drain(2 * paths.len() - 2..).collect();
+        documents.extend([Value::Array(stream), summary]);
+    }
     if documents.len() != 2 * paths.len() {
         bail!(
             "the Docker engine gave {} JSON documents for {} requests (expected a body and a \
@@ -229,7 +379,8 @@ mod tests {
         let out = br#"{"Id":"a"}
 {"http_code":200,"url_effective":"http://docker/images/a/json"}{"message":"No such image: b"}
 {"http_code":404,"url_effective":"http://docker/images/b/json"}"#;
-        let answers = pair_answers(out, &paths(&["/images/a/json", "/images/b/json"])).unwrap();
+        let answers =
+            pair_answers(out, &paths(&["/images/a/json", "/images/b/json"]), false).unwrap();
         assert_eq!(answers[0].status, 200);
         assert_eq!(answers[0].body["Id"], "a");
         assert_eq!(answers[1].status, 404);
@@ -238,7 +389,7 @@ mod tests {
     #[test]
     fn a_missing_body_is_an_error_not_a_shift() {
         let out = br#"{"http_code":200}{"Id":"b"}{"http_code":200}"#;
-        let err = pair_answers(out, &paths(&["/a", "/b"])).unwrap_err();
+        let err = pair_answers(out, &paths(&["/a", "/b"]), false).unwrap_err();
         assert!(
             err.to_string().contains("3 JSON documents for 2 requests"),
             "{err}"
@@ -247,7 +398,7 @@ mod tests {
 
     #[test]
     fn a_non_json_answer_is_an_error() {
-        let err = pair_answers(b"<html>", &paths(&["/a"])).unwrap_err();
+        let err = pair_answers(b"<html>", &paths(&["/a"]), false).unwrap_err();
         assert!(
             format!("{err:#}").contains("not a stream of JSON"),
             "{err:#}"
@@ -259,7 +410,8 @@ mod tests {
         fn any_output_of_the_node_is_an_answer_or_an_error(
             out in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
         ) {
-            let _ = pair_answers(&out, &paths(&["/a", "/b"]));
+            let _ = pair_answers(&out, &paths(&["/a", "/b"]), false);
+            let _ = pair_answers(&out, &paths(&["/a", "/events"]), true);
         }
     }
 

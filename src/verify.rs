@@ -41,6 +41,7 @@ fn verify_node(
     source: &SourceTree,
     policy: LoadedPolicy,
     deadline: Instant,
+    capture: Option<&Path>,
 ) -> Result<NodeReport> {
     // Host-only state: read, never changed (nothing is migrated by a read-only check).
     let host = HostState::for_checkout(repo)?;
@@ -62,11 +63,18 @@ fn verify_node(
     let (chain, latest) = read_records(&fetched.store)?;
     let manifest = checks::usable_manifest(&latest);
     let needed = manifest.map(images_of).unwrap_or_default();
-    let (state, http) = if expected.covers(&needed) {
+    let (mut state, http) = if expected.covers(&needed) {
         observed.map_err(|_| anyhow!("observing node {} panicked", node.name))??
     } else {
         observe(&transport, node, &needed, deadline)?
     };
+    // Once the api answered: the containers beyond the stack's, and the api's log, which must
+    // show verify's requests.
+    probe::after_http(&transport, &mut state)
+        .with_context(|| format!("could not read node {}'s Docker state", node.name))?;
+    if let Some(dir) = capture {
+        write_capture(&dir.join(&node.name), &imported, &state, &http)?;
+    }
     let tree_now = source_tree(repo, source)
         .as_ref()
         .map(|t| t.tree.clone())
@@ -219,8 +227,11 @@ fn observe(
     }
 }
 
-/// The api's answers on /health, /ready and /version through the node's forwarded port.
+/// The api's answers on /health, /ready and /version through the node's forwarded port. Each
+/// request carries a fresh random nonce, which the api notes in its log with what it answered
+/// (`answered-by-api`).
 fn ask_api(node: &NodeSpec, deadline: Instant) -> HttpAnswers {
+    let nonce = new_nonce();
     let left = deadline.saturating_duration_since(Instant::now());
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -229,7 +240,12 @@ fn ask_api(node: &NodeSpec, deadline: Instant) -> HttpAnswers {
         .into();
     let get = |path: &str| -> HttpAnswer {
         let url = format!("http://127.0.0.1:{}{path}", node.api_port);
-        let answer = agent.get(&url).call().and_then(|mut response| {
+        let request = agent.get(&url);
+        let request = match &nonce {
+            Some(nonce) => request.header(NONCE_HEADER, nonce),
+            None => request,
+        };
+        let answer = request.call().and_then(|mut response| {
             let status = response.status().as_u16();
             // A body larger than any answer of the api is not read whole.
             let body = response
@@ -254,7 +270,19 @@ fn ask_api(node: &NodeSpec, deadline: Instant) -> HttpAnswers {
         health: get("/health"),
         ready: get("/ready"),
         version: get("/version"),
+        nonce,
     }
+}
+
+/// The header that carries verify's nonce; the api notes its value in its log.
+pub const NONCE_HEADER: &str = "x-prov-nonce";
+
+/// 16 random bytes, as hex; `None` when the system gives no randomness (answered-by-api then
+/// fails, naming it).
+fn new_nonce() -> Option<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(hex::encode(bytes))
 }
 
 /// Verifies several nodes in parallel; a node that could not be checked carries the reason.
@@ -268,6 +296,7 @@ pub fn verify_nodes(
     nodes: &[NodeSpec],
     policy_path: &str,
     timeout: Duration,
+    capture: Option<&Path>,
 ) -> Vec<NodeReport> {
     let deadline = Instant::now() + timeout;
     // Without the policy in force nothing can be judged.
@@ -289,16 +318,17 @@ pub fn verify_nodes(
     }
     let (done, finished) = mpsc::channel();
     for (index, node) in nodes.iter().enumerate() {
-        let (repo, node, source, done, policy) = (
+        let (repo, node, source, done, policy, capture) = (
             repo.to_path_buf(),
             node.clone(),
             source.clone(),
             done.clone(),
             policy.clone(),
+            capture.map(Path::to_path_buf),
         );
         std::thread::spawn(move || {
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                verify_node(&repo, &node, &source, policy, deadline)
+                verify_node(&repo, &node, &source, policy, deadline, capture.as_deref())
             }));
             let _ = done.send((index, outcome));
         });
@@ -342,6 +372,35 @@ pub fn verify_nodes(
 /// others wait for it).
 fn source_tree<'a>(repo: &Path, source: &'a SourceTree) -> &'a Result<TreeState, String> {
     source.get_or_init(|| tree_hash::tree_state(repo).map_err(|e| e.to_string()))
+}
+
+/// Writes what verify gathered from a node (`--capture DIR` writes `DIR/<node>/`), the fixtures
+/// of tests/verify_checks.rs: `state.json`, `http.json`, and the host's copy of the node's records
+/// (the chain, without their side files) and `latest` in `provenance/<node>/`.
+fn write_capture(
+    dir: &Path,
+    imported: &Store,
+    state: &NodeState,
+    http: &HttpAnswers,
+) -> Result<()> {
+    let records = dir.join("provenance").join(imported.node());
+    std::fs::create_dir_all(&records).with_context(|| format!("creating {}", records.display()))?;
+    for (name, json) in [
+        ("state.json", serde_json::to_vec_pretty(state)?),
+        ("http.json", serde_json::to_vec_pretty(http)?),
+    ] {
+        crate::manifest::write_atomic(&dir.join(name), &json)?;
+    }
+    let records_held = imported
+        .build_ids()?
+        .into_iter()
+        .map(|id| format!("{id}.json"));
+    for name in records_held.chain(["latest".to_string()]) {
+        let bytes = crate::bounded::read(&imported.dir().join(&name))?
+            .with_context(|| format!("no {name} in {}", imported.dir().display()))?;
+        crate::manifest::write_atomic(&records.join(&name), &bytes)?;
+    }
+    Ok(())
 }
 
 /// The image id the node's api container runs, if any (the probe's one read-only round trip).

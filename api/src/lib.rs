@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use tokio_postgres::{Client, Row};
 
@@ -62,16 +63,43 @@ pub fn router(db: Db) -> Router {
         .with_state(Arc::new(state))
 }
 
+/// The header `prov verify` sends a random nonce in. The api notes it in its log line, with the
+/// digest of the body it answered, so that verify can show, from the engine's copy of this
+/// container's log, that the answer it got came from this very process.
+const NONCE_HEADER: &str = "x-prov-nonce";
+
+/// The largest body the api answers; a nonced answer is read whole to be digested.
+const MAX_BODY: usize = 64 * 1024;
+
 async fn log_request(request: Request, next: Next) -> Response {
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    // Only a nonce of the form verify sends (hex) is noted: the log line stays one line.
+    let nonce = request
+        .headers()
+        .get(NONCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|n| !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned);
     let started = Instant::now();
     let response = next.run(request).await;
-    println!(
-        "{method} {path} {} {}ms",
-        response.status().as_u16(),
-        started.elapsed().as_millis()
-    );
-    response
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed().as_millis();
+    let Some(nonce) = nonce else {
+        println!("{method} {path} {status} {elapsed}ms");
+        return response;
+    };
+    let (parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => {
+            let digest = Sha256::digest(&bytes);
+            println!("{method} {path} {status} {elapsed}ms nonce={nonce} body-sha256={digest:x}");
+            Response::from_parts(parts, axum::body::Body::from(bytes))
+        }
+        Err(e) => {
+            println!("{method} {path} {status} {elapsed}ms nonce={nonce} body unreadable: {e}");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 /// Liveness: the process serves. Never touches the database.
