@@ -592,11 +592,7 @@ fn check_processes(
         problems.extend(
             mine()
                 .filter(|e| e.time_nano >= started)
-                .filter_map(|e| {
-                    e.action
-                        .strip_prefix("exec_create: ")
-                        .or_else(|| (e.action == "exec_create").then_some(""))
-                })
+                .filter_map(|e| Some(e.action.strip_prefix("exec_create:")?.trim()))
                 .filter(|command| Some(*command) != health.as_deref())
                 .map(|command| {
                     format!(
