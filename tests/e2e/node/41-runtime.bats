@@ -94,6 +94,7 @@ teardown() {
   root_on "$NODE" "docker exec -d prov-api sleep 300"
   fails_on processes:api "sleep 300"
   root_on "$NODE" "docker exec prov-db true"
+  # shellcheck disable=SC2016 # the backquotes are verify's, not a command substitution
   fails_on processes:db 'exec session `true`'
 }
 
