@@ -480,7 +480,13 @@ fn report_import(node: &str, imported: &import::Imported) {
 pub fn sync(repo: &Path, node: &str) -> Result<ExitCode> {
     nodes::load(repo)?.get(node)?;
     let transport = Transport::connect(repo, node)?;
-    export::sync(repo, &transport)?;
+    let synced = export::sync(repo, &host_state(repo)?, &transport)?;
+    if synced.sent + synced.removed > 0 {
+        eprintln!(
+            "prov: node {node}'s export refreshed: {} entries sent, {} removed",
+            synced.sent, synced.removed
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -160,7 +160,7 @@ pub fn reproduce(
     }
 
     let transport = Transport::connect(repo, node)?;
-    export::sync(repo, &transport)?;
+    export::sync(repo, state, &transport)?;
     let tag = format!("{IMAGE_NAME}:{}", m.build_id);
     let compared = rebuild_on(&transport, m, &tag, &here.tree).and_then(|rebuilt| {
         check_inputs(m, &rebuilt)?;

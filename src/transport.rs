@@ -20,6 +20,7 @@ use crate::manifest::write_atomic;
 use crate::state::HostState;
 
 /// A node reachable over ssh.
+#[derive(Clone)]
 pub struct Transport {
     node: String,
     config: PathBuf,
@@ -55,6 +56,14 @@ impl Transport {
     pub fn until(mut self, deadline: Instant) -> Self {
         self.deadline = Some(deadline);
         self
+    }
+
+    /// A copy whose calls end within `limit` from now (or the deadline already set, if sooner).
+    pub fn bounded(&self, limit: Duration) -> Transport {
+        let by = Instant::now() + limit;
+        let mut bounded = self.clone();
+        bounded.deadline = Some(self.deadline.map_or(by, |d| d.min(by)));
+        bounded
     }
 
     /// Time left before the deadline, if there is one.
@@ -94,14 +103,6 @@ impl Transport {
             options.push(setting);
         }
         options
-    }
-
-    /// The ssh command line (for rsync's `-e`) that reaches the node as `ssh` does here.
-    pub fn remote_shell(&self) -> Result<String> {
-        let argv: Vec<String> = std::iter::once("ssh".to_string())
-            .chain(self.ssh_options())
-            .collect();
-        shlex::try_join(argv.iter().map(String::as_str)).context("quoting the ssh options")
     }
 
     pub fn node(&self) -> &str {
@@ -162,9 +163,27 @@ impl Transport {
     /// Like `output`, but a node that sends more than `max_stdout` bytes is cut off and refused:
     /// what a node sends is read into memory, and a node must not be able to fill it.
     pub fn output_bounded(&self, argv: &[String], max_stdout: u64) -> Result<Output> {
+        self.run(argv, None, max_stdout)
+    }
+
+    /// Runs a command on the node with what `input` writes on its standard input, within the
+    /// deadline if one is set; its output is read up to the usual bound.
+    pub fn feed(
+        &self,
+        argv: &[String],
+        input: impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static,
+    ) -> Result<Output> {
+        self.run(argv, Some(Box::new(input)), 1 << 20)
+    }
+
+    fn run(&self, argv: &[String], input: Option<Input>, max_stdout: u64) -> Result<Output> {
         let mut child = self
             .command(argv)?
-            .stdin(Stdio::null())
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -174,6 +193,12 @@ impl Transport {
             child.stdout.take().expect("stdout is piped"),
             child.stderr.take().expect("stderr is piped"),
         );
+        // What the host sends goes in a thread of its own: a node that stops reading stalls it,
+        // not the deadline below.
+        let sent = input.map(|input| {
+            let mut stdin = child.stdin.take().expect("stdin is piped");
+            std::thread::spawn(move || input(&mut stdin))
+        });
         let (done, finished) = mpsc::channel();
         std::thread::spawn(move || {
             let errors = std::thread::spawn(move || {
@@ -212,7 +237,15 @@ impl Transport {
                 self.node,
                 argv.join(" ")
             ),
-            Ok(out) => self.reached(out?),
+            Ok(out) => {
+                let out = self.reached(out?)?;
+                if let Some(sent) = sent {
+                    sent.join()
+                        .map_err(|_| anyhow::anyhow!("sending to node {} panicked", self.node))?
+                        .with_context(|| format!("sending to node {}", self.node))?;
+                }
+                Ok(out)
+            }
             Err(_) => {
                 // Not reaped yet (the waiting thread has not returned), so the pid is still ours.
                 unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
@@ -265,6 +298,9 @@ impl Transport {
         Ok(out)
     }
 }
+
+/// What a command on the node reads on its standard input, written by the host.
+type Input = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
 
 /// Writes `vagrant ssh-config NODE` to the host state; stale after the node is recreated.
 pub fn refresh_config(repo: &Path, state: &HostState, node: &str) -> Result<()> {
