@@ -107,7 +107,7 @@ plain_build() {
 # does), and the plain build's image goes.
 restore_node() {
   node_script "$1" scripts/node/up.sh >/dev/null
-  prov attest --node "$1" --if-enabled >/dev/null
+  prov attest --node "$1" >/dev/null
   prov exec --node "$1" -- docker image rm --force prov-bench-plain:run >/dev/null 2>&1 || true
 }
 

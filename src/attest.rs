@@ -90,14 +90,12 @@ pub fn public_key_file(key: &VerifyingKey) -> PublicKeyFile {
 
 /// `prov key init`: makes the project's key once, in the host's state (never in the checkout,
 /// which an older prov mounted into every node); refuses to replace an existing one.
-pub fn init_key(state: &HostState) -> Result<PathBuf> {
+/// Makes the project's key unless it has one (never replaced: earlier attestations would no
+/// longer verify); returns the public half's path and whether it was made now.
+pub fn init_key(state: &HostState) -> Result<(PathBuf, bool)> {
     let private = state.private_key();
     if private.exists() {
-        bail!(
-            "{} already exists: the project has its key (remove it first to make a new one; \
-             earlier attestations will no longer verify)",
-            private.display()
-        );
+        return Ok((state.public_key(), false));
     }
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow!("no randomness for the key: {e}"))?;
@@ -109,7 +107,7 @@ pub fn init_key(state: &HostState) -> Result<PathBuf> {
     fs::set_permissions(&private, fs::Permissions::from_mode(0o600))?;
     let public = serde_json::to_vec_pretty(&public_key_file(&key.verifying_key()))?;
     write_atomic(&state.public_key(), &public)?;
-    Ok(state.public_key())
+    Ok((state.public_key(), true))
 }
 
 pub fn load_signing_key(state: &HostState) -> Result<Option<SigningKey>> {
@@ -221,6 +219,9 @@ pub fn statement(stored: &Stored) -> Result<Value> {
                     "manifestSchema": m.schema,
                     "manifestSha256": stored.sha256,
                     "record": materials(m),
+                    // What the host signs as proven is everything else of the record: these
+                    // fields are the node's word (src/proof.rs says why for each).
+                    "nodeClaims": crate::proof::node_claims(),
                 },
                 "resolvedDependencies": dependencies,
             },

@@ -404,7 +404,7 @@ fn gather(req: &BuildRequest, phases: &mut Phases) -> Result<Materials> {
         tool: ToolInfo {
             versions: engine.versions,
         },
-        source_url: source_url(&req.repo),
+        source_url: source_url(&req.repo, &req.repo),
         store: engine.store,
         builder: engine.builder,
     })
@@ -568,7 +568,10 @@ fn compose_config(
     })
 }
 
-fn source_url(repo: &Path) -> String {
+/// The source the image's labels name: the checkout's `origin`, else the folder it is built in
+/// (on a node, `/vagrant`; the export carries the host's git configuration, so the host knows
+/// which).
+pub fn source_url(repo: &Path, built_in: &Path) -> String {
     git2::Repository::open(repo)
         .ok()
         .and_then(|r| {
@@ -576,7 +579,7 @@ fn source_url(repo: &Path) -> String {
                 .ok()
                 .and_then(|o| o.url().map(str::to_string))
         })
-        .unwrap_or_else(|| format!("file://{}", repo.display()))
+        .unwrap_or_else(|| format!("file://{}", built_in.display()))
 }
 
 /// The image's labels: each a function of the build's inputs.

@@ -58,6 +58,106 @@ pub fn make(
     files: &[TreeFile],
     tar: &Path,
 ) -> Result<Made> {
+    let chosen = chosen_files(context_dir, spec, files)?;
+    refuse_undeclared(root, context_dir, spec, &chosen)?;
+
+    let base = root.join(context_dir);
+    let out = File::create(tar).with_context(|| format!("creating {}", tar.display()))?;
+    // The proofs of the derived inputs run beside the writing of the stream (each reads every
+    // vendored file; side by side they take about the time of the longer). A failed proof
+    // fails the build: the stream is then never handed to docker.
+    let (written, proven) = std::thread::scope(|scope| {
+        let proven = scope.spawn(|| {
+            spec.derived
+                .iter()
+                .try_for_each(|input| prove(root, &base, input))
+        });
+        let written = write_stream(root, &base, spec, &chosen, BufWriter::new(out));
+        (written, proven.join())
+    });
+    proven.map_err(|_| anyhow!("the proof of the derived inputs panicked"))??;
+    let (record, file) = written?;
+    // Flushed, not synced: docker reads the file at once, and it goes after the build.
+    file.into_inner()
+        .map_err(|e| anyhow!("writing {}: {}", tar.display(), e.error()))?;
+    Ok(Made {
+        record: BuildContext {
+            path: context_dir.to_string_lossy().into_owned(),
+            ..record
+        },
+        tar: tar.to_path_buf(),
+    })
+}
+
+/// The record of the context `make` would write for these inputs, without writing it: the host
+/// makes the same stream from its own files to prove a record's `context`. Undeclared files are
+/// refused as `make` refuses them; the derived inputs are not proved again (the host's vendored
+/// crates are its own).
+pub fn record_of(
+    root: &Path,
+    context_dir: &Path,
+    spec: &ContextSpec,
+    files: &[TreeFile],
+) -> Result<BuildContext> {
+    let chosen = chosen_files(context_dir, spec, files)?;
+    refuse_undeclared(root, context_dir, spec, &chosen)?;
+    let (record, _) = write_stream(
+        root,
+        &root.join(context_dir),
+        spec,
+        &chosen,
+        std::io::sink(),
+    )?;
+    Ok(BuildContext {
+        path: context_dir.to_string_lossy().into_owned(),
+        ..record
+    })
+}
+
+/// The context's entries, written to `out`: the recorded files, then each derived input whole.
+/// Returns its record (with no folder) and the writer.
+fn write_stream<W: Write>(
+    root: &Path,
+    base: &Path,
+    spec: &ContextSpec,
+    chosen: &[(PathBuf, &TreeFile)],
+    out: W,
+) -> Result<(BuildContext, W)> {
+    let mut builder = tar::Builder::new(HashingWriter::new(out));
+    builder.mode(tar::HeaderMode::Deterministic);
+    let mut count = 0u64;
+    for (rel, file) in chosen {
+        append_recorded(&mut builder, &root.join(&file.path), rel, file)?;
+        count += 1;
+    }
+    let mut derived = Vec::new();
+    for input in &spec.derived {
+        let (input, added) = append_derived(&mut builder, base, &input.path)?;
+        derived.push(input);
+        count += added;
+    }
+    let (out, sha256, bytes) = builder
+        .into_inner()
+        .context("finishing the context")?
+        .finish()?;
+    let record = BuildContext {
+        path: String::new(),
+        from_tree: spec.from_tree.clone(),
+        derived,
+        files: count,
+        bytes,
+        sha256,
+    };
+    Ok((record, out))
+}
+
+/// The tree's files under the policy's `from_tree` paths, relative to the context folder, in
+/// path order; a nested repository is refused.
+fn chosen_files<'a>(
+    context_dir: &Path,
+    spec: &ContextSpec,
+    files: &'a [TreeFile],
+) -> Result<Vec<(PathBuf, &'a TreeFile)>> {
     let in_context = |p: &Path| -> Option<PathBuf> {
         let rel = p.strip_prefix(as_prefix(context_dir)).ok()?;
         spec.from_tree
@@ -77,86 +177,7 @@ pub fn make(
             rel.display()
         );
     }
-    refuse_undeclared(root, context_dir, spec, &chosen)?;
-
-    let base = root.join(context_dir);
-    // The proofs of the derived inputs run beside the writing of the stream (each reads every
-    // vendored file; side by side they take about the time of the longer). A failed proof
-    // fails the build: the stream is then never handed to docker.
-    let (written, proven) = std::thread::scope(|scope| {
-        let proven = scope.spawn(|| {
-            spec.derived
-                .iter()
-                .try_for_each(|input| prove(root, &base, input))
-        });
-        (write_stream(root, &base, spec, &chosen, tar), proven.join())
-    });
-    proven.map_err(|_| anyhow!("the proof of the derived inputs panicked"))??;
-    let Written {
-        entries,
-        derived,
-        file,
-        sha256,
-        bytes,
-    } = written?;
-    // Flushed, not synced: docker reads the file at once, and it goes after the build.
-    file.into_inner()
-        .map_err(|e| anyhow!("writing {}: {}", tar.display(), e.error()))?;
-    Ok(Made {
-        record: BuildContext {
-            path: context_dir.to_string_lossy().into_owned(),
-            from_tree: spec.from_tree.clone(),
-            derived,
-            files: entries,
-            bytes,
-            sha256,
-        },
-        tar: tar.to_path_buf(),
-    })
-}
-
-/// A context stream written to its file, not yet flushed.
-struct Written {
-    entries: u64,
-    derived: Vec<DerivedInput>,
-    file: BufWriter<File>,
-    sha256: String,
-    bytes: u64,
-}
-
-/// The context's entries, written to `tar`: the recorded files, then each derived input whole.
-fn write_stream(
-    root: &Path,
-    base: &Path,
-    spec: &ContextSpec,
-    chosen: &[(PathBuf, &TreeFile)],
-    tar: &Path,
-) -> Result<Written> {
-    let out = File::create(tar).with_context(|| format!("creating {}", tar.display()))?;
-    let mut builder = tar::Builder::new(HashingWriter::new(BufWriter::new(out)));
-    builder.mode(tar::HeaderMode::Deterministic);
-    let mut count = 0u64;
-    for (rel, file) in chosen {
-        append_recorded(&mut builder, &root.join(&file.path), rel, file)?;
-        count += 1;
-    }
-    let mut derived = Vec::new();
-    for input in &spec.derived {
-        let (input, added) = append_derived(&mut builder, base, &input.path)?;
-        derived.push(input);
-        count += added;
-    }
-    let (file, sha256, bytes) = builder
-        .into_inner()
-        .context("finishing the context")?
-        .finish()?;
-    Ok(Written {
-        entries: count,
-        derived,
-        file,
-        sha256,
-        bytes,
-    })
+    Ok(chosen)
 }
 
 /// Every file on disk under a `from_tree` path must be one of the tree's.

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration as Span, DurationRound};
 
 use crate::attest::{self, PublicKeyFile};
+use crate::bases::{self, HostBases};
 use crate::container_config::{self, Expected};
 use crate::context::NODE_MOUNT;
 use crate::docker::{ContainerInspect, HistoryEntry, ImageInspect, LogLine, NodeState, Top};
@@ -29,9 +30,9 @@ pub struct Evidence {
     pub http: HttpAnswers,
     /// The host's source tree hash now, or why it could not be computed.
     pub tree_now: Result<String, String>,
-    /// The project's public key and the latest build's envelope (bytes, or why not), once the
-    /// project has a key.
-    pub attestation: Option<(PublicKeyFile, Result<Vec<u8>, String>)>,
+    /// The project's public key and the latest build's envelope (bytes, or why not); or why
+    /// there is no key.
+    pub attestation: Result<(PublicKeyFile, Result<Vec<u8>, String>), String>,
     /// The build policy in force on the host.
     pub policy: LoadedPolicy,
     /// The newest build of this node the host attested (host-only state), if any.
@@ -41,6 +42,8 @@ pub struct Evidence {
     /// The steps the latest build's log (the host's imported copy) shows taken from the cache,
     /// or why the log could not be read.
     pub cached_steps: Result<Vec<String>, String>,
+    /// The base images the host made (`make bases`), or why they could not be read.
+    pub bases: Result<HostBases, String>,
 }
 
 /// Collects checks in order.
@@ -77,6 +80,7 @@ pub fn judge(e: &Evidence) -> Vec<Check> {
         check_image(m, &e.state, services[0], &mut checks);
     }
     check_configuration(manifest, &e.state, &services, &mut checks);
+    check_db_image(&e.bases, &e.state, services[1], &mut checks);
     check_filesystem(manifest, &e.state, &services, &mut checks);
     check_processes(&e.state, &services, &mut checks);
     check_reach(&e.state, &services, &mut checks);
@@ -90,11 +94,30 @@ pub fn judge(e: &Evidence) -> Vec<Check> {
         check_build_inputs(m, &e.policy, &mut checks);
         check_source(&e.tree_now, m, &mut checks);
         check_one_tree(m, &e.state, &e.http, &mut checks);
-        if let (Some((key, envelope)), Ok(stored)) = (&e.attestation, &e.latest) {
-            check_attestation(key, envelope, stored, services[0], &mut checks);
+        // Every build is attested (the golden path makes the key on first use), so these two
+        // always apply.
+        match (&e.attestation, &e.latest) {
+            (Ok((key, envelope)), Ok(stored)) => {
+                check_attestation(key, envelope, stored, services[0], &mut checks)
+            }
+            (Err(why), _) => checks.add(
+                "attestation",
+                false,
+                "the build's attestation, signed by the project's key".into(),
+                why.clone(),
+                "the golden path makes the key and attests every build: run `make demo`",
+            ),
+            (Ok(_), Err(_)) => {}
         }
-        if let Some(mark) = &e.attested {
-            check_no_rollback(mark, &e.chain, m, &mut checks);
+        match &e.attested {
+            Some(mark) => check_no_rollback(mark, &e.chain, m, &mut checks),
+            None => checks.add(
+                "no-rollback",
+                false,
+                "latest is the newest build the host attested, or newer".into(),
+                format!("the host attested no build of node {}", e.node),
+                "the golden path attests every build: run `make demo`",
+            ),
         }
     }
     check_http(manifest, &e.http, &mut checks);
@@ -514,6 +537,45 @@ fn check_configuration(
             hint,
         );
     }
+}
+
+/// The database runs the host's postgres base: the image the host made, by its layers and
+/// configuration (a node's store may name it otherwise), whatever its tag.
+fn check_db_image(
+    host: &Result<HostBases, String>,
+    state: &NodeState,
+    db: Option<&ContainerInspect>,
+    checks: &mut Checks,
+) {
+    let base = host
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|b| b.get(bases::DATABASE).map_err(|e| format!("{e:#}")));
+    let outcome = match (&base, db) {
+        (Err(why), _) => Err(why.clone()),
+        (_, None) => Err("no single database container".into()),
+        (Ok(base), Some(db)) => match state.images.iter().find(|i| i.id == db.image) {
+            None => Err(format!(
+                "its image {} is not the recorded one",
+                short(&db.image)
+            )),
+            Some(image) => bases::differs(base, image).map_or(Ok(()), Err),
+        },
+    };
+    checks.add(
+        "db-image",
+        outcome.is_ok(),
+        match &base {
+            Ok(base) => format!("the host's {} (its layers and configuration)", base.tag),
+            Err(_) => "the host's postgres base".into(),
+        },
+        match outcome {
+            Ok(()) => "the host's".into(),
+            Err(why) => why,
+        },
+        "the database does not run the image the host made: `make demo` loads the host's bases \
+         and starts the stack again",
+    );
 }
 
 /// Each stack container's files are its image's, but where its configuration lets it write (its

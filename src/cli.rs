@@ -88,9 +88,6 @@ pub struct VerifyArgs {
     /// host's state; `prov log` shows the newest.
     #[arg(long)]
     pub attest: bool,
-    /// With --attest: write none, silently, when the project has no key yet (the golden path).
-    #[arg(long, requires = "attest")]
-    pub if_enabled: bool,
     /// Also write what was gathered from each node (its Docker state, the api's answers) under
     /// DIR/<node>/: how tests/fixtures/verify is refreshed from real nodes.
     #[arg(long, value_name = "DIR", hide = true)]
@@ -124,10 +121,6 @@ pub struct AttestArgs {
     /// A build id, or `latest`.
     #[arg(default_value = "latest")]
     pub build: String,
-    /// Import the new records but sign nothing, successfully, when the project has no key yet
-    /// (the golden path's call).
-    #[arg(long)]
-    pub if_enabled: bool,
 }
 
 #[derive(Args)]
@@ -298,26 +291,18 @@ pub fn verify(repo: &Path, args: VerifyArgs) -> Result<ExitCode> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if args.attest {
-        summarise(repo, &outcomes, &args.policy, args.if_enabled)?;
+        summarise(repo, &outcomes, &args.policy)?;
     }
     Ok(ExitCode::from(report::exit_code(&outcomes)))
 }
 
 /// Signs one verification summary per node report (on stderr: where each went).
-fn summarise(
-    repo: &Path,
-    outcomes: &[crate::model::NodeReport],
-    policy: &str,
-    if_enabled: bool,
-) -> Result<()> {
+fn summarise(repo: &Path, outcomes: &[crate::model::NodeReport], policy: &str) -> Result<()> {
     let state = host_state(repo)?;
     let Some(key) = attest::load_signing_key(&state)? else {
-        if if_enabled {
-            return Ok(());
-        }
         bail!(
-            "no verification summary written: no signing key at {}; run `prov key init` once \
-             for this project",
+            "no verification summary written: no signing key at {}; the golden path makes it \
+             (`make demo`), or `prov key init`",
             state.private_key().display()
         );
     };
@@ -441,11 +426,8 @@ pub fn attest(repo: &Path, args: AttestArgs) -> Result<ExitCode> {
     let transport = Transport::connect(repo, &node)?;
     report_import(&node, &import::import(repo, &state, &transport)?);
     let Some(key) = attest::load_signing_key(&state)? else {
-        if args.if_enabled {
-            return Ok(ExitCode::SUCCESS);
-        }
         bail!(
-            "no signing key at {}: run `prov key init` once for this project",
+            "no signing key at {}: the golden path makes it (`make demo`), or `prov key init`",
             state.private_key().display()
         );
     };
@@ -476,6 +458,21 @@ fn report_import(node: &str, imported: &import::Imported) {
     }
 }
 
+/// Gives the node the host's bases, checked by layers and configuration after loading.
+pub fn bases(repo: &Path, node: &str) -> Result<ExitCode> {
+    nodes::load(repo)?.get(node)?;
+    let transport = Transport::connect(repo, node)?;
+    let wrong = crate::bases::ship(repo, &transport)?;
+    if !wrong.is_empty() {
+        eprintln!(
+            "prov: node {node}'s engine did not hold the host's bases ({}): loaded them; it \
+             holds exactly them now",
+            wrong.join("; ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Refreshes the node's export of the checkout (host to node only).
 pub fn sync(repo: &Path, node: &str) -> Result<ExitCode> {
     nodes::load(repo)?.get(node)?;
@@ -490,11 +487,18 @@ pub fn sync(repo: &Path, node: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Makes the project's key, once: a project that has one keeps it (the golden path runs this
+/// before every step that signs).
 pub fn key_init(repo: &Path) -> Result<ExitCode> {
     let state = host_state(repo)?;
-    let public = attest::init_key(&state)?;
+    let (public, made) = attest::init_key(&state)?;
     println!(
-        "prov: key made; private half {} (mode 0600, outside the checkout), public half {}",
+        "prov: key {}; private half {} (mode 0600, outside the checkout), public half {}",
+        if made {
+            "made"
+        } else {
+            "kept (the project has one)"
+        },
         state.private_key().display(),
         public.display()
     );

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::context::NODE_MOUNT;
@@ -71,16 +72,65 @@ fn exported(path: &str, node: &str) -> bool {
     }
 }
 
+/// The export's bulk: what the stamp leaves out (git's data, vendored crates and archives,
+/// prov, the records), which the tree and the lock file stand for.
+fn bulk(path: &str) -> bool {
+    let first = path.split('/').next().unwrap_or_default();
+    matches!(
+        first,
+        ".git" | "vendor" | ".cache" | "target" | "provenance"
+    )
+}
+
 /// The node's build lock, which the node keeps and the host never sends.
 fn node_only(path: &str, node: &str) -> bool {
     path == format!("provenance/{node}/.lock")
 }
 
+/// What the host sent to a node's export, and when: the import proves a record's source, files
+/// and times against it (`proof.rs`). Kept in the host's state (`HostState::synced_path`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncStamp {
+    /// When the host began the sync: a build from this export started later.
+    pub at: DateTime<Utc>,
+    /// The checkout's tree as the host hashed it, with its HEAD commit and that commit's time.
+    pub tree: String,
+    pub dirty: bool,
+    pub commit: Option<String>,
+    pub commit_time: Option<i64>,
+    /// The sha256 of each file of the checkout the export holds, but for the bulk ones (git's
+    /// data, the vendored crates and their archives, prov itself, the records).
+    pub files: BTreeMap<String, String>,
+}
+
+impl SyncStamp {
+    pub fn read(state: &HostState, node: &str) -> Result<SyncStamp> {
+        let path = state.synced_path(node);
+        let bytes = crate::bounded::read(&path)?.ok_or_else(|| {
+            anyhow!(
+                "the host has no record of what it sent to node {node} ({}): `make demo \
+                 NODE={node}` syncs, builds and imports",
+                path.display()
+            )
+        })?;
+        serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))
+    }
+}
+
 /// Refreshes the node's export from the checkout; returns how many entries were sent and removed.
 pub fn sync(repo: &Path, state: &HostState, transport: &Transport) -> Result<Synced> {
     let node = transport.node();
-    let wanted = wanted(repo, state, node)?;
-    let held = node_listing(transport)?;
+    let at = Utc::now();
+    // The tree is hashed while the node lists its export.
+    let (wanted, tree, held) = std::thread::scope(|scope| {
+        let tree = scope.spawn(|| crate::tree_hash::tree_state(repo));
+        let wanted = wanted(repo, state, node);
+        (wanted, tree.join(), node_listing(transport))
+    });
+    let (wanted, held) = (wanted?, held?);
+    let tree = tree
+        .map_err(|_| anyhow!("hashing the checkout panicked"))?
+        .context("hashing the checkout's tree")?;
     let mut remove: Vec<&str> = held
         .iter()
         .filter(|(path, entry)| match wanted.entries.get(*path) {
@@ -110,6 +160,25 @@ pub fn sync(repo: &Path, state: &HostState, transport: &Transport) -> Result<Syn
     if !send.is_empty() {
         send_to_node(transport, &wanted, &send)?;
     }
+    let stamp = SyncStamp {
+        at,
+        tree: tree.tree,
+        dirty: tree.dirty,
+        commit: tree.head_commit,
+        commit_time: tree.head_time,
+        files: wanted
+            .entries
+            .iter()
+            .filter(|(path, _)| !bulk(path))
+            .filter_map(|(path, entry)| match entry {
+                Entry::File { sha256, .. } => Some((path.clone(), sha256.clone())),
+                _ => None,
+            })
+            .collect(),
+    };
+    let path = state.synced_path(node);
+    fs::create_dir_all(path.parent().expect("has a parent"))?;
+    write_atomic(&path, &serde_json::to_vec_pretty(&stamp)?)?;
     Ok(Synced {
         sent: send.len(),
         removed: remove.len(),

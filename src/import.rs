@@ -230,11 +230,26 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
         check_log(stored, &log).map_err(refuse)?;
         check_side_files(stored, logs_dir.path()).map_err(refuse)?;
     }
-    if let Some(theirs) = latest
-        .as_ref()
-        .filter(|l| !held.contains(&l.manifest.build_id))
-    {
-        check_against_engine(theirs, transport).map_err(refuse)?;
+    // Every new record's claims, proven against what the node cannot choose (`proof.rs`).
+    if let Some(newest) = new.last() {
+        let mut facts =
+            crate::proof::gather(repo, state, transport, &new_records(&new), &newest.manifest)
+                .map_err(|e| refuse(format!("its records could not be proven: {e:#}")))?;
+        for stored in &new {
+            let at = position(&stored.manifest.build_id).expect("a new record is in the chain");
+            facts.previous = at
+                .checked_sub(1)
+                .and_then(|before| chain[before].read.as_ref().ok())
+                .map(|s| s.sha256.clone());
+            let wrong = crate::proof::disagreements(&stored.manifest, &facts);
+            if !wrong.is_empty() {
+                return Err(refuse(format!(
+                    "record {} claims what the host proves otherwise: {}",
+                    stored.manifest.build_id,
+                    wrong.join("; ")
+                )));
+            }
+        }
     }
 
     fs::create_dir_all(host.dir()).with_context(|| format!("creating {}", host.dir().display()))?;
@@ -310,6 +325,11 @@ fn check_side_files(stored: &Stored, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The records whose claims an import proves.
+fn new_records(new: &[Stored]) -> Vec<&crate::model::Manifest> {
+    new.iter().map(|s| &s.manifest).collect()
+}
+
 /// The node's engine holds the record's image with the recorded id, labels and layers. A failed
 /// build has no image to check.
 pub fn check_against_engine(stored: &Stored, transport: &Transport) -> Result<(), String> {
@@ -321,16 +341,11 @@ pub fn check_against_engine(stored: &Stored, transport: &Transport) -> Result<()
     else {
         return Ok(());
     };
-    let on_node = crate::probe::images(
-        transport,
-        &crate::probe::ImageQuery {
-            inspect: vec![image.id.clone()],
-            history: Vec::new(),
-        },
-    )
-    .map_err(|e| format!("the node's engine could not be asked: {e:#}"))?;
+    let on_node = crate::probe::images_by_reference(transport, std::slice::from_ref(&image.id))
+        .map_err(|e| format!("the node's engine could not be asked: {e:#}"))?;
     let found = on_node
-        .iter()
+        .into_iter()
+        .flatten()
         .find(|i| i.id == image.id)
         .ok_or_else(|| format!("the node's engine has no image {}", image.id))?;
     if found.config.labels.clone().unwrap_or_default() != image.labels {

@@ -1,6 +1,7 @@
 //! prov as a library: the CLI in `main.rs` is a thin layer over these modules.
 
 pub mod attest;
+pub mod bases;
 pub mod bounded;
 pub mod build;
 pub mod build_context;
@@ -23,6 +24,7 @@ pub mod model;
 pub mod nodes;
 pub mod policy;
 pub mod probe;
+pub mod proof;
 pub mod report;
 pub mod reproduce;
 pub mod sbom;

@@ -58,6 +58,13 @@ enum Command {
         #[arg(long)]
         node: String,
     },
+    /// Give a node the host's base images: its engine must hold exactly them under their tags
+    /// (the same layers and configuration); they are loaded when it does not, and checked again
+    /// (the host runs it whenever it boots a node).
+    Bases {
+        #[arg(long)]
+        node: String,
+    },
     /// Manage the project's attestation key.
     Key {
         #[command(subcommand)]
@@ -125,8 +132,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeyCommand {
-    /// Generate the project's ed25519 key (once) and export its public half, in the host's
-    /// state folder (never in the checkout).
+    /// Generate the project's ed25519 key, once (a project that has one keeps it), and export
+    /// its public half, in the host's state folder (never in the checkout). The golden path
+    /// runs it before every step that signs.
     Init,
 }
 
@@ -163,6 +171,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rebuild(args) => prov::cli::rebuild(&repo, args),
         Command::Import { node } => prov::cli::import(&repo, &node),
         Command::Sync { node } => prov::cli::sync(&repo, &node),
+        Command::Bases { node } => prov::cli::bases(&repo, &node),
         Command::Key {
             command: KeyCommand::Init,
         } => prov::cli::key_init(&repo),

@@ -59,17 +59,75 @@ impl ImageQuery {
     }
 }
 
-/// The images asked for, as the node's engine answers: only what exists is there.
-pub fn images(transport: &Transport, images: &ImageQuery) -> Result<Vec<ImageInspect>> {
-    let paths: Vec<String> = images
-        .inspect
+/// The images asked for (by ID or tag), as the node's engine answers, in the order asked; `None`
+/// where it has no such image.
+pub fn images_by_reference(
+    transport: &Transport,
+    references: &[String],
+) -> Result<Vec<Option<ImageInspect>>> {
+    let paths: Vec<String> = references
         .iter()
         .map(|i| format!("/images/{i}/json"))
         .collect();
     engine_get(transport, &paths, false)?
         .into_iter()
-        .filter_map(|a| a.into_found::<ImageInspect>().transpose())
+        .map(|a| a.into_found::<ImageInspect>())
         .collect()
+}
+
+/// What an import asks the node's engine: its version, its image store, the images asked for
+/// (`None` where it has none, in the order asked) and the histories asked for (likewise).
+pub struct ImportFacts {
+    pub version: Value,
+    pub store: crate::model::ImageStore,
+    pub images: Vec<Option<ImageInspect>>,
+    pub histories: Vec<Option<Vec<HistoryEntry>>>,
+}
+
+pub fn import_facts(
+    transport: &Transport,
+    references: &[String],
+    histories: &[String],
+) -> Result<ImportFacts> {
+    #[derive(Deserialize)]
+    struct Info {
+        #[serde(rename = "DriverStatus", default)]
+        driver_status: Option<Vec<Vec<String>>>,
+    }
+    let mut paths = vec!["/version".to_string(), "/info".to_string()];
+    paths.extend(references.iter().map(|r| format!("/images/{r}/json")));
+    paths.extend(histories.iter().map(|i| format!("/images/{i}/history")));
+    let mut answers = engine_get(transport, &paths, false)?.into_iter();
+    let mut next = || answers.next().expect("one answer per request");
+    let version = next()
+        .into_found::<Value>()?
+        .context("the engine has no version")?;
+    let info = next()
+        .into_found::<Info>()?
+        .context("the engine has no /info")?;
+    // The containerd store names its snapshotter as the driver's type.
+    let containerd =
+        info.driver_status.iter().flatten().any(|pair| {
+            pair.len() == 2 && pair[0] == "driver-type" && pair[1].contains("snapshotter")
+        });
+    let images = references
+        .iter()
+        .map(|_| next().into_found::<ImageInspect>())
+        .collect::<Result<_>>()?;
+    let histories = histories
+        .iter()
+        .map(|_| next().into_found::<Vec<HistoryEntry>>())
+        .collect::<Result<_>>()?;
+    Ok(ImportFacts {
+        version,
+        store: if containerd {
+            crate::model::ImageStore::Containerd
+        } else {
+            crate::model::ImageStore::Classic
+        },
+        images,
+        histories,
+    })
 }
 
 /// The node's containers (all of them, running or not; the stack's own with their processes and

@@ -99,6 +99,12 @@ impl HostState {
         cmd
     }
 
+    /// What the host last sent to `node`'s export, and when (`export::sync` writes it; the import
+    /// proves a record's source against it).
+    pub fn synced_path(&self, node: &str) -> PathBuf {
+        self.dir.join("synced").join(format!("{node}.json"))
+    }
+
     fn mark_path(&self, node: &str) -> PathBuf {
         self.dir.join("attested").join(format!("{node}.json"))
     }

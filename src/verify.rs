@@ -73,7 +73,7 @@ fn verify_node(
     probe::after_http(&transport, &mut state)
         .with_context(|| format!("could not read node {}'s Docker state", node.name))?;
     if let Some(dir) = capture {
-        write_capture(&dir.join(&node.name), &imported, &state, &http)?;
+        write_capture(&dir.join(&node.name), &host, &imported, &state, &http)?;
     }
     let tree_now = source_tree(repo, source)
         .as_ref()
@@ -106,9 +106,13 @@ fn verify_node(
                 Ok(None) => Err(format!("no attestation at {}", path.display())),
                 Err(e) => Err(format!("reading {}: {e}", path.display())),
             };
-            Some((key, envelope))
+            Ok((key, envelope))
         }
-        _ => None,
+        (None, _) => Err(format!(
+            "the project has no key ({} is missing)",
+            host.public_key().display()
+        )),
+        (Some(_), None) => Err("no usable record to hold an attestation to".into()),
     };
     let imported_sha = manifest.and_then(|m| imported.read(&m.build_id).ok().map(|s| s.sha256));
     let cached_steps = manifest.map_or(Ok(Vec::new()), |m| {
@@ -123,6 +127,7 @@ fn verify_node(
         manifest_sha256: latest.as_ref().ok().map(|s| s.sha256.clone()),
         attestation_sha256: attestation
             .as_ref()
+            .ok()
             .and_then(|(_, envelope)| envelope.as_ref().ok())
             .map(|bytes| crate::digest::sha256_hex(bytes)),
         reproduced: verdicts
@@ -141,6 +146,7 @@ fn verify_node(
         attested,
         imported: imported_sha,
         cached_steps,
+        bases: crate::bases::HostBases::load(repo).map_err(|e| format!("{e:#}")),
     });
     Ok(NodeReport {
         node: node.name.clone(),
@@ -375,10 +381,12 @@ fn source_tree<'a>(repo: &Path, source: &'a SourceTree) -> &'a Result<TreeState,
 }
 
 /// Writes what verify gathered from a node (`--capture DIR` writes `DIR/<node>/`), the fixtures
-/// of tests/verify_checks.rs: `state.json`, `http.json`, and the host's copy of the node's records
-/// (the chain, without their side files) and `latest` in `provenance/<node>/`.
+/// of tests/verify_checks.rs: `state.json`, `http.json`, the host's copy of the node's records
+/// (the chain, without their side files), `latest` and the latest's attestation in
+/// `provenance/<node>/`, and the project's public key and the newest attested build.
 fn write_capture(
     dir: &Path,
+    host: &HostState,
     imported: &Store,
     state: &NodeState,
     http: &HttpAnswers,
@@ -400,6 +408,16 @@ fn write_capture(
             .with_context(|| format!("no {name} in {}", imported.dir().display()))?;
         crate::manifest::write_atomic(&records.join(&name), &bytes)?;
     }
+    // The project's public key and the host's memory of the newest attested build.
+    let mark = host
+        .attested(imported.node())?
+        .context("the host attested no build")?;
+    crate::manifest::write_atomic(
+        &dir.join("attested.json"),
+        &serde_json::to_vec_pretty(&mark)?,
+    )?;
+    let key = crate::bounded::read(&host.public_key())?.context("the project has no key")?;
+    crate::manifest::write_atomic(&dir.join("attest.pub.json"), &key)?;
     Ok(())
 }
 

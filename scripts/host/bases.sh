@@ -13,6 +13,9 @@
 #                             RUNTIME_ POSTGRES_ BUILDER_ NODE_ (DEBIAN_TRIXIE_ NODE_TRIXIE_)
 #                             likewise
 #   .cache/images/bases.tar   docker save of the runtime, postgres and builder tags
+#   .cache/images/bases.json  those three as the host's engine describes them (ID, tag, layers,
+#                             configuration, creation time): what prov checks every node's copy
+#                             of them, and every record naming them, against
 # Idempotent: an image is rebuilt only when its recipe hash (Dockerfile and the other files of
 # its directory under images/, the debian image ID, the toolchain, ...) gives a tag the engine
 # does not hold; when nothing changed it only says so.
@@ -47,6 +50,7 @@ LOG_DIR=$OUT/logs
 IDS_ENV=$OUT/ids.env
 BASES_TAR=$OUT/bases.tar
 BASES_STAMP=$OUT/bases.tar.stamp
+BASES_JSON=$OUT/bases.json
 VARIANT=minbase
 VAGRANT_PUB=/usr/share/rubygems-integration/all/gems/vagrant-2.3.4/keys/vagrant.pub
 DOCKER=${PROV_DOCKER:-/usr/bin/docker}
@@ -317,9 +321,20 @@ bases_stamp_content() { # what bases.tar must hold, and its size
   printf 'size=%s\n' "$(stat -c %s "$BASES_TAR" 2>/dev/null || echo none)"
 }
 
+# The saved bases as the host's engine describes them (rewritten each time: one inspect).
+write_bases_json() {
+  local name
+  for name in "${SAVED[@]}"; do
+    "$DOCKER" image inspect "${TAG[$name]}" | jq --arg name "$name" --arg tag "${TAG[$name]}" \
+      '.[0] | {$name, $tag, id: .Id, created: .Created, layers: .RootFS.Layers, config: .Config}'
+  done | jq -s . >"$BASES_JSON.tmp"
+  mv -f "$BASES_JSON.tmp" "$BASES_JSON"
+}
+
 if [ "${#todo[@]}" = 0 ] && [ "${#BUILT[@]}" = 0 ] &&
   [ "$(cat "$IDS_ENV" 2>/dev/null)" = "$(ids_content)" ] &&
   [ "$(cat "$BASES_STAMP" 2>/dev/null)" = "$(bases_stamp_content)" ]; then
+  write_bases_json
   log "base images up to date (${IDS_ENV#"$PROV_REPO"/}, ${BASES_TAR#"$PROV_REPO"/}): nothing to do ($(elapsed "$START"))"
   exit 0
 fi
@@ -405,6 +420,7 @@ if [ "$(cat "$BASES_STAMP" 2>/dev/null)" != "$(bases_stamp_content)" ]; then
   log "bases.tar written ($(($(stat -c %s "$BASES_TAR") / 1000000)) MB) in $(elapsed "$t0")"
 fi
 
+write_bases_json
 ids_content >"$IDS_ENV.tmp"
 mv -f "$IDS_ENV.tmp" "$IDS_ENV"
 log "wrote ${IDS_ENV#"$PROV_REPO"/}:"

@@ -46,8 +46,6 @@ e2e() {
   use_host_state
   ensure_vendor
   ensure_bases
-  # With the project's key from the start, every build is attested and every verify summarised.
-  [[ -e $PROV_STATE_DIR/keys/attest.key ]] || prov key init
   local node flavour failed=0
   local -A seen=()
   # The per-node files run on the first node of each flavour nodes.json declares, then the

@@ -123,7 +123,7 @@ node_has_export() {
 
 # Boots the node (a no-op when it runs), refreshes its ssh configuration and pins its host key
 # (a node created now gets a new pin; a known node must offer the pinned key), waits for its
-# engine and gives it the base images.
+# engine and gives it the host's base images (checked by content after loading).
 node_up() {
   local node=$1 pin=(--node "$1")
   if node_created "$node" && ! node_has_export "$node"; then
@@ -137,22 +137,7 @@ node_up() {
   prov pin "${pin[@]}" || PROV_DIE_CODE=2 die "node $node is not the node the host pinned (above)"
   prov exec --node "$node" -- timeout 60 sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done' ||
     die "the Docker engine inside node $node did not start within 60 s"
-  node_bases "$node"
-}
-
-# Streams the base images from the host into the node's engine when it lacks any (nodes do not
-# see the host's .cache): image ids survive save and load, so every node builds on the same bases.
-node_bases() {
-  local node=$1
-  # shellcheck source=/dev/null
-  source "$PROV_REPO/.cache/images/ids.env"
-  # By tag: an image's ID depends on the node's image store (what prov build records is checked
-  # by configuration digest).
-  prov exec --node "$node" -- docker image inspect \
-    "$BUILDER_TAG" "$RUNTIME_TAG" "$POSTGRES_TAG" >/dev/null 2>&1 && return 0
-  log "loading the base images into node $node's engine"
-  prov exec --node "$node" -- docker load <"$PROV_REPO/.cache/images/bases.tar" >/dev/null ||
-    die "loading the base images into node $node failed (above)"
+  prov bases --node "$node" || die "node $node's engine does not hold the host's base images (above)"
 }
 
 # Runs a node script inside the node, as root, from /vagrant, once the node's export is
