@@ -221,7 +221,7 @@ pub fn statement(stored: &Stored) -> Result<Value> {
                     "record": materials(m),
                     // What the host signs as proven is everything else of the record: these
                     // fields are the node's word (src/proof.rs says why for each).
-                    "nodeClaims": crate::proof::node_claims(),
+                    "nodeClaims": crate::proof::node_claims(m),
                 },
                 "resolvedDependencies": dependencies,
             },

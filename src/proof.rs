@@ -134,6 +134,23 @@ pub const CLAIMS: &[(&str, Source)] = &[
     ),
 ];
 
+/// BuildKit sets every time of the image to the source's date: there, a layer's time cannot
+/// tell a fresh build from a cached one, and only the build log (the node's) can.
+const NO_CACHE_BUILDKIT: Source = Source::Node(
+    "BuildKit dates every layer at the source's date: only its log shows no step cached",
+);
+
+/// Where each claim of `m` comes from: [`CLAIMS`], as it applies to its builder.
+pub fn claims_of(m: &Manifest) -> Vec<(&'static str, Source)> {
+    CLAIMS
+        .iter()
+        .map(|&(field, source)| match field {
+            "no_cache" if m.source_date.is_some() => (field, NO_CACHE_BUILDKIT),
+            _ => (field, source),
+        })
+        .collect()
+}
+
 /// Where a field's claim comes from (the first listed entry its path starts with).
 pub fn source_of(field: &str) -> Option<Source> {
     CLAIMS
@@ -142,12 +159,12 @@ pub fn source_of(field: &str) -> Option<Source> {
         .map(|(_, source)| *source)
 }
 
-/// The fields that are the node's word, for the signed statement.
-pub fn node_claims() -> Vec<&'static str> {
-    CLAIMS
-        .iter()
+/// The fields of `m` that are the node's word, for the signed statement.
+pub fn node_claims(m: &Manifest) -> Vec<&'static str> {
+    claims_of(m)
+        .into_iter()
         .filter(|(_, s)| matches!(s, Source::Node(_)))
-        .map(|(path, _)| *path)
+        .map(|(path, _)| path)
         .collect()
 }
 

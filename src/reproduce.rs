@@ -162,7 +162,8 @@ pub fn reproduce(
     let transport = Transport::connect(repo, node)?;
     export::sync(repo, state, &transport)?;
     let tag = format!("{IMAGE_NAME}:{}", m.build_id);
-    let compared = rebuild_on(&transport, m, &tag, &here.tree).and_then(|rebuilt| {
+    let compared = rebuild_on(&transport, m, &tag, &here.tree).and_then(|reported| {
+        let rebuilt = as_the_engine_holds_it(&transport, reported, &tag)?;
         check_inputs(m, &rebuilt)?;
         let first_difference = if rebuilt.image.id == image.id {
             None
@@ -273,6 +274,40 @@ fn rebuild_on(transport: &Transport, m: &Manifest, tag: &str, tree: &str) -> Res
             transport.node()
         )
     })
+}
+
+/// The rebuild's image as the rebuilding node's engine holds it under the rebuild's tag, asked the
+/// way verify asks: the node's script reports what it made, and a report that names another
+/// image than the engine holds is refused. What the verdict compares is the engine's.
+fn as_the_engine_holds_it(transport: &Transport, reported: Rebuilt, tag: &str) -> Result<Rebuilt> {
+    let held = crate::probe::images_by_reference(transport, &[tag.to_string()])?
+        .pop()
+        .flatten()
+        .ok_or_else(|| {
+            anyhow!(
+                "node {}'s engine holds no image {tag} after the rebuild",
+                transport.node()
+            )
+        })?;
+    let image = &reported.image;
+    if image.id != held.id || image.layers != held.root_fs.layers {
+        bail!(
+            "node {}'s rebuild reports image {} under {tag}, but its engine holds {} there: the \
+             report is refused (the verdict is the engine's, never the node script's)",
+            transport.node(),
+            image.id,
+            held.id
+        );
+    }
+    let image = crate::model::ImageRecord {
+        id: held.id,
+        tag: tag.to_string(),
+        created: held.created,
+        labels: held.config.labels.unwrap_or_default(),
+        layers: held.root_fs.layers,
+        ..reported.image.clone()
+    };
+    Ok(Rebuilt { image, ..reported })
 }
 
 /// The node rebuilt with the recorded bases (of the same configuration) and arguments; the

@@ -256,7 +256,42 @@ pub fn render(stored: &Stored, chain: &str, running: &Running, paint: Paint) -> 
         Running::NotAsked => "not asked (--offline)".to_string(),
     };
     let _ = writeln!(w, "running  {running}");
+    claims(w, m);
     out
+}
+
+/// Where each claim of a record comes from (`proof.rs`): what the host proved before it kept
+/// the record, against what, and what is the node's word. Fields are grouped by their source.
+fn claims(w: &mut String, m: &crate::model::Manifest) {
+    use crate::proof::Source;
+    let mut groups: Vec<(bool, &str, Vec<&str>)> = Vec::new();
+    for (field, source) in crate::proof::claims_of(m) {
+        let (host, why) = match source {
+            Source::Host(against) => (true, against),
+            Source::Node(why) => (false, why),
+        };
+        match groups.iter_mut().find(|(h, w, _)| *h == host && *w == why) {
+            Some((_, _, fields)) => fields.push(field),
+            None => groups.push((host, why, vec![field])),
+        }
+    }
+    for (host, title) in [
+        (true, "proved by the host, against:"),
+        (false, "the node's word:"),
+    ] {
+        let head = if host { "claims" } else { "" };
+        let _ = writeln!(w, "{head:<8} {title}");
+        for (_, why, fields) in groups.iter().filter(|(h, _, _)| *h == host) {
+            let options = textwrap::Options::new(80)
+                .initial_indent("           ")
+                .subsequent_indent("             ");
+            let _ = writeln!(
+                w,
+                "{}",
+                textwrap::fill(&format!("{}: {why}", fields.join(", ")), options)
+            );
+        }
+    }
 }
 
 /// The log as data, newest first.

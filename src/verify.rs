@@ -399,16 +399,22 @@ fn write_capture(
     ] {
         crate::manifest::write_atomic(&dir.join(name), &json)?;
     }
+    let latest = imported.latest()?.manifest.build_id;
     let records_held = imported
         .build_ids()?
         .into_iter()
         .map(|id| format!("{id}.json"));
-    for name in records_held.chain(["latest".to_string()]) {
+    let envelope = crate::attest::envelope_name(&latest);
+    for name in records_held.chain(["latest".to_string(), envelope]) {
         let bytes = crate::bounded::read(&imported.dir().join(&name))?
             .with_context(|| format!("no {name} in {}", imported.dir().display()))?;
         crate::manifest::write_atomic(&records.join(&name), &bytes)?;
     }
-    // The project's public key and the host's memory of the newest attested build.
+    // What the host last sent to the node (the sync before the build, once the build was
+    // imported), the project's public key and the host's memory of the newest attested build.
+    let synced = crate::bounded::read(&host.synced_path(imported.node()))?
+        .context("the host has no record of what it synced")?;
+    crate::manifest::write_atomic(&dir.join("synced.json"), &synced)?;
     let mark = host
         .attested(imported.node())?
         .context("the host attested no build")?;

@@ -36,6 +36,16 @@ fn evidence(node: &str) -> Evidence {
     let store = store(node);
     let latest = store.latest();
     let tree = latest.as_ref().unwrap().manifest.git.tree.clone();
+    let key: prov::attest::PublicKeyFile =
+        serde_json::from_value(read_json(node, "attest.pub.json")).unwrap();
+    let envelope = std::fs::read(store.dir().join(prov::attest::envelope_name(
+        &latest.as_ref().unwrap().manifest.build_id,
+    )))
+    .map_err(|e| e.to_string());
+    let bases =
+        serde_json::from_slice(&std::fs::read(fixture(node).join("../bases.json")).unwrap())
+            .map(prov::bases::HostBases)
+            .map_err(|e| e.to_string());
     Evidence {
         node: node.into(),
         chain: store.chain().unwrap(),
@@ -44,11 +54,12 @@ fn evidence(node: &str) -> Evidence {
         state: serde_json::from_value::<NodeState>(read_json(node, "state.json")).unwrap(),
         http: serde_json::from_value::<HttpAnswers>(read_json(node, "http.json")).unwrap(),
         tree_now: Ok(tree),
-        attestation: None,
+        attestation: Ok((key, envelope)),
         policy: prov::policy::load(Path::new(env!("CARGO_MANIFEST_DIR")), "build-policy.json")
             .unwrap(),
-        attested: None,
+        attested: Some(serde_json::from_value(read_json(node, "attested.json")).unwrap()),
         cached_steps: Ok(Vec::new()),
+        bases,
     }
 }
 
@@ -191,6 +202,9 @@ fn the_captured_golden_path_passes_every_check_on_both_flavours() {
             "one-tree",
             "http/version",
             "answered-by-api",
+            "db-image",
+            "attestation",
+            "no-rollback",
         ] {
             assert!(
                 names.contains(&name),
@@ -706,13 +720,18 @@ fn a_build_with_arguments_the_policy_in_force_does_not_allow_fails() {
                 .insert("API_FEATURES".into(), "dishonest-ready".into());
         },
     );
+    // A record changed after it was signed fails its attestation too.
     fails(
         &checks,
-        &["build-policy"],
+        &["build-policy", "attestation"],
         "API_FEATURES=\"dishonest-ready\" is not allowed",
     );
     let checks = judged("main", |_, _| {}, |m| m.policy = None);
-    fails(&checks, &["build-policy"], "names no build policy");
+    fails(
+        &checks,
+        &["build-policy", "attestation"],
+        "names no build policy",
+    );
 }
 
 #[test]
@@ -724,7 +743,7 @@ fn a_record_naming_inputs_outside_the_repository_fails() {
     );
     fails(
         &checks,
-        &["build-inputs"],
+        &["build-inputs", "attestation"],
         "not a path inside the repository",
     );
 }
@@ -862,4 +881,50 @@ fn the_record_checks_fail_on_a_broken_chain_a_moved_latest_or_no_usable_record()
         dir: fixture("main"),
     });
     fails_including(&judge(&gone), "manifest", "is not recorded");
+}
+
+#[test]
+fn signing_is_the_default_so_no_key_or_no_attested_build_fails() {
+    for node in NODES {
+        let checks = judged_with(
+            node,
+            |_, _| {},
+            |_| {},
+            |e| e.attestation = Err("the project has no key (x is missing)".into()),
+        );
+        fails(&checks, &["attestation"], "the project has no key");
+        let checks = judged_with(node, |_, _| {}, |_| {}, |e| e.attested = None);
+        fails(
+            &checks,
+            &["no-rollback"],
+            "the host attested no build of node",
+        );
+    }
+}
+
+#[test]
+fn a_database_whose_image_is_not_the_hosts_fails_db_image() {
+    for node in NODES {
+        let checks = checks_after(node, |state, _| {
+            let id = state["containers"][1]["Image"].clone();
+            let images = state["images"].as_array_mut().unwrap();
+            let db = images.iter_mut().find(|i| i["Id"] == id).unwrap();
+            db["RootFS"]["Layers"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!(format!("sha256:{}", "ee".repeat(32))));
+        });
+        fails(
+            &checks,
+            &["db-image"],
+            "its layers are not those of the host's postgres",
+        );
+        let checks = judged_with(
+            node,
+            |_, _| {},
+            |_| {},
+            |e| e.bases = Err("bases.json is missing: run `make bases`".into()),
+        );
+        fails(&checks, &["db-image"], "run `make bases`");
+    }
 }

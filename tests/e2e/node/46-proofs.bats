@@ -1,0 +1,150 @@
+#!/usr/bin/env bats
+# Records the host proves, on a real node: a base the node holds otherwise, a record rewritten
+# between the build and the import, an export edited without changing its size or time, a
+# rollback of latest: each refused, corrected or failed by name. Each test puts back what it
+# changed.
+
+load ../helpers
+bats_require_minimum_version 1.5.0
+
+# The host's tags of its bases (.cache/images/ids.env).
+tag_of() { (source "$REPO/.cache/images/ids.env" && eval "echo \$$1_TAG"); }
+
+# Moves a base's tag on the node to an image built from it with one more file.
+move_tag() {
+  local tag
+  tag=$(tag_of "$1")
+  root_on "$NODE" "printf 'FROM %s\nUSER root\nRUN echo moved >/prov-e2e-moved\n' '$tag' |
+    DOCKER_BUILDKIT=0 docker build -q --network none -t prov-e2e-moved:1 - >/dev/null 2>&1 ||
+    printf 'FROM %s\nUSER root\nRUN echo moved >/prov-e2e-moved\n' '$tag' |
+    docker buildx build -q --network none --load -t prov-e2e-moved:1 - >/dev/null
+    docker tag prov-e2e-moved:1 '$tag'"
+}
+
+# prov build run on the node by hand, as an operator would (the host imports afterwards).
+build_by_hand() {
+  root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && \
+    export PROV_DB_IMAGE=\$POSTGRES_TAG && target/release/prov build --node $NODE \
+    --base BUILDER_IMAGE=\$BUILDER_TAG --base RUNTIME_IMAGE=\$RUNTIME_TAG >/dev/null 2>&1"
+}
+
+# The node's newest record (its build id), in its export.
+newest_on_node() { root_on "$NODE" "jq -r .build_id /vagrant/provenance/$NODE/latest"; }
+
+# Rewrites the node's newest record with the jq filter given, and re-pins latest to it, as the
+# node's root would.
+rewrite_newest() {
+  root_on "$NODE" "set -e; cd /vagrant/provenance/$NODE; id=\$(jq -r .build_id latest)
+    jq '$1' \$id.json >/tmp/prov-e2e-record && cat /tmp/prov-e2e-record >\$id.json
+    jq --arg sha \$(sha256sum <\$id.json | cut -d' ' -f1) '.manifest_sha256 = \$sha' latest \
+      >/tmp/prov-e2e-latest && cat /tmp/prov-e2e-latest >latest"
+}
+
+teardown() {
+  # The host's bases, back under their tags; the node's records as the host holds them.
+  prov bases --node "$NODE" >/dev/null 2>&1 || true
+  root_on "$NODE" "docker image rm -f prov-e2e-moved:1 >/dev/null 2>&1; true" || true
+  prov sync --node "$NODE" >/dev/null 2>&1 || true
+  if [[ -z ${BATS_TEST_COMPLETED:-} || -n ${REDEMO:-} ]]; then
+    golden demo NODE="$NODE" >/dev/null 2>&1 || true
+  fi
+}
+
+@test "a base tag moved on the node before make demo is named, and the host's base put back" {
+  for base in RUNTIME BUILDER POSTGRES; do
+    move_tag "$base"
+    run prov bases --node "$NODE"
+    [ "$status" -eq 0 ]
+    assert_output_has "$(tag_of "$base") names"
+    assert_output_has "loaded them; it holds exactly them now"
+  done
+  REDEMO=1
+  run golden demo NODE="$NODE"
+  [ "$status" -eq 0 ]
+  prov verify --node "$NODE"
+  jq -e --arg b "$(jq -r '.[] | select(.name == "runtime") | .id' "$REPO/.cache/images/bases.json")" \
+    '.base_images[] | select(.arg == "RUNTIME_IMAGE") | .config_digest == $b' \
+    <<<"$(prov show --node "$NODE" --json)"
+}
+
+@test "a build on a base tag moved behind the host's back is refused at import, naming the base" {
+  move_tag RUNTIME
+  build_by_hand
+  run prov import --node "$NODE"
+  [ "$status" -eq 2 ]
+  assert_output_has "base_images.RUNTIME_IMAGE"
+  prov bases --node "$NODE" >/dev/null
+  move_tag BUILDER
+  build_by_hand
+  run prov import --node "$NODE"
+  [ "$status" -eq 2 ]
+  assert_output_has "base_images.BUILDER_IMAGE"
+}
+
+@test "a build whose database image tag was moved is refused at import, and verify fails a stack on it" {
+  prov bases --node "$NODE" >/dev/null
+  move_tag POSTGRES
+  build_by_hand
+  run prov import --node "$NODE"
+  [ "$status" -eq 2 ]
+  assert_output_has "compose.services.db"
+  # The stack started on the moved tag: the database is not the host's.
+  REDEMO=1
+  root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && \
+    PROV_DB_IMAGE=\$POSTGRES_TAG PROV_API_IMAGE=$(prov show --node "$NODE" --json | jq -r .image.tag) \
+    $(compose_command "$NODE") -p prov -f /vagrant/compose.yaml up -d --no-build db >/dev/null 2>&1"
+  run prov verify --node "$NODE" --json
+  [ "$status" -eq 1 ]
+  jq -e '.checks[] | select(.name == "db-image") | (.ok | not) and (.observed | contains("layers"))' \
+    <<<"$output"
+}
+
+@test "a record rewritten on the node between the build and the import is refused, naming the field" {
+  for case in 'git.tree|.git.tree = "0000000000000000000000000000000000000000"' \
+    'base_images.RUNTIME_IMAGE|.base_images[1].config_digest = "sha256:00"' \
+    'started_at|.started_at = "2001-01-01T00:00:00Z"' \
+    "build \$id's log has sha256|.build_log.sha256 = \"$(printf '%064d' 0)\""; do
+    field=${case%%|*}
+    build_by_hand
+    rewrite_newest "${case#*|}"
+    run prov import --node "$NODE"
+    echo "$output" | tail -n 3
+    [ "$status" -eq 2 ]
+    [[ $output == *"${field%%.*}"* ]]
+    # The host keeps nothing of it; its next operation takes it off the node.
+    prov sync --node "$NODE" >/dev/null
+  done
+}
+
+@test "a same-length edit with its time put back, in the Makefile, a node script and prov, is corrected by prov sync" {
+  for file in Makefile scripts/node/up.sh target/release/prov; do
+    root_on "$NODE" "cd /vagrant && touch -r $file /tmp/prov-e2e-time && \
+      printf 'X' | dd of=$file bs=1 seek=5 conv=notrunc status=none && \
+      touch -r /tmp/prov-e2e-time $file"
+    [ "$(root_on "$NODE" "sha256sum </vagrant/$file")" != "$(sha256sum <"$REPO/$file")" ]
+  done
+  run prov sync --node "$NODE"
+  [ "$status" -eq 0 ]
+  assert_output_has "3 entries sent"
+  for file in Makefile scripts/node/up.sh target/release/prov; do
+    [ "$(root_on "$NODE" "sha256sum </vagrant/$file")" = "$(sha256sum <"$REPO/$file")" ]
+  done
+}
+
+@test "with the key the golden path made, latest pointed back at an older imported build fails" {
+  # No key was made by hand: the golden path made it on first use.
+  [ -e "$(keys)/attest.key" ]
+  mapfile -t records < <(manifests "$REPO/provenance/$NODE")
+  [ "${#records[@]}" -ge 2 ] || golden demo NODE="$NODE" >/dev/null
+  mapfile -t records < <(manifests "$REPO/provenance/$NODE")
+  older=$(jq -r .build_id "${records[-2]}")
+  sha=$(sha256sum <"${records[-2]}" | cut -d' ' -f1)
+  root_on "$NODE" "printf '{\"build_id\":\"%s\",\"manifest_sha256\":\"%s\"}' $older $sha \
+    >/vagrant/provenance/$NODE/latest"
+  run prov verify --node "$NODE" --json
+  [ "$status" -eq 1 ]
+  jq -e '[.checks[] | select(.ok | not) | .name] | contains(["latest-is-newest", "no-rollback"])' \
+    <<<"$output"
+  prov sync --node "$NODE" >/dev/null
+  prov verify --node "$NODE" >/dev/null
+}
