@@ -103,7 +103,8 @@ pub fn differs(base: &HostBase, found: &ImageInspect) -> Option<String> {
 /// (`docker load` retags them), and checked again. Returns what was wrong before, if anything.
 pub fn ship(repo: &Path, transport: &Transport) -> Result<Vec<String>> {
     let bases = HostBases::load(repo)?;
-    let wrong = check_node(&bases, transport)?;
+    let quick = transport.bounded(std::time::Duration::from_secs(30));
+    let wrong = check_node(&bases, &quick)?;
     if wrong.is_empty() {
         return Ok(wrong);
     }
@@ -124,7 +125,10 @@ pub fn ship(repo: &Path, transport: &Transport) -> Result<Vec<String>> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let still = check_node(&bases, transport)?;
+    let still = check_node(
+        &bases,
+        &transport.bounded(std::time::Duration::from_secs(30)),
+    )?;
     if !still.is_empty() {
         bail!(
             "node {}'s engine does not hold the host's bases even after loading them: {}",

@@ -423,7 +423,7 @@ pub fn show(repo: &Path, args: ShowArgs) -> Result<ExitCode> {
 pub fn attest(repo: &Path, args: AttestArgs) -> Result<ExitCode> {
     let node = resolve_node(repo, args.node.as_deref())?;
     let state = host_state(repo)?;
-    let transport = Transport::connect(repo, &node)?;
+    let transport = Transport::connect(repo, &node)?.bounded(import::IMPORT_TIME);
     report_import(&node, &import::import(repo, &state, &transport)?);
     let Some(key) = attest::load_signing_key(&state)? else {
         bail!(
@@ -443,7 +443,7 @@ pub fn attest(repo: &Path, args: AttestArgs) -> Result<ExitCode> {
 pub fn import(repo: &Path, node: &str) -> Result<ExitCode> {
     nodes::load(repo)?.get(node)?;
     let state = host_state(repo)?;
-    let transport = Transport::connect(repo, node)?;
+    let transport = Transport::connect(repo, node)?.bounded(import::IMPORT_TIME);
     report_import(node, &import::import(repo, &state, &transport)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -616,9 +616,18 @@ pub fn nodes(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn exec(repo: &Path, node: &str, command: &[String]) -> Result<ExitCode> {
+/// Runs a command on a node: its output shown escaped, within `timeout` and `max_output`.
+pub fn exec(
+    repo: &Path,
+    node: &str,
+    command: &[String],
+    timeout: std::time::Duration,
+    max_output: u64,
+) -> Result<ExitCode> {
     nodes::load(repo)?.get(node)?;
-    let status = Transport::connect(repo, node)?.exec(command)?;
+    let status = Transport::connect(repo, node)?
+        .bounded(timeout)
+        .exec(command, max_output)?;
     Ok(match status.code() {
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         None => bail!("the remote command on {node} was killed by a signal"),

@@ -252,12 +252,17 @@ fn image_listing(repo: &Path, m: &Manifest) -> Result<Listing> {
     read_saved_image(repo, &m.node, &image.id, image_fs::listing_from_save)
 }
 
+/// How long a node has to stream an image out, and the most of it read (the api's image is
+/// about 100 MB).
+const SAVE_TIME: std::time::Duration = std::time::Duration::from_secs(300);
+const MAX_SAVE_BYTES: u64 = 4 << 30;
+
 /// Reads `docker save IMAGE` of a node as it streams out of the node.
 pub fn read_saved_image<T>(
     repo: &Path,
     node: &str,
     image: &str,
-    read: impl FnOnce(std::process::ChildStdout) -> Result<T>,
+    read: impl FnOnce(std::io::Take<std::process::ChildStdout>) -> Result<T>,
 ) -> Result<T> {
     let transport = Transport::connect(repo, node)?;
     let mut child = transport
@@ -266,8 +271,21 @@ pub fn read_saved_image<T>(
         .stderr(Stdio::piped())
         .spawn()
         .context("running ssh")?;
-    let read = read(child.stdout.take().expect("stdout is piped"));
+    // A node that streams without end is stopped: past the time an image takes, the ssh process
+    // is killed (the reader then sees the stream end), and only so many bytes are read.
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(SAVE_TIME).is_err() {
+            // The child is waited for below, after this kill: the pid is still ours.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    });
+    let stream = child.stdout.take().expect("stdout is piped");
+    let read = read(std::io::Read::take(stream, MAX_SAVE_BYTES));
     let out = child.wait_with_output()?;
+    let _ = done.send(());
+    let _ = watchdog.join();
     if !out.status.success() {
         bail!(
             "docker save {image} on {node} failed: {}",

@@ -45,7 +45,7 @@ struct Wanted {
 /// The most a node's listing of its export may take (about 60 bytes an entry, 20,000 entries).
 const MAX_LISTING_BYTES: u64 = 64 << 20;
 /// How long a node has to list and hash its export (about a second here).
-const LISTING_TIME: Duration = Duration::from_secs(60);
+const LISTING_TIME: Duration = Duration::from_secs(30);
 /// How long a node has to take what the host sends: a minute, and a second for every 10 MB.
 const TRANSFER_TIME: Duration = Duration::from_secs(60);
 const TRANSFER_RATE: u64 = 10 << 20;

@@ -23,6 +23,10 @@ use crate::model::{is_build_id, side_files, BuildStatus};
 use crate::state::HostState;
 use crate::transport::Transport;
 
+/// How long an import (and the attestation after it) may take, whatever the node does: its
+/// records, logs and the engine's answers come in seconds.
+pub const IMPORT_TIME: std::time::Duration = std::time::Duration::from_secs(90);
+
 /// The most a node may send for all its manifests at once (a manifest is about 4 KiB).
 const MAX_RECORDS_BYTES: u64 = 64 << 20;
 /// The most a node may send for the build logs of one import.
@@ -222,6 +226,19 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
         unpack(&stream, logs_dir.path(), |name| {
             names.iter().any(|n| n == name)
         })?;
+        // A log or a side file is a plain file: anything else is refused by name, never opened
+        // (a FIFO's reader waits forever).
+        for name in &names {
+            let path = logs_dir.path().join(name);
+            if let Ok(meta) = fs::symlink_metadata(&path) {
+                if !meta.is_file() {
+                    return Err(refuse(format!(
+                        "{name} is not a plain file on the node (a FIFO, a link or a device): \
+                         refused, never opened"
+                    )));
+                }
+            }
+        }
     }
     for stored in &new {
         let log = logs_dir

@@ -121,10 +121,17 @@ enum Command {
         #[arg(long)]
         forget: bool,
     },
-    /// Run a command on a node over the node transport (ssh).
+    /// Run a command on a node over the node transport (ssh). Its output is shown line by line
+    /// with control sequences escaped; it is stopped past --timeout or --max-output.
     Exec {
         #[arg(long)]
         node: String,
+        /// Seconds the command may take (a build takes minutes).
+        #[arg(long, value_name = "SECS", default_value_t = 1800)]
+        timeout: u64,
+        /// Bytes the command may print.
+        #[arg(long, value_name = "BYTES", default_value_t = 256 << 20)]
+        max_output: u64,
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
     },
@@ -193,6 +200,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::VendorArchives { cache } => prov::cli::vendor_archives(&repo, cache),
-        Command::Exec { node, command } => prov::cli::exec(&repo, &node, &command),
+        Command::Exec {
+            node,
+            command,
+            timeout,
+            max_output,
+        } => prov::cli::exec(
+            &repo,
+            &node,
+            &command,
+            std::time::Duration::from_secs(timeout),
+            max_output,
+        ),
     }
 }

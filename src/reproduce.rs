@@ -6,9 +6,7 @@
 //! the project's key and kept beside A's record. B's stack is not touched: the rebuild has a tag
 //! of its own, removed afterwards.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::Utc;
@@ -30,6 +28,9 @@ pub const IMAGE_NAME: &str = "prov-reproduce";
 pub const PREDICATE_TYPE: &str = "https://prov.dev/reproduce/v1";
 /// The most of a node's rebuild report the host reads (it is about 4 KiB).
 const MAX_REPORT_BYTES: u64 = 1 << 20;
+/// How long a rebuild may take, and the most of its output shown.
+const REBUILD_TIME: std::time::Duration = std::time::Duration::from_secs(1800);
+const MAX_SHOWN_BYTES: u64 = 256 << 20;
 
 /// Where the signed verdict of reproducing `build_id` on `node` is kept: beside the record.
 pub fn envelope_path(store_dir: &Path, build_id: &str, node: &str) -> PathBuf {
@@ -247,27 +248,21 @@ fn rebuild_on(transport: &Transport, m: &Manifest, tag: &str, tree: &str) -> Res
     if let Some(context) = &m.context {
         argv.extend(["--context".into(), context.path.clone()]);
     }
-    let mut child = transport
-        .command(&argv)?
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("running ssh to node {}", transport.node()))?;
-    let mut report = Vec::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout is piped")
-        .take(MAX_REPORT_BYTES)
-        .read_to_end(&mut report)?;
-    let status = child.wait()?;
-    if !status.success() {
+    // The build's output (on stderr) is shown here as it comes, escaped; the report comes on
+    // stdout; a rebuild takes minutes.
+    let out = transport.bounded(REBUILD_TIME).output_showing_stderr(
+        &argv,
+        MAX_REPORT_BYTES,
+        MAX_SHOWN_BYTES,
+    )?;
+    if !out.status.success() {
         bail!(
-            "the rebuild on node {} failed ({status}; its output is above)",
-            transport.node()
+            "the rebuild on node {} failed ({}; its output is above)",
+            transport.node(),
+            out.status
         );
     }
+    let report = out.stdout;
     serde_json::from_slice(&report).with_context(|| {
         format!(
             "node {}'s rebuild report is not what prov writes",

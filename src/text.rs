@@ -35,6 +35,22 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     )
 }
 
+/// What a node prints (a build's output, a script's), line by line, for the host's terminal:
+/// every control character but the tab escaped, invalid UTF-8 replaced. `line` comes without
+/// its newline.
+pub fn printable_line(line: &[u8]) -> String {
+    String::from_utf8_lossy(line)
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A copy of `value` with every string in it made `printable`: for whole reports and records
 /// about to be rendered for a terminal.
 pub fn printable_all<T: serde::Serialize + serde::de::DeserializeOwned>(value: &T) -> T {
@@ -55,6 +71,21 @@ pub fn printable_all<T: serde::Serialize + serde::de::DeserializeOwned>(value: &
     let mut json = serde_json::to_value(value).expect("prov's types serialize");
     clean(&mut json);
     serde_json::from_value(json).expect("escaping strings keeps the shape")
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    #[test]
+    fn a_nodes_line_keeps_its_tabs_and_loses_its_escape_sequences() {
+        assert_eq!(printable_line(b"Step 1/9\t: FROM x"), "Step 1/9\t: FROM x");
+        assert_eq!(
+            printable_line(b"\x1b[0m\x1b[91m   Compiling\r"),
+            "\\u{1b}[0m\\u{1b}[91m   Compiling\\u{d}"
+        );
+        assert_eq!(printable_line(b"bad \xff byte"), "bad \u{fffd} byte");
+    }
 }
 
 #[cfg(test)]

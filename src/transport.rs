@@ -126,12 +126,65 @@ impl Transport {
         self.ssh(false, &argv.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
-    /// Runs a command on the node with the terminal attached; returns its exit status.
-    pub fn exec(&self, argv: &[String]) -> Result<ExitStatus> {
-        let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
-        self.ssh(tty, &argv.iter().map(String::as_str).collect::<Vec<_>>())?
-            .status()
-            .with_context(|| format!("running ssh to node {}", self.node))
+    /// Runs a command on the node, its output shown here as it comes, line by line, with every
+    /// control sequence escaped (a node must not write to the host's terminal), at most
+    /// `max_output` bytes and within the deadline if one is set; returns its exit status.
+    pub fn exec(&self, argv: &[String], max_output: u64) -> Result<ExitStatus> {
+        let mut child = self
+            .ssh(false, &argv.iter().map(String::as_str).collect::<Vec<_>>())?
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running ssh to node {}", self.node))?;
+        let pid = child.id();
+        let left = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(max_output));
+        let relay = |from: Box<dyn Read + Send>, to: fn() -> Box<dyn Write>| {
+            let left = left.clone();
+            std::thread::spawn(move || relay_lines(from, to(), &left, pid))
+        };
+        let out = relay(
+            Box::new(child.stdout.take().expect("stdout is piped")),
+            || Box::new(std::io::stdout()),
+        );
+        let err = relay(
+            Box::new(child.stderr.take().expect("stderr is piped")),
+            || Box::new(std::io::stderr()),
+        );
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(child.wait());
+        });
+        let status = match self.remaining() {
+            None => finished
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            Some(limit) => finished.recv_timeout(limit),
+        };
+        let Ok(status) = status else {
+            // Not reaped yet (the waiting thread has not returned), so the pid is still ours.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            bail!(
+                "the command on node {} did not end within its bound: stopped (is the node \
+                 frozen?)",
+                self.node
+            );
+        };
+        let _ = (out.join(), err.join());
+        if left.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            bail!(
+                "node {} printed more than {max_output} bytes: the command was stopped",
+                self.node
+            );
+        }
+        let status = status.with_context(|| format!("running ssh to node {}", self.node))?;
+        if status.code() == Some(255) {
+            bail!(
+                "node {} is unreachable over ssh; is it up? `make up NODE={}`",
+                self.node,
+                self.node
+            );
+        }
+        Ok(status)
     }
 
     /// Runs a bash script (fed on stdin) with arguments on the node and captures its output.
@@ -163,7 +216,18 @@ impl Transport {
     /// Like `output`, but a node that sends more than `max_stdout` bytes is cut off and refused:
     /// what a node sends is read into memory, and a node must not be able to fill it.
     pub fn output_bounded(&self, argv: &[String], max_stdout: u64) -> Result<Output> {
-        self.run(argv, None, max_stdout)
+        self.run(argv, None, max_stdout, None)
+    }
+
+    /// Like `output_bounded`, but what the command prints on stderr (a build's output) is shown
+    /// here as it comes, escaped, up to `max_shown` bytes, instead of being kept.
+    pub fn output_showing_stderr(
+        &self,
+        argv: &[String],
+        max_stdout: u64,
+        max_shown: u64,
+    ) -> Result<Output> {
+        self.run(argv, None, max_stdout, Some(max_shown))
     }
 
     /// Runs a command on the node with what `input` writes on its standard input, within the
@@ -173,10 +237,18 @@ impl Transport {
         argv: &[String],
         input: impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static,
     ) -> Result<Output> {
-        self.run(argv, Some(Box::new(input)), 1 << 20)
+        self.run(argv, Some(Box::new(input)), 1 << 20, None)
     }
 
-    fn run(&self, argv: &[String], input: Option<Input>, max_stdout: u64) -> Result<Output> {
+    /// Runs `argv` on the node, within the deadline: its stdout kept up to `max_stdout` bytes,
+    /// its stderr kept (64 KiB) or, with `shown`, shown here escaped up to that many bytes.
+    fn run(
+        &self,
+        argv: &[String],
+        input: Option<Input>,
+        max_stdout: u64,
+        shown: Option<u64>,
+    ) -> Result<Output> {
         let mut child = self
             .command(argv)?
             .stdin(if input.is_some() {
@@ -201,12 +273,19 @@ impl Transport {
         });
         let (done, finished) = mpsc::channel();
         std::thread::spawn(move || {
-            let errors = std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                let _ = stderr.by_ref().take(64 << 10).read_to_end(&mut bytes);
-                // The rest is read and dropped: a node that writes more must not stall.
-                let _ = std::io::copy(&mut stderr, &mut std::io::sink());
-                bytes
+            let errors = std::thread::spawn(move || match shown {
+                Some(budget) => {
+                    let left = std::sync::atomic::AtomicU64::new(budget);
+                    relay_lines(Box::new(stderr), Box::new(std::io::stderr()), &left, pid);
+                    Vec::new()
+                }
+                None => {
+                    let mut bytes = Vec::new();
+                    let _ = stderr.by_ref().take(64 << 10).read_to_end(&mut bytes);
+                    // The rest is read and dropped: a node that writes more must not stall.
+                    let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+                    bytes
+                }
             });
             let mut out = Vec::new();
             let read = stdout
@@ -296,6 +375,40 @@ impl Transport {
             );
         }
         Ok(out)
+    }
+}
+
+/// Copies what a node prints to `to`, line by line (a line is cut at 64 KiB), escaped; past the
+/// shared byte budget `left`, the ssh process `pid` is killed.
+fn relay_lines(
+    from: Box<dyn Read + Send>,
+    mut to: Box<dyn Write>,
+    left: &std::sync::atomic::AtomicU64,
+    pid: u32,
+) {
+    use std::io::BufRead;
+    use std::sync::atomic::Ordering;
+    let mut reader = std::io::BufReader::new(from);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = (&mut reader).take(64 << 10).read_until(b'\n', &mut line);
+        let n = match read {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n as u64,
+        };
+        if left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| l.checked_sub(n))
+            .is_err()
+        {
+            left.store(0, Ordering::Relaxed);
+            // The child is reaped by the thread that waits for it, after this kill.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            return;
+        }
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        let _ = writeln!(to, "{}", crate::text::printable_line(text));
+        let _ = to.flush();
     }
 }
 
