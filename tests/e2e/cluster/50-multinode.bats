@@ -48,7 +48,7 @@ load ../helpers
 
 # Closes the host's shared ssh connections, so the next command opens a new one (and checks the
 # node's host key again).
-close_connections() { pkill -f 'ssh: /tmp/prov-ssh-' || true; }
+close_connections() { pkill -f "ssh: $STATE_DIR/cm/" || true; }
 
 @test "a node whose ssh host key was changed by hand is refused: exit 2, naming both fingerprints" {
   # The node's shell expands these, not this one.

@@ -25,7 +25,7 @@ load ../helpers
   [ ! -e "$REPO/.vagrant" ]
   # The ssh masters exit on their own once their nodes are gone.
   # ([s]: the pattern must not match the shell that runs this check.)
-  eventually 10 "! pgrep -f '[s]sh .*prov-ssh-' >/dev/null"
+  eventually 10 "! pgrep -f '[s]sh: $STATE_DIR/cm/' >/dev/null"
 }
 
 @test "make verify after destroy cannot check: exit 2, never 0" {
