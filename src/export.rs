@@ -7,7 +7,7 @@
 //! checkout and every write lands inside the node; nothing the node leaves in its copy (a
 //! symbolic link, a swapped folder) is ever followed by the host. Host-only state stays out.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -41,17 +41,47 @@ const TREE_FILTER: &[&str] = &[
 /// removed (the host's copy wins).
 pub fn sync(repo: &Path, transport: &Transport) -> Result<()> {
     let node = transport.node();
+    let worktree = linked_worktree(repo)?;
     let mut tree = rsync(transport)?;
     // What the filter leaves out is removed from the node too (another node's records, say),
     // except the node's own records, which the second pass refreshes.
     tree.arg("--delete-excluded")
         .arg(format!("--filter=P /provenance/{node}/"));
+    if worktree.is_some() {
+        tree.args(["--filter=P /.git/", "--filter=- /.git"]);
+    }
     for rule in TREE_FILTER {
         tree.arg(format!("--filter={rule}"));
     }
     tree.arg(format!("{}/", repo.display()))
         .arg(format!("{node}:{NODE_MOUNT}/"));
     run(tree, node, "the checkout")?;
+
+    // A linked worktree's .git is a file naming a folder outside the checkout: the node gets an
+    // ordinary .git instead, the shared repository's objects and refs with the worktree's own
+    // HEAD and index.
+    if let Some((own, common)) = worktree {
+        let mut shared = rsync(transport)?;
+        shared.arg("--delete-excluded").args([
+            "--filter=P /HEAD",
+            "--filter=P /index",
+            "--filter=- /HEAD",
+            "--filter=- /index",
+            "--filter=- /ORIG_HEAD",
+            "--filter=- /logs/",
+            "--filter=- /worktrees/",
+            "--filter=- /hooks/",
+        ]);
+        shared
+            .arg(format!("{}/", common.display()))
+            .arg(format!("{node}:{NODE_MOUNT}/.git/"));
+        run(shared, node, "the repository")?;
+        let mut head = rsync(transport)?;
+        head.arg(own.join("HEAD"))
+            .arg(own.join("index"))
+            .arg(format!("{node}:{NODE_MOUNT}/.git/"));
+        run(head, node, "the worktree's HEAD and index")?;
+    }
 
     let records = repo.join("provenance").join(node);
     std::fs::create_dir_all(&records).with_context(|| format!("creating {}", records.display()))?;
@@ -60,6 +90,18 @@ pub fn sync(repo: &Path, transport: &Transport) -> Result<()> {
         .arg(format!("{}/", records.display()))
         .arg(format!("{node}:{NODE_MOUNT}/provenance/{node}/"));
     run(own, node, "its records")
+}
+
+/// The git folder of a linked worktree (`git worktree add`) and of the repository it shares.
+fn linked_worktree(repo: &Path) -> Result<Option<(PathBuf, PathBuf)>> {
+    if !repo.join(".git").is_file() {
+        return Ok(None);
+    }
+    let git = git2::Repository::open(repo)
+        .with_context(|| format!("opening the git checkout {}", repo.display()))?;
+    Ok(git
+        .is_worktree()
+        .then(|| (git.path().to_path_buf(), git.commondir().to_path_buf())))
 }
 
 /// rsync to the node as root (the export is root's), through the node transport's ssh.
