@@ -85,12 +85,13 @@ lxc-usernsexec -m "b:0:$first:$range" -- tar -C "$rootfs" --numeric-owner --xatt
   -xpzf - <"${opt[--tarball]}" ||
   die "unpacking ${opt[--tarball]} into node $node's filesystem failed"
 
-# What an LXC node adds to the node image (owned by the node's root): its init, the halt that
-# vagrant-lxc runs to stop it, /vagrant (a mount point: the init binds a folder of the node's
+# What an LXC node adds to the node image (owned by the node's root): its init, the halt and
+# shutdown that vagrant-lxc and Vagrant run to stop it, /vagrant (a mount point: the init binds a folder of the node's
 # own filesystem there), its name and its host key, the only one its sshd offers.
 own=(-o "$first" -g "$first")
 install "${own[@]}" -m 0755 "$box/init.sh" "$rootfs/usr/local/sbin/prov-lxc-init"
 install "${own[@]}" -m 0755 "$box/halt.sh" "$rootfs/usr/sbin/halt"
+install "${own[@]}" -m 0755 "$box/halt.sh" "$rootfs/usr/sbin/shutdown"
 install "${own[@]}" -d -m 0755 "$rootfs/vagrant" "$rootfs/var/lib/prov" "$rootfs/var/lib/prov/vagrant"
 install "${own[@]}" -m 0600 "$key" "$rootfs/etc/ssh/ssh_host_ed25519_key"
 install "${own[@]}" -m 0644 "$key.pub" "$rootfs/etc/ssh/ssh_host_ed25519_key.pub"

@@ -371,6 +371,16 @@ boxes_present() {
   for name in "${BOXES[@]}"; do box_present "$(box_name "$name")" || return 1; done
 }
 
+# The boxes of this checkout's node images that another recipe made, one name per line.
+replaced_boxes() {
+  local name old
+  for name in "${BOXES[@]}"; do
+    for old in "$VAGRANT_BOXES/prov-$name-lxc-"*; do
+      [[ ! -d $old || ${old##*/} == "$(box_name "$name")" ]] || echo "${old##*/}"
+    done
+  done
+}
+
 bases_stamp_content() { # what bases.tar must hold, and its size
   local name
   for name in "${SAVED[@]}"; do
@@ -381,7 +391,8 @@ bases_stamp_content() { # what bases.tar must hold, and its size
 
 if [ "${#todo[@]}" = 0 ] && [ "${#BUILT[@]}" = 0 ] &&
   [ "$(cat "$IDS_ENV" 2>/dev/null)" = "$(ids_content)" ] &&
-  [ "$(cat "$BASES_STAMP" 2>/dev/null)" = "$(bases_stamp_content)" ] && boxes_present; then
+  [ "$(cat "$BASES_STAMP" 2>/dev/null)" = "$(bases_stamp_content)" ] && boxes_present &&
+  [ -z "$(replaced_boxes)" ]; then
   log "base images up to date (${IDS_ENV#"$PROV_REPO"/}, ${BASES_TAR#"$PROV_REPO"/}): nothing to do ($(elapsed "$START"))"
   exit 0
 fi
@@ -467,17 +478,17 @@ if [ "$(cat "$BASES_STAMP" 2>/dev/null)" != "$(bases_stamp_content)" ]; then
   log "bases.tar written ($(($(stat -c %s "$BASES_TAR") / 1000000)) MB) in $(elapsed "$t0")"
 fi
 
-# The LXC boxes, and the boxes they replace (a node keeps nothing of its box once made).
+# The LXC boxes, and the boxes they replace (a node keeps nothing of its box once made). A box
+# is removed as a folder: `vagrant box remove` reads the Vagrantfile of every machine made from
+# it, and this one runs only under make.
 for name in "${BOXES[@]}"; do
   box=$(box_name "$name")
   box_present "$box" || build_box "$name" "$box"
-  for old in "$VAGRANT_BOXES/prov-$name-lxc-"*; do
-    [[ -d $old && ${old##*/} != "$box" ]] || continue
-    if (cd / && vagrant box remove --force --all "${old##*/}") >/dev/null 2>&1; then
-      log "$name: removed the replaced box ${old##*/}"
-    fi
-  done
 done
+while read -r old; do
+  rm -rf "${VAGRANT_BOXES:?}/$old"
+  log "removed the replaced box $old"
+done < <(replaced_boxes)
 
 ids_content >"$IDS_ENV.tmp"
 mv -f "$IDS_ENV.tmp" "$IDS_ENV"

@@ -216,8 +216,11 @@ subnet_free() {
 # The checkout's LXC nodes live on a bridge of its own, named like its containers
 # (prov-<checkout id>), in a /24 of 10.213.0.0/16 that no route of the host uses: static
 # addresses, no DHCP, no NAT, no route out (builds are offline; the host streams the base images
-# in over ssh). Nothing of the host's firewall changes. The choice is kept in <state>/lxc/network,
-# which the Vagrantfile reads.
+# in over ssh). The choice is kept in <state>/lxc/network, which the Vagrantfile reads. The host
+# opens connections to its nodes, never the reverse: one firewall rule refuses every new
+# connection from the bridge to the host (a service of the host listening on all its addresses
+# is out of the nodes' reach), and the bridge has no IPv6 address. Nothing else of the host's
+# firewall, and none of its Docker engine's bridges, changes.
 ensure_lxc_network() {
   local file=$PROV_STATE_DIR/lxc/network bridge subnet n0 i
   if [[ -f $file ]]; then
@@ -237,14 +240,23 @@ ensure_lxc_network() {
     install -d -m 0700 "$PROV_STATE_DIR/lxc"
     printf 'bridge=%s\nsubnet=%s\n' "$bridge" "$subnet" >"$file"
   fi
-  ip link show "$bridge" >/dev/null 2>&1 && return 0
-  subnet_free "$subnet.0/24" ||
-    die "$subnet.0/24, the LXC nodes' network of this checkout, is now routed elsewhere on the host: remove $file (with every node destroyed) to pick another"
-  ip link add "$bridge" type bridge
-  ip addr add "$subnet.1/24" dev "$bridge"
-  ip link set "$bridge" up
-  log "made the bridge $bridge ($subnet.1/24) for this checkout's LXC nodes"
+  if ! ip link show "$bridge" >/dev/null 2>&1; then
+    subnet_free "$subnet.0/24" ||
+      die "$subnet.0/24, the LXC nodes' network of this checkout, is now routed elsewhere on the host: remove $file (with every node destroyed) to pick another"
+    ip link add "$bridge" type bridge
+    ip addr add "$subnet.1/24" dev "$bridge"
+    ip link set "$bridge" up
+    log "made the bridge $bridge ($subnet.1/24) for this checkout's LXC nodes"
+  fi
+  if [[ -e /proc/sys/net/ipv6/conf/$bridge/disable_ipv6 ]]; then
+    echo 1 >"/proc/sys/net/ipv6/conf/$bridge/disable_ipv6"
+  fi
+  iptables -C "${LXC_INPUT_RULE[@]/BRIDGE/$bridge}" 2>/dev/null ||
+    iptables -I "${LXC_INPUT_RULE[@]/BRIDGE/$bridge}"
 }
+
+LXC_INPUT_RULE=(INPUT -i BRIDGE -m conntrack --ctstate NEW -m comment
+  --comment "prov: LXC nodes open no connection to the host" -j REJECT)
 
 # Once no LXC node of the checkout is left, its bridge goes (the next node makes it again).
 lxc_network_gc() {
@@ -256,6 +268,7 @@ lxc_network_gc() {
     ip link delete "$bridge"
     log "removed the bridge $bridge (no LXC node of this checkout is left)"
   fi
+  while iptables -D "${LXC_INPUT_RULE[@]/BRIDGE/$bridge}" 2>/dev/null; do :; done
   rm -f "$file"
 }
 
