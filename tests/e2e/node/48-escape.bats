@@ -62,7 +62,7 @@ rm -rf "\$dir" "\$dir.err" /prov-e2e-agent.sh
 EOF
 }
 
-@test "(a) a cgroup release_agent set by the node's root is never run by the host" {
+@test "(a) a cgroup release_agent set by the node's root: never run by the host from an LXC node (run as root, from a docker node)" {
   mark="$BATS_TEST_TMPDIR/escaped"
   run root_on "$NODE" "$(release_agent_escape "$mark")"
   echo "$output"
