@@ -203,6 +203,8 @@ ensure_subids() {
   clash=$(awk -F: -v lo="$LXC_SUBID_BASE" -v hi="$last" 'NF == 3 && $2 <= hi && $2 + $3 - 1 >= lo' "$file")
   [[ -z $clash ]] ||
     die "$file: '$clash' shares ids with the block LXC nodes need ($want): give that entry other ids, then retry"
+  # (A last line without its newline keeps it.)
+  if [[ -s $file && -n $(tail -c 1 "$file") ]]; then echo >>"$file"; fi
   printf '%s\n' "$want" >>"$file"
   log "reserved host ids $LXC_SUBID_BASE-$last for the LXC nodes' users ($file: $want)"
 }
