@@ -8,7 +8,7 @@ GOLDEN := scripts/host/golden.sh
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  NODE=<name> picks the node (see nodes.json); PROVIDER=docker|virtualbox|libvirt"
+	@echo "  NODE=<name> picks the node (see nodes.json); PROVIDER=lxc (default)|docker|virtualbox|libvirt"
 
 up: ## Boot the node and start the stack from its last built image (never builds)
 	@$(GOLDEN) up

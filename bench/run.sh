@@ -82,7 +82,7 @@ pair() {
 # connection).
 STATE="$(prov state-dir)"
 ssh_to() {
-  echo "ssh -F $STATE/ssh/$1.config -o UserKnownHostsFile=$STATE/ssh/known_hosts -o StrictHostKeyChecking=yes -o HostKeyAlias=$1 -o HashKnownHosts=no -o ControlMaster=auto -o ControlPath=/tmp/prov-ssh-%C -o ControlPersist=120 -o LogLevel=ERROR $1"
+  echo "ssh -F $STATE/ssh/$1.config -o UserKnownHostsFile=$STATE/ssh/known_hosts -o StrictHostKeyChecking=yes -o HostKeyAlias=$1 -o HostKeyAlgorithms=ssh-ed25519 -o HashKnownHosts=no -o ControlMaster=auto -o ControlPath=$STATE/cm/%C -o ControlPersist=120 -o LogLevel=ERROR $1"
 }
 # Untimed: opens the ssh connection to every node, which later runs reuse.
 $P verify --all >/dev/null || die "prov verify --all fails: bring every node up first (make demo-reviewer NODE=...)"

@@ -505,13 +505,22 @@ pub fn key_init(repo: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn pin(repo: &Path, node: &str, new: bool, forget: bool) -> Result<ExitCode> {
+pub fn pin(
+    repo: &Path,
+    node: &str,
+    key: Option<&Path>,
+    new: bool,
+    forget: bool,
+) -> Result<ExitCode> {
     nodes::load(repo)?.get(node)?;
     if forget {
         crate::transport::unpin(repo, node)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let fingerprint = crate::transport::pin(repo, node, new)?;
+    let fingerprint = match key {
+        Some(key) => crate::transport::pin_key(repo, node, key)?,
+        None => crate::transport::pin(repo, node, new)?,
+    };
     eprintln!("prov: node {node}'s ssh host key is pinned: {fingerprint}");
     Ok(ExitCode::SUCCESS)
 }

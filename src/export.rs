@@ -206,7 +206,8 @@ fn wanted(repo: &Path, state: &HostState, node: &str) -> Result<Wanted> {
         entries: BTreeMap::new(),
         sources: BTreeMap::new(),
     };
-    walk(repo, "", node, &mut cache, &mut wanted)?;
+    walk(repo, "", "", &|path| exported(path, node), &mut cache, &mut wanted)?;
+    add_worktree_git(repo, node, &mut cache, &mut wanted)?;
     cache.retain(|path, _| wanted.sources.contains_key(path));
     fs::create_dir_all(state.dir())?;
     write_atomic(&cache_path, &serde_json::to_vec(&cache)?)?;
@@ -223,10 +224,13 @@ struct CachedDigest {
     sha256: String,
 }
 
+/// Adds the entries of `root/rel` that `keep` accepts to `wanted`, under `prefix` (`root/x` is
+/// the export's `prefix/x`), folders before what they hold.
 fn walk(
     root: &Path,
     rel: &str,
-    node: &str,
+    prefix: &str,
+    keep: &dyn Fn(&str) -> bool,
     cache: &mut BTreeMap<String, CachedDigest>,
     wanted: &mut Wanted,
 ) -> Result<()> {
@@ -237,63 +241,122 @@ fn walk(
         .collect::<Result<_>>()?;
     names.sort();
     for name in names {
-        let path = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        if !exported(&path, node) {
+        let rel = join(rel, &name);
+        let path = join(prefix, &rel);
+        if !keep(&path) {
             continue;
         }
-        let full = root.join(&path);
+        let full = root.join(&rel);
         let meta = fs::symlink_metadata(&full).with_context(|| format!("{}", full.display()))?;
-        let mode = meta.permissions().mode() & 0o7777;
-        let entry = if meta.file_type().is_symlink() {
-            let target = fs::read_link(&full)?;
-            Entry::Link {
-                target: target.to_string_lossy().into_owned(),
-            }
-        } else if meta.is_dir() {
-            walk(root, &path, node, cache, wanted)?;
-            Entry::Dir { mode }
-        } else if meta.is_file() {
-            let key = CachedDigest {
-                dev: meta.dev(),
-                ino: meta.ino(),
-                size: meta.size(),
-                mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-                ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-                sha256: String::new(),
-            };
-            let sha256 = match cache.get(&path) {
-                Some(cached)
-                    if CachedDigest {
-                        sha256: String::new(),
-                        ..cached.clone()
-                    } == key =>
-                {
-                    cached.sha256.clone()
-                }
-                _ => {
-                    let sha256 = sha256_file(&full)
-                        .with_context(|| format!("hashing {}", full.display()))?;
-                    cache.insert(
-                        path.clone(),
-                        CachedDigest {
-                            sha256: sha256.clone(),
-                            ..key
-                        },
-                    );
-                    sha256
-                }
-            };
-            wanted.sources.insert(path.clone(), full);
-            Entry::File { mode, sha256 }
+        if meta.is_dir() {
+            wanted.entries.insert(
+                path.clone(),
+                Entry::Dir {
+                    mode: meta.permissions().mode() & 0o7777,
+                },
+            );
+            walk(root, &rel, prefix, keep, cache, wanted)?;
         } else {
-            // A socket or a FIFO in the checkout is not part of any export.
-            continue;
+            add(&full, &path, &meta, cache, wanted)?;
+        }
+    }
+    Ok(())
+}
+
+fn join(a: &str, b: &str) -> String {
+    if a.is_empty() {
+        b.to_string()
+    } else {
+        format!("{a}/{b}")
+    }
+}
+
+/// Adds the file or link at `full` as the export's `path` (a socket or a FIFO is no part of any
+/// export); a file's digest comes from the cache while its identity and times are unchanged.
+fn add(
+    full: &Path,
+    path: &str,
+    meta: &fs::Metadata,
+    cache: &mut BTreeMap<String, CachedDigest>,
+    wanted: &mut Wanted,
+) -> Result<()> {
+    let entry = if meta.file_type().is_symlink() {
+        Entry::Link {
+            target: fs::read_link(full)?.to_string_lossy().into_owned(),
+        }
+    } else if meta.is_file() {
+        let key = CachedDigest {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            sha256: String::new(),
         };
-        wanted.entries.insert(path, entry);
+        let cached = cache
+            .get(path)
+            .filter(|c| CachedDigest { sha256: String::new(), ..(*c).clone() } == key);
+        let sha256 = match cached {
+            Some(c) => c.sha256.clone(),
+            None => {
+                let sha256 =
+                    sha256_file(full).with_context(|| format!("hashing {}", full.display()))?;
+                cache.insert(path.to_string(), CachedDigest { sha256: sha256.clone(), ..key });
+                sha256
+            }
+        };
+        wanted.sources.insert(path.to_string(), full.to_path_buf());
+        Entry::File {
+            mode: meta.permissions().mode() & 0o7777,
+            sha256,
+        }
+    } else {
+        return Ok(());
+    };
+    wanted.entries.insert(path.to_string(), entry);
+    Ok(())
+}
+
+/// A linked worktree's `.git` is a file naming a folder outside the checkout (the main
+/// checkout's `.git/worktrees/<name>`), which no node has: its export gets an ordinary `.git`
+/// instead, the shared repository (objects, refs, configuration; no other worktree, hooks or
+/// logs) with the worktree's own HEAD and index.
+fn add_worktree_git(
+    repo: &Path,
+    node: &str,
+    cache: &mut BTreeMap<String, CachedDigest>,
+    wanted: &mut Wanted,
+) -> Result<()> {
+    if !repo.join(".git").is_file() {
+        return Ok(());
+    }
+    let git = git2::Repository::open(repo)
+        .with_context(|| format!("opening the git checkout {}", repo.display()))?;
+    if !git.is_worktree() {
+        return Ok(());
+    }
+    wanted.entries.remove(".git");
+    wanted.sources.remove(".git");
+    let own = ["HEAD", "index"];
+    let shared = |path: &str| {
+        let rest = path.strip_prefix(".git/").unwrap_or_default();
+        let first = rest.split('/').next().unwrap_or_default();
+        exported(path, node)
+            && !own.contains(&rest)
+            && !["worktrees", "logs", "ORIG_HEAD"].contains(&first)
+    };
+    let meta = fs::metadata(git.commondir())?;
+    wanted.entries.insert(
+        ".git".into(),
+        Entry::Dir {
+            mode: meta.permissions().mode() & 0o7777,
+        },
+    );
+    walk(git.commondir(), "", ".git", &shared, cache, wanted)?;
+    for name in own {
+        let full = git.path().join(name);
+        let meta = fs::symlink_metadata(&full).with_context(|| format!("{}", full.display()))?;
+        add(&full, &format!(".git/{name}"), &meta, cache, wanted)?;
     }
     Ok(())
 }

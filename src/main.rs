@@ -114,7 +114,12 @@ enum Command {
     Pin {
         #[arg(long)]
         node: String,
-        /// The node was just created: drop any older pin first.
+        /// Pin this public key, which the host made for the node before it first booted (drops
+        /// any older pin; the node is not contacted).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["new", "forget"])]
+        key: Option<PathBuf>,
+        /// The node was just created and its key is pinned on this first contact (only a node
+        /// the host could not give a key: a real VM's box).
         #[arg(long, conflicts_with = "forget")]
         new: bool,
         /// The node is gone: drop its pin and ssh configuration.
@@ -186,7 +191,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", prov::cli::host_state(&repo)?.dir().display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Pin { node, new, forget } => prov::cli::pin(&repo, &node, new, forget),
+        Command::Pin {
+            node,
+            key,
+            new,
+            forget,
+        } => prov::cli::pin(&repo, &node, key.as_deref(), new, forget),
         Command::Context { script } => prov::cli::context(script),
         Command::Tree { path } => prov::cli::tree(&path),
         Command::Digest { file } => prov::cli::digest(file.as_deref()),

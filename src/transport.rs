@@ -5,7 +5,10 @@
 //! about ten milliseconds, so every remote call goes through here. The configuration and the
 //! pinned keys are host-only state, outside the checkout: Vagrant's own configuration
 //! accepts any host key (`StrictHostKeyChecking no`), so prov overrides it with the key pinned
-//! when the host created the node, under the node's name (`HostKeyAlias`).
+//! under the node's name (`HostKeyAlias`), ed25519 only. The host makes a node's host key itself
+//! before the node first boots and pins its public half (`prov pin --key`), so the pin never
+//! comes from the network; only a node whose provider cannot be given a key (a real VM's box)
+//! is pinned on first contact (`prov pin --new`).
 
 use std::fs;
 use std::io::{Read, Write};
@@ -25,6 +28,8 @@ pub struct Transport {
     node: String,
     config: PathBuf,
     known_hosts: PathBuf,
+    /// Where ssh keeps the shared connection's socket: in the host-only state.
+    control_path: PathBuf,
     /// `yes` (the pin must match) or, when pinning, `accept-new`.
     host_key_checking: &'static str,
     /// Whether to reuse (and keep) the shared connection. Pinning opens its own: a shared one
@@ -46,6 +51,7 @@ impl Transport {
             node: node.to_string(),
             config,
             known_hosts: state.known_hosts(),
+            control_path: control_path(&state)?,
             host_key_checking: "yes",
             shared: true,
             deadline: None,
@@ -77,15 +83,15 @@ impl Transport {
     fn ssh_options(&self) -> Vec<String> {
         let shared = if self.shared {
             [
-                "ControlMaster=auto",
-                "ControlPath=/tmp/prov-ssh-%C",
-                "ControlPersist=120",
+                "ControlMaster=auto".to_string(),
+                format!("ControlPath={}", self.control_path.display()),
+                "ControlPersist=120".to_string(),
             ]
         } else {
-            ["ControlMaster=no", "ControlPath=none", "ControlPersist=no"]
+            ["ControlMaster=no", "ControlPath=none", "ControlPersist=no"].map(String::from)
         };
         let mut options = vec!["-F".to_string(), self.config.display().to_string()];
-        let settings = shared.into_iter().map(String::from).chain([
+        let settings = shared.into_iter().chain([
             "LogLevel=ERROR".to_string(),
             "ConnectTimeout=10".to_string(),
             // A connection whose packets are dropped is given up after about ten seconds.
@@ -95,6 +101,8 @@ impl Transport {
             format!("UserKnownHostsFile={}", self.known_hosts.display()),
             format!("StrictHostKeyChecking={}", self.host_key_checking),
             format!("HostKeyAlias={}", self.node),
+            // The pin is an ed25519 key: a node offering only another kind is refused.
+            "HostKeyAlgorithms=ssh-ed25519".to_string(),
             // Pins are looked up by node name, so they are kept in the clear.
             "HashKnownHosts=no".to_string(),
         ]);
@@ -415,6 +423,34 @@ fn relay_lines(
 /// What a command on the node reads on its standard input, written by the host.
 type Input = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
 
+/// ssh names a shared connection's socket `%C` (40 hex digits) in a folder of the host-only
+/// state, mode 0700: in a world-writable folder such as /tmp, another local user could make the
+/// socket first and answer in the node's place. A unix socket's path holds at most 107 bytes,
+/// and ssh first binds `<path>.<16 random characters>`.
+const SOCKET_PATH_MAX: usize = 107;
+
+fn control_path(state: &HostState) -> Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = state.dir().join("cm");
+    let longest = dir.as_os_str().len() + "/".len() + 40 + ".".len() + 16;
+    if longest > SOCKET_PATH_MAX {
+        bail!(
+            "the host state folder {} is too deep for ssh's connection sockets ({longest} bytes, \
+             at most {SOCKET_PATH_MAX} in a unix socket's path): set PROV_STATE_DIR (or \
+             XDG_STATE_HOME) to a shorter folder",
+            state.dir().display()
+        );
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("setting the mode of {}", dir.display()))?;
+    Ok(dir.join("%C"))
+}
+
 /// Writes `vagrant ssh-config NODE` to the host state; stale after the node is recreated.
 pub fn refresh_config(repo: &Path, state: &HostState, node: &str) -> Result<()> {
     let path = state.ssh_config(node);
@@ -484,6 +520,64 @@ pub fn pin(repo: &Path, node: &str, new: bool) -> Result<String> {
     })
 }
 
+/// `prov pin --key FILE`: pins the public half of the host key the host made for the node
+/// (`ssh-keygen -t ed25519`), before the node first boots; nothing is asked of the node. Any
+/// older pin of the node is dropped. Returns the pinned fingerprint.
+pub fn pin_key(repo: &Path, node: &str, public_key: &Path) -> Result<String> {
+    let state = HostState::for_checkout(repo)?;
+    pin_public_key(&state.known_hosts(), node, public_key)
+}
+
+fn pin_public_key(known_hosts: &Path, node: &str, public_key: &Path) -> Result<String> {
+    let text = crate::bounded::read(public_key)
+        .with_context(|| format!("reading {}", public_key.display()))?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} does not exist: make the node's host key first (ssh-keygen -t ed25519)",
+                public_key.display()
+            )
+        })?;
+    let key = ed25519_public_key(&String::from_utf8_lossy(&text)).with_context(|| {
+        format!(
+            "{} is not an ssh ed25519 public key (ssh-keygen -t ed25519 makes one)",
+            public_key.display()
+        )
+    })?;
+    fs::create_dir_all(known_hosts.parent().expect("known_hosts has a parent"))?;
+    forget_key(known_hosts, node)?;
+    let mut kept = fs::read_to_string(known_hosts).unwrap_or_default();
+    kept.push_str(&format!("{node} ssh-ed25519 {key}\n"));
+    write_atomic(known_hosts, kept.as_bytes())?;
+    pinned_fingerprint(known_hosts, node)
+        .ok_or_else(|| anyhow::anyhow!("could not read back the pin of node {node}"))
+}
+
+/// The base64 key of a one-line `ssh-ed25519 <base64> [comment]` public key, checked: its blob
+/// names the algorithm and holds a 32-byte key.
+fn ed25519_public_key(text: &str) -> Result<String> {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let (Some(line), None) = (lines.next(), lines.next()) else {
+        bail!("expected exactly one key line");
+    };
+    let mut fields = line.split_whitespace();
+    let (Some("ssh-ed25519"), Some(key)) = (fields.next(), fields.next()) else {
+        bail!("expected `ssh-ed25519 <key>`");
+    };
+    let blob = STANDARD.decode(key).context("the key is not base64")?;
+    // string "ssh-ed25519", then string key: both with a 4-byte big-endian length.
+    let mut want = Vec::new();
+    for part in [&b"ssh-ed25519"[..], &[0u8; 32][..]] {
+        want.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        want.extend_from_slice(part);
+    }
+    if blob.len() != want.len() || blob[..15] != want[..15] || blob[15..19] != want[15..19] {
+        bail!("the key's blob is not an ed25519 key");
+    }
+    Ok(key.to_string())
+}
+
 /// `prov pin --forget`: drops the node's pinned key and ssh configuration (the node is gone).
 pub fn unpin(repo: &Path, node: &str) -> Result<()> {
     let state = HostState::for_checkout(repo)?;
@@ -505,4 +599,79 @@ fn forget_key(known_hosts: &Path, alias: &str) -> Result<()> {
         .collect();
     write_atomic(known_hosts, kept.as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // ssh-keygen -t ed25519 -N '' -C test
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFs+pVd4qr8Osk1v+QHOFDM3mR5pcXtPKkH919JBudjr test";
+
+    #[test]
+    fn takes_only_one_ed25519_key() {
+        assert_eq!(
+            ed25519_public_key(&format!("{KEY}\n")).unwrap(),
+            KEY.split(' ').nth(1).unwrap()
+        );
+        for bad in [
+            "",
+            "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ test",
+            "ssh-ed25519 not-base64!",
+            // An ed25519 line whose blob is another kind of key.
+            "ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ",
+            // Two keys.
+            &format!("{KEY}\n{KEY}\n"),
+        ] {
+            assert!(ed25519_public_key(bad).is_err(), "{bad:?} was taken");
+        }
+    }
+
+    #[test]
+    fn a_made_key_replaces_the_nodes_pin_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let known_hosts = dir.path().join("ssh/known_hosts");
+        let public = dir.path().join("key.pub");
+        fs::write(&public, format!("{KEY}\n")).unwrap();
+        fs::create_dir_all(known_hosts.parent().unwrap()).unwrap();
+        fs::write(
+            &known_hosts,
+            "main ssh-ed25519 AAAAold\nworker1 ssh-ed25519 AAAAother\n",
+        )
+        .unwrap();
+        let fingerprint = pin_public_key(&known_hosts, "main", &public).unwrap();
+        let text = fs::read_to_string(&known_hosts).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "worker1 ssh-ed25519 AAAAother\nmain ssh-ed25519 {}\n",
+                KEY.split(' ').nth(1).unwrap()
+            )
+        );
+        // As `ssh-keygen -lf` prints it.
+        assert_eq!(
+            fingerprint,
+            "SHA256:kRIfQBfQp5vtwdtkh4wKf6rCDv1ROhCTZ+A6PCzk0ps"
+        );
+        fs::write(&public, "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ x\n").unwrap();
+        assert!(pin_public_key(&known_hosts, "main", &public).is_err());
+        assert_eq!(fs::read_to_string(&known_hosts).unwrap(), text);
+    }
+
+    #[test]
+    fn control_socket_lives_in_the_state_and_fits_a_socket_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = control_path(&HostState::at(dir.path())).unwrap();
+        assert_eq!(path, dir.path().join("cm/%C"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(dir.path().join("cm"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let deep = dir.path().join("d".repeat(60));
+        let err = control_path(&HostState::at(&deep)).unwrap_err().to_string();
+        assert!(err.contains("too deep"), "{err}");
+    }
 }

@@ -3,7 +3,8 @@
 # (there is no registry): debian (Debian 12, debootstrap minbase, imported), and FROM its image
 # ID: runtime, postgres, builder (with the host's Rust toolchain) and node (the Vagrant nodes of
 # the bookworm flavour). When nodes.json declares a trixie node: debian-trixie (Debian 13) and,
-# FROM it, node-trixie.
+# FROM it, node-trixie. With PROVIDER=lxc (the default), each node image is also made into a
+# vagrant-lxc box (images/node-lxc), added to Vagrant's boxes.
 #
 # Usage: scripts/host/bases.sh [--force]      (on the host, as root)
 #   --force   rebuild everything (new debootstrap, docker build --no-cache)
@@ -16,6 +17,8 @@
 #   .cache/images/bases.json  those three as the host's engine describes them (ID, tag, layers,
 #                             configuration, creation time): what prov checks every node's copy
 #                             of them, and every record naming them, against
+#                             NODE_LXC_BOX=prov-node-lxc-<hash12> (NODE_TRIXIE_LXC_BOX): the
+#                             boxes' names, in ids.env (PROVIDER=lxc)
 # Idempotent: an image is rebuilt only when its recipe hash (Dockerfile and the other files of
 # its directory under images/, the debian image ID, the toolchain, ...) gives a tag the engine
 # does not hold; when nothing changed it only says so.
@@ -70,6 +73,14 @@ fi
 ROOTS=()
 for name in "${NAMES[@]}"; do [ -z "${SUITE_OF[$name]:-}" ] || ROOTS+=("$name"); done
 SAVED=(runtime postgres builder)
+# The LXC boxes: one per node image, made from it (a box is a vagrant-lxc template, its LXC
+# settings and the image's files; Vagrant keeps it, named by its recipe hash).
+LXC_SRC=$IMAGES_SRC/node-lxc
+BOXES=()
+if [[ $PROVIDER == lxc ]]; then
+  for name in "${NAMES[@]}"; do [[ $name != node* ]] || BOXES+=("$name"); done
+fi
+VAGRANT_BOXES=${VAGRANT_HOME:-$HOME/.vagrant.d}/boxes
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
@@ -200,6 +211,18 @@ recipe() { # NAME -> recipe text on stdout (needs the ID of its base)
   esac
 }
 
+# A box's recipe: its node image, the box's files and the id block its template maps nodes to.
+box_recipe() { # NAME
+  printf 'prov lxc box v%s\nimage=%s\nsubids=%s %s %s\n' "$RECIPE_VERSION" "${ID[$1]}" \
+    "$LXC_SUBID_BASE" "$LXC_SUBID_SLOTS" "$LXC_SUBID_RANGE"
+  dir_digest "$LXC_SRC"
+}
+
+box_name() { printf 'prov-%s-lxc-%s' "$1" "$(box_recipe "$1" | hash12)"; }
+
+# Boxes added from a file have version 0.
+box_present() { [[ -f $VAGRANT_BOXES/$1/0/lxc/metadata.json ]]; }
+
 # ---------------------------------------------------------------------------------------------
 # Builders
 
@@ -250,6 +273,37 @@ context_tar() {
       ;;
     *) tar -c -C "$IMAGES_SRC/$1" . ;;
   esac
+}
+
+# The LXC box of node image NAME: the files of a container made from it (never started), as
+# rootfs.tar.gz (owned by ids 0-65535: the box's lxc-template maps them to the node's own range),
+# the template, the LXC settings, and the files an LXC node adds to the image.
+build_box() { # NAME BOX
+  local name=$1 box=$2 t0=$SECONDS dir=$OUT/box-$1 cid
+  rm -rf "$dir" "$dir.box"
+  mkdir -p "$dir"
+  log "$name: making the LXC box $box from ${TAG[$name]}"
+  cid=$("$DOCKER" create "${TAG[$name]}") || die "docker create ${TAG[$name]} failed (above)"
+  if ! "$DOCKER" export "$cid" | gzip -1 >"$dir/rootfs.tar.gz"; then
+    "$DOCKER" rm "$cid" >/dev/null
+    die "docker export of ${TAG[$name]} to $dir failed (disk full?)"
+  fi
+  "$DOCKER" rm "$cid" >/dev/null
+  install -m 0755 "$LXC_SRC/lxc-template.sh" "$dir/lxc-template"
+  install -m 0644 "$LXC_SRC/lxc-config" "$dir/lxc-config"
+  install -m 0755 "$LXC_SRC/init.sh" "$LXC_SRC/halt.sh" "$dir/"
+  jq -n --arg base "$LXC_SUBID_BASE" --arg slots "$LXC_SUBID_SLOTS" --arg range "$LXC_SUBID_RANGE" \
+    '{provider: "lxc", version: "1.0.0",
+      "template-opts": {"--subid-base": $base, "--subid-slots": $slots, "--subid-range": $range}}' \
+    >"$dir/metadata.json"
+  tar -C "$dir" -cf "$dir.box" .
+  # Away from the checkout: Vagrant would read its Vagrantfile.
+  if ! (cd / && vagrant box add --force --name "$box" "$dir.box") >"$LOG_DIR/$name-box.log" 2>&1; then
+    tail -n 20 "$LOG_DIR/$name-box.log" >&2
+    die "vagrant box add $box failed (log: $LOG_DIR/$name-box.log)"
+  fi
+  log "$name: LXC box $box made in $(elapsed "$t0"), rootfs.tar.gz $(($(stat -c %s "$dir/rootfs.tar.gz") / 1000000)) MB"
+  rm -rf "$dir" "$dir.box"
 }
 
 # Runs in the background: builds NAME, output to its log file.
@@ -311,6 +365,24 @@ ids_content() {
   for name in "${NAMES[@]}"; do
     printf '%s_TAG=%s\n' "$(upper "$name")" "${TAG[$name]}"
   done
+  for name in "${BOXES[@]}"; do
+    printf '%s_LXC_BOX=%s\n' "$(upper "$name")" "$(box_name "$name")"
+  done
+}
+
+boxes_present() {
+  local name
+  for name in "${BOXES[@]}"; do box_present "$(box_name "$name")" || return 1; done
+}
+
+# The boxes of this checkout's node images that another recipe made, one name per line.
+replaced_boxes() {
+  local name old
+  for name in "${BOXES[@]}"; do
+    for old in "$VAGRANT_BOXES/prov-$name-lxc-"*; do
+      [[ ! -d $old || ${old##*/} == "$(box_name "$name")" ]] || echo "${old##*/}"
+    done
+  done
 }
 
 bases_stamp_content() { # what bases.tar must hold, and its size
@@ -333,7 +405,8 @@ write_bases_json() {
 
 if [ "${#todo[@]}" = 0 ] && [ "${#BUILT[@]}" = 0 ] &&
   [ "$(cat "$IDS_ENV" 2>/dev/null)" = "$(ids_content)" ] &&
-  [ "$(cat "$BASES_STAMP" 2>/dev/null)" = "$(bases_stamp_content)" ]; then
+  [ "$(cat "$BASES_STAMP" 2>/dev/null)" = "$(bases_stamp_content)" ] && boxes_present &&
+  [ -z "$(replaced_boxes)" ]; then
   write_bases_json
   log "base images up to date (${IDS_ENV#"$PROV_REPO"/}, ${BASES_TAR#"$PROV_REPO"/}): nothing to do ($(elapsed "$START"))"
   exit 0
@@ -419,6 +492,18 @@ if [ "$(cat "$BASES_STAMP" 2>/dev/null)" != "$(bases_stamp_content)" ]; then
   mv -f "$BASES_STAMP.tmp" "$BASES_STAMP"
   log "bases.tar written ($(($(stat -c %s "$BASES_TAR") / 1000000)) MB) in $(elapsed "$t0")"
 fi
+
+# The LXC boxes, and the boxes they replace (a node keeps nothing of its box once made). A box
+# is removed as a folder: `vagrant box remove` reads the Vagrantfile of every machine made from
+# it, and this one runs only under make.
+for name in "${BOXES[@]}"; do
+  box=$(box_name "$name")
+  box_present "$box" || build_box "$name" "$box"
+done
+while read -r old; do
+  rm -rf "${VAGRANT_BOXES:?}/$old"
+  log "removed the replaced box $old"
+done < <(replaced_boxes)
 
 write_bases_json
 ids_content >"$IDS_ENV.tmp"

@@ -11,6 +11,7 @@ check_node_name "$NODE"
 ensure_host
 build_prov
 use_host_state
+ensure_lxc_host
 # Signed by default: the project's key is made on first use (and kept after).
 prov key init >/dev/null
 if [[ -n $NODE ]]; then
@@ -54,28 +55,33 @@ on_running_node() {
 }
 
 destroy() {
-  local nodes
+  local nodes made
   if [[ -n $NODE ]]; then nodes=("$node"); else mapfile -t nodes < <(prov nodes); fi
   for node in "${nodes[@]}"; do
+    made=$PROVIDER
     if node_created "$node"; then
+      made=$(node_provider "$node")
       # A node whose clean-up fails is destroyed all the same. (Run as a job, so that the
       # clean-up stops at its first failing step: `set -e` does not apply left of `||`.)
       on_running_node scripts/node/clean.sh &
       wait "$!" || warn "cleaning node $node failed (above): destroying it all the same"
-      # The export's files are the node's root's: the node removes them itself.
-      if node_running "$node"; then
+      # A docker node's export is a host folder whose files are the node's root's: the node
+      # removes them itself. (An LXC node's /vagrant goes with its own filesystem.)
+      if [[ $made == docker ]] && node_running "$node"; then
         prov exec --node "$node" -- sudo -n find /vagrant -mindepth 1 -delete || true
       fi
       log "destroying node $node"
       vagrant_in_repo destroy --force "$node"
     fi
-    rm -rf "$PROV_STATE_DIR/exports/$node" ||
-      warn "could not remove $PROV_STATE_DIR/exports/$node: remove it by hand"
-    if docker volume inspect "prov-node-$node-docker" >/dev/null 2>&1; then
+    rm -rf "$PROV_STATE_DIR/exports/$node" "$PROV_STATE_DIR/nodes/$node" ||
+      warn "could not remove $PROV_STATE_DIR/exports/$node or $PROV_STATE_DIR/nodes/$node: remove them by hand"
+    # Only a docker node has its engine's data in a volume of the host's engine.
+    if [[ $made == docker ]] && docker volume inspect "prov-node-$node-docker" >/dev/null 2>&1; then
       docker volume rm "prov-node-$node-docker" >/dev/null
     fi
     prov pin --node "$node" --forget
   done
+  lxc_network_gc
 }
 
 case "$target" in

@@ -44,6 +44,7 @@ e2e() {
   attest_venv
   build_prov
   use_host_state
+  ensure_lxc_host
   ensure_vendor
   ensure_bases
   local node flavour failed=0

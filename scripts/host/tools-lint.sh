@@ -23,7 +23,9 @@ scopes_of() {
   local rel=${1#"$PROV_REPO"/}
   case $rel in
     images/node/provision.sh) echo node node-bookworm node-trixie vm base ;;
-    scripts/node/* | scripts/lib/node.sh | images/node/*) echo node node-bookworm node-trixie base ;;
+    scripts/node/* | scripts/lib/node.sh | images/node/* | images/node-lxc/init.sh | images/node-lxc/halt.sh)
+      echo node node-bookworm node-trixie base
+      ;;
     images/postgres/*) echo db base ;;
     scripts/lib/common.sh) echo base ;;
     bench/*) echo host bench base rust ;;

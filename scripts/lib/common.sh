@@ -24,3 +24,16 @@ declared_tools() {
 
 # The packages of the given scopes, one per line, each once.
 declared_packages() { declared_tools "$@" | awk '$2 != "-" && !seen[$2]++ { print $2 }'; }
+
+# The node provider (Vagrant's): lxc, the default, makes each node an unprivileged LXC container
+# whose root has no rights on the host; docker makes it a container whose root is the host's
+# root; virtualbox and libvirt make real VMs (untested here).
+PROVIDER="${PROVIDER:-lxc}"
+
+# The host ids that LXC nodes' users are mapped to: a block reserved for root in /etc/subuid and
+# /etc/subgid (the host's setup adds it), 65536 ids per node, each node a range of its own. It
+# lies above SUB_UID_MAX (600100000, so useradd never hands it out), above the ids LXD and Incus
+# reserve for root (1000000, 1000000000 of them), and below 2^31 (some tools hold ids as signed
+# 32-bit numbers). (Read by host.sh and bases.sh.)
+# shellcheck disable=SC2034
+LXC_SUBID_BASE=1500000000 LXC_SUBID_SLOTS=64 LXC_SUBID_RANGE=65536

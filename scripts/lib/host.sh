@@ -7,7 +7,18 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 export VAGRANT_CHECKPOINT_DISABLE=1
 PROV="$PROV_REPO/target/release/prov"
-PROVIDER="${PROVIDER:-docker}"
+
+case $PROVIDER in
+  lxc | virtualbox | libvirt) ;;
+  docker)
+    # Said once per command, however many scripts it runs.
+    if [[ -z ${PROV_DOCKER_WARNED:-} ]]; then
+      warn "PROVIDER=docker: a node's root is the host's root (measured: it ran a script as root on the host), so this protects against T1, an operator using the normal tools, only; the default, PROVIDER=lxc, confines nodes (README: Threat model)"
+      export PROV_DOCKER_WARNED=1
+    fi
+    ;;
+  *) die "PROVIDER='$PROVIDER' is not a node provider: use lxc (the default), docker, virtualbox or libvirt" ;;
+esac
 
 # Refuses a node name with characters that could escape into paths or commands.
 check_node_name() {
@@ -89,6 +100,9 @@ use_host_state() {
   PROV_STATE_DIR="$(prov state-dir)"
   VAGRANT_DOTFILE_PATH="$PROV_STATE_DIR/vagrant"
   export PROV_STATE_DIR VAGRANT_DOTFILE_PATH
+  # The nodes' keys and connections live there: no other user may look in.
+  install -d -m 0700 "$PROV_STATE_DIR"
+  chmod 0700 "$PROV_STATE_DIR"
   [[ -d $PROV_REPO/.vagrant ]] || return 0
   if [[ -e $VAGRANT_DOTFILE_PATH ]]; then
     warn "$PROV_REPO/.vagrant is left from an older prov; Vagrant's data is in $VAGRANT_DOTFILE_PATH: remove the old folder"
@@ -110,6 +124,11 @@ node_created() {
   ! vagrant_in_repo status "$1" --machine-readable | grep -q ',state,not_created$'
 }
 
+# The provider a created node was made with.
+node_provider() {
+  vagrant_in_repo status "$1" --machine-readable | awk -F, '$3 == "provider-name" { print $4 }'
+}
+
 # Whether the node's /vagrant is its own export. A node made by an older prov had the host's
 # checkout itself mounted there (the docker provider's containers show it).
 node_has_export() {
@@ -121,16 +140,39 @@ node_has_export() {
   [[ $source == "$PROV_STATE_DIR/exports/$1" ]]
 }
 
-# Boots the node (a no-op when it runs), refreshes its ssh configuration and pins its host key
-# (a node created now gets a new pin; a known node must offer the pinned key), waits for its
-# engine and gives it the host's base images (checked by content after loading).
+# A node's ssh host key, made by the host in its state before the node first boots, and pinned
+# at once: the key the host trusts is never one the node chose, nor one learnt over the network.
+# (The Vagrantfile gives it to LXC and docker nodes; a real VM's box makes its own.)
+node_host_key() {
+  local dir=$PROV_STATE_DIR/nodes/$1
+  install -d -m 0700 "$PROV_STATE_DIR/nodes" "$dir"
+  rm -f "$dir/ssh_host_ed25519_key" "$dir/ssh_host_ed25519_key.pub"
+  ssh-keygen -q -t ed25519 -N '' -C "prov node $1" -f "$dir/ssh_host_ed25519_key"
+  prov pin --node "$1" --key "$dir/ssh_host_ed25519_key.pub"
+}
+
+# Boots the node (a no-op when it runs), refreshes its ssh configuration and checks that it offers
+# the pinned host key (a node created now gets a key of the host's making, pinned before it
+# boots), waits for its engine and gives it the host's base images (checked by content after
+# loading).
 node_up() {
-  local node=$1 pin=(--node "$1")
-  if node_created "$node" && ! node_has_export "$node"; then
-    log "node $node mounts the host's checkout (made by an older prov): re-creating it with its own export (its engine's data is kept)"
-    vagrant_in_repo destroy --force "$node"
+  local node=$1 pin=(--node "$1") made
+  if node_created "$node"; then
+    made=$(node_provider "$node")
+    [[ $made == "$PROVIDER" ]] ||
+      die "node $node was made with the $made provider, not $PROVIDER: run with PROVIDER=$made, or re-create it (PROVIDER=$made make destroy NODE=$node, then make up NODE=$node)"
+    if ! node_has_export "$node"; then
+      log "node $node mounts the host's checkout (made by an older prov): re-creating it with its own export (its engine's data is kept)"
+      vagrant_in_repo destroy --force "$node"
+    fi
   fi
-  node_created "$node" || pin+=(--new)
+  if ! node_created "$node"; then
+    case $PROVIDER in
+      lxc | docker) node_host_key "$node" ;;
+      # A VM's box makes its own key: it is pinned on first contact.
+      *) pin+=(--new) ;;
+    esac
+  fi
   log "booting node $node (provider $PROVIDER)"
   vagrant_in_repo up "$node" --provider="$PROVIDER" ||
     die "vagrant up $node failed; see the output above"
@@ -139,6 +181,100 @@ node_up() {
     die "the Docker engine inside node $node did not start within 60 s"
   prov bases --node "$node" || die "node $node's engine does not hold the host's base images (above)"
 }
+
+# ---------------------------------------------------------------------------------------------
+# LXC nodes (PROVIDER=lxc): what they need of the host, set up by the host's scripts.
+
+# Idempotent: root's block of subordinate ids (scripts/lib/common.sh) and the checkout's bridge.
+ensure_lxc_host() {
+  [[ $PROVIDER == lxc ]] || return 0
+  [[ $(id -u) == 0 ]] ||
+    die "LXC nodes are made by root (their id maps come from root's subordinate ids): run make as root"
+  ensure_subids /etc/subuid
+  ensure_subids /etc/subgid
+  ensure_lxc_network
+}
+
+ensure_subids() {
+  local file=$1 count=$((LXC_SUBID_SLOTS * LXC_SUBID_RANGE)) clash
+  local want="root:$LXC_SUBID_BASE:$count" last=$((LXC_SUBID_BASE + count - 1))
+  [[ -f $file ]] || install -m 0644 /dev/null "$file"
+  grep -qx "$want" "$file" && return 0
+  # Ids shared with another entry would give its owner's containers the nodes' files.
+  clash=$(awk -F: -v lo="$LXC_SUBID_BASE" -v hi="$last" 'NF == 3 && $2 <= hi && $2 + $3 - 1 >= lo' "$file")
+  [[ -z $clash ]] ||
+    die "$file: '$clash' shares ids with the block LXC nodes need ($want): give that entry other ids, then retry"
+  # (A last line without its newline keeps it.)
+  if [[ -s $file && -n $(tail -c 1 "$file") ]]; then echo >>"$file"; fi
+  printf '%s\n' "$want" >>"$file"
+  log "reserved host ids $LXC_SUBID_BASE-$last for the LXC nodes' users ($file: $want)"
+}
+
+# Whether no route of the host covers or lies in the /24 $1.
+subnet_free() {
+  [[ -z $(ip -4 route show root "$1") ]] &&
+    ! ip -4 route show match "$1" | awk '$1 != "default" { found = 1 } END { exit !found }'
+}
+
+# The checkout's LXC nodes live on a bridge of its own, named like its containers
+# (prov-<checkout id>), in a /24 of 10.213.0.0/16 that no route of the host uses: static
+# addresses, no DHCP, no NAT, no route out (builds are offline; the host streams the base images
+# in over ssh). The choice is kept in <state>/lxc/network, which the Vagrantfile reads. The host
+# opens connections to its nodes, never the reverse: one firewall rule refuses every new
+# connection from the bridge to the host (a service of the host listening on all its addresses
+# is out of the nodes' reach), and the bridge has no IPv6 address. Nothing else of the host's
+# firewall, and none of its Docker engine's bridges, changes.
+ensure_lxc_network() {
+  local file=$PROV_STATE_DIR/lxc/network bridge subnet n0 i
+  if [[ -f $file ]]; then
+    bridge=$(sed -n 's/^bridge=//p' "$file")
+    subnet=$(sed -n 's/^subnet=//p' "$file")
+  else
+    bridge=prov-$(printf '%s' "$PROV_STATE_DIR" | sha256sum | cut -c1-8)
+    n0=$((16#${bridge:5:2}))
+    subnet=
+    for ((i = 0; i < 256; i++)); do
+      if subnet_free "10.213.$(((n0 + i) % 256)).0/24"; then
+        subnet=10.213.$(((n0 + i) % 256))
+        break
+      fi
+    done
+    [[ -n $subnet ]] || die "every /24 of 10.213.0.0/16 is routed on this host: no room for the LXC nodes' bridge"
+    install -d -m 0700 "$PROV_STATE_DIR/lxc"
+    printf 'bridge=%s\nsubnet=%s\n' "$bridge" "$subnet" >"$file"
+  fi
+  if ! ip link show "$bridge" >/dev/null 2>&1; then
+    subnet_free "$subnet.0/24" ||
+      die "$subnet.0/24, the LXC nodes' network of this checkout, is now routed elsewhere on the host: remove $file (with every node destroyed) to pick another"
+    ip link add "$bridge" type bridge
+    ip addr add "$subnet.1/24" dev "$bridge"
+    ip link set "$bridge" up
+    log "made the bridge $bridge ($subnet.1/24) for this checkout's LXC nodes"
+  fi
+  if [[ -e /proc/sys/net/ipv6/conf/$bridge/disable_ipv6 ]]; then
+    echo 1 >"/proc/sys/net/ipv6/conf/$bridge/disable_ipv6"
+  fi
+  iptables -C "${LXC_INPUT_RULE[@]/BRIDGE/$bridge}" 2>/dev/null ||
+    iptables -I "${LXC_INPUT_RULE[@]/BRIDGE/$bridge}"
+}
+
+LXC_INPUT_RULE=(INPUT -i BRIDGE -m conntrack --ctstate NEW -m comment
+  --comment "prov: LXC nodes open no connection to the host" -j REJECT)
+
+# Once no LXC node of the checkout is left, its bridge goes (the next node makes it again).
+lxc_network_gc() {
+  local file=$PROV_STATE_DIR/lxc/network bridge
+  [[ -f $file ]] || return 0
+  bridge=$(sed -n 's/^bridge=//p' "$file")
+  ! lxc-ls -1 | grep -q "^$bridge-" || return 0
+  if ip link show "$bridge" >/dev/null 2>&1; then
+    ip link delete "$bridge"
+    log "removed the bridge $bridge (no LXC node of this checkout is left)"
+  fi
+  while iptables -D "${LXC_INPUT_RULE[@]/BRIDGE/$bridge}" 2>/dev/null; do :; done
+  rm -f "$file"
+}
+
 
 # Runs a node script inside the node, as root, from /vagrant, once the node's export is
 # refreshed from the checkout.

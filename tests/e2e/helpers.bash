@@ -19,9 +19,41 @@ fi
 # shellcheck disable=SC2034
 NODE=${E2E_NODE:-main}
 
-# A node's records as the node holds them, in its export (what its /vagrant/provenance/<node>
-# is). A test that writes there acts as the node's root would.
-node_dir() { echo "$STATE_DIR/exports/$1/provenance/$1"; }
+# The provider a node was made with (lxc, docker, ...), read from Vagrant's machine data in the
+# host's state rather than by running Vagrant; nothing when the node is not created.
+node_provider() {
+  local id
+  for id in "$STATE_DIR/vagrant/machines/$1"/*/id; do
+    if [[ -s $id ]]; then basename "$(dirname "$id")"; fi
+  done
+}
+
+# An LXC node's container (Vagrant's id of the machine).
+lxc_container() { cat "$STATE_DIR/vagrant/machines/$1/lxc/id"; }
+
+# A node's records as the node holds them (what its /vagrant/provenance/<node> is): a docker
+# node's export is a host folder; an LXC node's is in its own filesystem, reached through its
+# init's root. A test that writes there acts as the node's root would (on an LXC node, a file it
+# makes belongs to the host's root: the node sees it as nobody's).
+node_dir() {
+  if [[ $(node_provider "$1") == lxc ]]; then
+    echo "/proc/$(lxc-info -n "$(lxc_container "$1")" -pH)/root/vagrant/provenance/$1"
+  else
+    echo "$STATE_DIR/exports/$1/provenance/$1"
+  fi
+}
+
+# Runs a bash snippet as root on a node from the host's side, not through the node's ssh (to put
+# back what a test broke there).
+root_from_host() {
+  local node=$1
+  shift
+  case $(node_provider "$node") in
+    lxc) lxc-attach -n "$(lxc_container "$node")" -- bash -c "$*" ;;
+    docker) docker exec "prov-node-$node" bash -c "$*" ;;
+    *) echo "root_from_host: node $node is not an LXC or docker node that exists" >&2 && return 1 ;;
+  esac
+}
 
 # Runs a command on a node (as the vagrant user), through the node transport.
 on_node() {

@@ -48,18 +48,20 @@ load ../helpers
 
 # Closes the host's shared ssh connections, so the next command opens a new one (and checks the
 # node's host key again).
-close_connections() { pkill -f 'ssh: /tmp/prov-ssh-' || true; }
+close_connections() { pkill -f "ssh: $STATE_DIR/cm/" || true; }
 
 @test "a node whose ssh host key was changed by hand is refused: exit 2, naming both fingerprints" {
-  # The node's shell expands these, not this one.
+  # The node's sshd offers a key of the node's own making first, instead of the one the host
+  # made and pinned. (The node's shell expands these, not this one.)
   # shellcheck disable=SC2016
-  root_on worker1 'mkdir -p /root/host-keys && cp -a /etc/ssh/ssh_host_* /root/host-keys/ &&
-    rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && kill -HUP "$(cat /run/sshd.pid)"'
+  root_on worker1 'ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/prov-e2e-key &&
+    echo "HostKey /etc/ssh/prov-e2e-key" >/etc/ssh/sshd_config.d/00-prov-e2e.conf &&
+    kill -HUP "$(cat /run/sshd.pid)"'
   close_connections
   run prov verify --node worker1
-  # The host cannot reach the node through prov any more: put the keys back from the outside.
+  # The host cannot reach the node through prov any more: put the key back from the outside.
   # shellcheck disable=SC2016
-  docker exec prov-node-worker1 sh -c 'cp -a /root/host-keys/ssh_host_* /etc/ssh/ &&
+  root_from_host worker1 'rm -f /etc/ssh/sshd_config.d/00-prov-e2e.conf /etc/ssh/prov-e2e-key* &&
     kill -HUP "$(cat /run/sshd.pid)"'
   close_connections
   echo "$output"

@@ -76,3 +76,28 @@ teardown() { restore_kept; }
   assert_output_has "DIFFERENT"
   assert_output_has "first differing file: /usr/local/bin/api"
 }
+
+@test "a rebuild whose node reports another image than its engine holds is refused: the verdict is the engine's" {
+  # An operator on worker2 puts a docker of their own first on root's PATH: it answers an inspect
+  # of the rebuild's tag with another image's ID (the runtime base's, which the node's store
+  # holds too), so that `prov rebuild` reports that one. The host asks worker2's engine itself.
+  fake="$(root_on worker2 "source /vagrant/.cache/images/ids.env && \
+    docker image inspect --format '{{.Id}}' \$RUNTIME_TAG")"
+  root_on worker2 "cat >/usr/local/sbin/docker <<'WRAP'
+#!/bin/sh
+if [ \"\$1 \$2\" = 'image inspect' ]; then
+  case \$3 in prov-reproduce:*)
+    /usr/bin/docker image inspect \"\$3\" | sed -E 's/\"Id\": \"sha256:[0-9a-f]{64}\"/\"Id\": \"$fake\"/'
+    exit ;;
+  esac
+fi
+exec /usr/bin/docker \"\$@\"
+WRAP
+chmod 0755 /usr/local/sbin/docker"
+  run prov reproduce --node worker2 --of worker1
+  root_on worker2 "rm -f /usr/local/sbin/docker"
+  echo "$output" | tail -n 5
+  [ "$status" -ne 0 ]
+  assert_output_has "but its engine holds"
+  assert_output_has "the report is refused"
+}

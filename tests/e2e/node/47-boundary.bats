@@ -38,7 +38,7 @@ teardown() {
   before="$(host_snapshot)"
   evil="#!/bin/sh
 touch $MARK"
-  root_on "$NODE" "mount -o remount,rw /vagrant && cd /vagrant && \
+  root_on "$NODE" "mount -o remount,bind,rw /vagrant && cd /vagrant && \
     echo '// written by the node' >>api/src/main.rs && \
     printf 'demo:\n\ttouch $MARK\n' >Makefile && \
     printf '%s\n' '$evil' | tee scripts/node/up.sh scripts/lib/host.sh target/release/prov >/dev/null && \
@@ -65,11 +65,24 @@ touch $MARK"
     run root_on "$NODE" "test -e '$path'"
     [ "$status" -ne 0 ] || { echo "$path is reachable in the node"; return 1; }
   done
-  # Of the host's files, /vagrant is the node's own export only.
   run root_on "$NODE" "grep ' /vagrant ' /proc/self/mountinfo | wc -l"
   [ "$output" -eq 1 ]
-  [ "$(docker inspect --format '{{range .Mounts}}{{if eq .Destination "/vagrant"}}{{.Source}}{{end}}{{end}}' \
-    "prov-node-$NODE")" = "$STATE_DIR/exports/$NODE" ]
+  if [[ $(node_provider "$NODE") == lxc ]]; then
+    # No host folder is mounted into an LXC node: /vagrant is on the node's own filesystem, and
+    # the container's configuration mounts nothing of the host but the kernel's pstore (which
+    # vagrant-lxc adds; the host's root owns it, so the node's root cannot write there).
+    [ "$(root_on "$NODE" 'stat -c %d / /vagrant | uniq | wc -l')" -eq 1 ]
+    config="$(lxc-config lxc.lxcpath)/$(lxc_container "$NODE")/config"
+    run awk '$1 == "lxc.mount.entry" || $1 ~ /^lxc\.mount\.entry=/' "$config"
+    echo "$output"
+    [[ -z $output || $(sed -E 's/^lxc\.mount\.entry *= *//' <<<"$output" | awk '{ print $1 }' | sort -u) == /sys/fs/pstore ]]
+    run root_on "$NODE" "touch /sys/fs/pstore/prov-e2e"
+    [ "$status" -ne 0 ]
+  else
+    # Of the host's files, /vagrant is the node's own export only.
+    [ "$(docker inspect --format '{{range .Mounts}}{{if eq .Destination "/vagrant"}}{{.Source}}{{end}}{{end}}' \
+      "prov-node-$NODE")" = "$STATE_DIR/exports/$NODE" ]
+  fi
 }
 
 @test "prov sync and prov import take only a declared node: no path is made from another name" {
