@@ -206,7 +206,14 @@ fn wanted(repo: &Path, state: &HostState, node: &str) -> Result<Wanted> {
         entries: BTreeMap::new(),
         sources: BTreeMap::new(),
     };
-    walk(repo, "", "", &|path| exported(path, node), &mut cache, &mut wanted)?;
+    walk(
+        repo,
+        "",
+        "",
+        &|path| exported(path, node),
+        &mut cache,
+        &mut wanted,
+    )?;
     add_worktree_git(repo, node, &mut cache, &mut wanted)?;
     cache.retain(|path, _| wanted.sources.contains_key(path));
     fs::create_dir_all(state.dir())?;
@@ -293,15 +300,24 @@ fn add(
             ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
             sha256: String::new(),
         };
-        let cached = cache
-            .get(path)
-            .filter(|c| CachedDigest { sha256: String::new(), ..(*c).clone() } == key);
+        let cached = cache.get(path).filter(|c| {
+            CachedDigest {
+                sha256: String::new(),
+                ..(*c).clone()
+            } == key
+        });
         let sha256 = match cached {
             Some(c) => c.sha256.clone(),
             None => {
                 let sha256 =
                     sha256_file(full).with_context(|| format!("hashing {}", full.display()))?;
-                cache.insert(path.to_string(), CachedDigest { sha256: sha256.clone(), ..key });
+                cache.insert(
+                    path.to_string(),
+                    CachedDigest {
+                        sha256: sha256.clone(),
+                        ..key
+                    },
+                );
                 sha256
             }
         };

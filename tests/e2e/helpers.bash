@@ -55,6 +55,21 @@ root_from_host() {
   esac
 }
 
+# Freezes every process of a node, from the host (the node's kernel still takes connections),
+# and thaws it again.
+freeze_node() {
+  case $(node_provider "$1") in
+    lxc) lxc-freeze -n "$(lxc_container "$1")" ;;
+    *) docker pause "prov-node-$1" >/dev/null ;;
+  esac
+}
+thaw_node() {
+  case $(node_provider "$1") in
+    lxc) lxc-unfreeze -n "$(lxc_container "$1")" ;;
+    *) docker unpause "prov-node-$1" >/dev/null ;;
+  esac
+}
+
 # Runs a command on a node (as the vagrant user), through the node transport.
 on_node() {
   local node=$1

@@ -43,7 +43,7 @@ drop_no_more() {
 teardown() {
   restore_kept
   drop_no_more
-  docker unpause "prov-node-$NODE" >/dev/null 2>&1 || true
+  thaw_node "$NODE" 2>/dev/null || true
   if [[ -z ${BATS_TEST_COMPLETED:-} ]]; then
     root_on "$NODE" "pkill -CONT -x dockerd; umount /var/run/docker.sock 2>/dev/null; \
       docker rm -f prov-stray prov-one-off prov-api >/dev/null 2>&1; true" || true
@@ -450,11 +450,11 @@ patch_by_hand_with_cache() {
 }
 
 @test "an unreachable node (frozen whole) cannot be checked: exit 2 within the --timeout bound" {
-  docker pause "prov-node-$NODE"
+  freeze_node "$NODE"
   start=$SECONDS
   run timeout 60 "$PROV" --repo "$REPO" verify --node "$NODE" --timeout 5
   took=$((SECONDS - start))
-  docker unpause "prov-node-$NODE"
+  thaw_node "$NODE"
   echo "$output (took ${took}s)" >&2
   [ "$status" -eq 2 ]
   assert_output_has "node $NODE did not answer in time"

@@ -1,0 +1,64 @@
+#!/usr/bin/env bats
+# Every host operation on a node ends within its bound, whatever the node does: a node frozen
+# whole, a node printing without end, a build log that is a FIFO. The error names what did not
+# answer; the host holds no more of what a node sends than each operation's limit.
+
+load ../helpers
+bats_require_minimum_version 1.5.0
+
+teardown() {
+  thaw_node "$NODE" 2>/dev/null || true
+  prov sync --node "$NODE" >/dev/null 2>&1 || true
+}
+
+# Runs a prov command with a bound of the test's own far above prov's, and its duration.
+timed() {
+  local start=$SECONDS
+  run timeout 300 "$PROV" --repo "$REPO" "$@"
+  took=$((SECONDS - start))
+  echo "prov $* -> $status in ${took}s: $output" | tail -n 3 >&2
+}
+
+@test "against a node frozen whole, each host operation ends within its bound, naming the node" {
+  freeze_node "$NODE"
+  for operation in "sync --node $NODE" "import --node $NODE" "attest --node $NODE" \
+    "bases --node $NODE" "exec --node $NODE -- true"; do
+    # shellcheck disable=SC2086 # the operation's words
+    timed $operation
+    [ "$status" -ne 0 ]
+    [ "$status" -ne 124 ]
+    [[ $output == *"node $NODE"* ]]
+    # ssh gives up on a silent node within about ten seconds; each operation's own bound is
+    # longer (import 90 s, a sync's listing 30 s).
+    [ "$took" -le 95 ]
+  done
+  timed verify --node "$NODE" --timeout 5
+  [ "$status" -eq 2 ]
+  [ "$took" -le 6 ]
+  thaw_node "$NODE"
+  eventually 60 "'$PROV' --repo '$REPO' verify --node '$NODE' >/dev/null"
+}
+
+@test "a command that prints without end is stopped at its limit; its output reaches the terminal escaped" {
+  timed exec --node "$NODE" --max-output 1000000 -- yes
+  [ "$status" -eq 2 ]
+  assert_output_has "printed more than 1000000 bytes: the command was stopped"
+  timed exec --node "$NODE" --timeout 3 -- sleep 60
+  [ "$status" -eq 2 ]
+  [ "$took" -le 10 ]
+  assert_output_has "did not end within its bound"
+  run prov exec --node "$NODE" -- printf 'a\033]0;title\007b\n'
+  [ "$output" = 'a\u{1b}]0;title\u{7}b' ]
+}
+
+@test "a build log that is a FIFO on the node is refused by name, never opened" {
+  root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && \
+    export PROV_DB_IMAGE=\$POSTGRES_TAG && target/release/prov build --node $NODE \
+    --base BUILDER_IMAGE=\$BUILDER_TAG --base RUNTIME_IMAGE=\$RUNTIME_TAG >/dev/null 2>&1"
+  build=$(root_on "$NODE" "jq -r .build_id /vagrant/provenance/$NODE/latest")
+  root_on "$NODE" "cd /vagrant/provenance/$NODE && rm $build.log && mkfifo $build.log"
+  timed import --node "$NODE"
+  [ "$status" -eq 2 ]
+  [ "$took" -le 30 ]
+  assert_output_has "$build.log is not a plain file on the node"
+}
