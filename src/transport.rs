@@ -414,7 +414,9 @@ fn relay_lines(
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
             return;
         }
+        // A line's end: its newline, and the carriage return before it (CRLF), if any.
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
         let _ = writeln!(to, "{}", crate::text::printable_line(text));
         let _ = to.flush();
     }
