@@ -159,8 +159,8 @@ teardown() { restore_kept; }
   latest_id="$(jq -r .build_id "$DIR/latest")"
   edits=('.image.labels["dev.prov.build.no-cache"] = "false"' '.image.id = "sha256:\("1" * 64)"'
     '.image.layers[0] = "sha256:\("2" * 64)"')
-  says=("the image's labels are not the recorded ones" "the node's engine has no image"
-    "the image's layers are not the recorded ones")
+  says=("image.labels: not the engine's labels of the image" "image: the node's engine has no image"
+    "image.layers: not the engine's layers of the image")
   for i in "${!edits[@]}"; do
     # The node's engine does not hold the new build's image as recorded.
     forge_next_record "${edits[i]}"

@@ -10,12 +10,14 @@ MARK=/tmp/prov-e2e-host-ran-a-node-file
 OTHER="$(prov nodes | grep -vx "$NODE" | head -n 1)"
 
 # What the host holds: the checkout's tracked files, the records, prov itself, and the host-only
-# state (the nodes' exports and the scratch folders for records being read excepted).
+# state (the nodes' exports, the scratch folders for records being read, and what each sync
+# notes of itself, the stamp and the digests of the host's own files, excepted).
 host_snapshot() {
   (cd "$REPO" && git ls-files -z | xargs -0 sha256sum && sha256sum target/release/prov)
   (cd "$REPO" && find provenance -type f -print0 | sort -z | xargs -0 sha256sum)
   (cd "$STATE_DIR" && find . -path ./exports -prune -o -path ./from-nodes -prune -o \
-    -type f -print0 | sort -z | xargs -0 sha256sum)
+    -path ./synced -prune -o -name export-digests.json -o -type f -print0 |
+    sort -z | xargs -0 sha256sum)
 }
 
 teardown() {
