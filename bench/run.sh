@@ -67,12 +67,15 @@ record() {
   log "$name: A $(median <<<"$as")s, B $(median <<<"$bs")s, A/B $(median <<<"$rs")"
 }
 
-# pair NAME GOAL "A command" "B command" [runs]: times both in turn and records the row.
+# pair NAME GOAL "A command" "B command" [runs] [node]: times both in turn and records the row;
+# with a node, what each run built there is tidied away after it, untimed.
 pair() {
-  local name=$1 goal=$2 a=$3 b=$4 runs=${5:-$FAST_RUNS} i ta tb as="" bs="" rs=""
+  local name=$1 goal=$2 a=$3 b=$4 runs=${5:-$FAST_RUNS} tidy=${6:-} i ta tb as="" bs="" rs=""
   for ((i = 0; i < runs; i++)); do
     ta=$(timed bash -c "$a")
+    [[ -z $tidy ]] || tidy_node "$tidy"
     tb=$(timed bash -c "$b")
+    [[ -z $tidy ]] || tidy_node "$tidy"
     as+="$ta"$'\n' bs+="$tb"$'\n' rs+="$(ratio "$ta" "$tb")"$'\n'
   done
   record "$name" "$goal" "$a" "$b" "${as%$'\n'}" "${bs%$'\n'}" "${rs%$'\n'}"
@@ -103,6 +106,12 @@ plain_build() {
     trixie) on_node_root "$1" "docker buildx build --no-cache --network=none -f api/Dockerfile --build-context prov-base-builder-image=docker-image://\$BUILDER_TAG --build-context prov-base-runtime-image=docker-image://\$RUNTIME_TAG --build-arg BUILDER_IMAGE=prov-base-builder-image --build-arg RUNTIME_IMAGE=prov-base-runtime-image -t prov-bench-plain:run ." ;;
   esac
 }
+# Untimed, between builds: what a build leaves (intermediate stages, cache records) goes, as
+# make demo does, so that a node's disk (of a fixed size) holds every run.
+tidy_node() {
+  prov exec --node "$1" -- sudo -n sh -c \
+    'docker image prune --force >/dev/null; docker builder prune --force >/dev/null'
+}
 # After the builds: the stack runs the node's latest build again (attested, as the golden path
 # does), and the plain build's image goes.
 restore_node() {
@@ -121,7 +130,9 @@ build_pair() {
     tt=$(timed prov attest --node "$node")
     phases="$(prov exec --node "$node" -- cat "$TIMINGS")"
     own+="$(jq -c --argjson attestation "$tt" '. + {attestation: $attestation}' <<<"$phases")"$'\n'
+    tidy_node "$node"
     tb=$(timed bash -c "$(plain_build "$node")")
+    tidy_node "$node"
     as+="$ta"$'\n' bs+="$tb"$'\n' rs+="$(ratio "$ta" "$tb")"$'\n'
   done
   record "build-$flavour" 1.02 "$(prov_build "$node")" "$(plain_build "$node")" \
@@ -200,7 +211,8 @@ build_pair "$TRIXIE"
 
 log "6/6 prov reproduce of $TRIXIE's build on $OTHER_TRIXIE against a plain no-cache BuildKit build there"
 pair "reproduce-vs-plain-buildx" 1.05 \
-  "$P reproduce --node $OTHER_TRIXIE --of $TRIXIE" "$(plain_build "$OTHER_TRIXIE")" "$BUILD_RUNS"
+  "$P reproduce --node $OTHER_TRIXIE --of $TRIXIE" "$(plain_build "$OTHER_TRIXIE")" "$BUILD_RUNS" \
+  "$OTHER_TRIXIE"
 prov exec --node "$OTHER_TRIXIE" -- docker image rm --force prov-bench-plain:run >/dev/null 2>&1 || true
 
 jq -s --arg mode "$MODE" --arg when "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \

@@ -10,3 +10,7 @@ log "building the api on $(node_name) (output below, kept in provenance/$(node_n
 "$PROV_BIN" build --node "$(node_name)" \
   --base "BUILDER_IMAGE=$BUILDER_TAG" --base "RUNTIME_IMAGE=$RUNTIME_TAG"
 start_stack
+# The build used no cache and keeps none: its intermediate stages and cache records go, so that a
+# node's disk (of a fixed size) holds what its stack runs on and not every earlier build.
+docker image prune --force >/dev/null
+docker builder prune --force >/dev/null

@@ -70,6 +70,18 @@ thaw_node() {
   esac
 }
 
+# Runs prov build on a node as its operator would by hand (as root, from /vagrant, on the bases
+# the golden path gives it; ARGS go to prov build), then drops the build's intermediate stages as
+# make demo does: a node's disk has a fixed size. prov build's status is the function's.
+build_by_hand() {
+  local node=$1
+  shift
+  root_on "$node" "cd /vagrant && source .cache/images/ids.env && \
+    export PROV_DB_IMAGE=\$POSTGRES_TAG && target/release/prov build --node $node \
+    --base BUILDER_IMAGE=\$BUILDER_TAG --base RUNTIME_IMAGE=\$RUNTIME_TAG $*; status=\$?; \
+    docker image prune --force >/dev/null; docker builder prune --force >/dev/null; exit \$status"
+}
+
 # Runs a command on a node (as the vagrant user), through the node transport.
 on_node() {
   local node=$1

@@ -26,10 +26,8 @@ TEST_POLICY=tests/fixtures/test-policy.json
 # Builds a test-only variant of the api through prov build, under the test policy, and starts it
 # the golden way. Under the policy in force it does not pass verify; under the test policy it does.
 build_variant() {
-  root_on "$1" "cd /vagrant && source .cache/images/ids.env && export PROV_DB_IMAGE=\$POSTGRES_TAG && \
-    target/release/prov build --node $1 --base BUILDER_IMAGE=\$BUILDER_TAG \
-    --base RUNTIME_IMAGE=\$RUNTIME_TAG --policy $TEST_POLICY --build-arg API_FEATURES=$2 \
-    >/dev/null && scripts/node/up.sh"
+  build_by_hand "$1" --policy "$TEST_POLICY" --build-arg "API_FEATURES=$2" >/dev/null
+  root_on "$1" "cd /vagrant && scripts/node/up.sh"
   # The host attests what it built, as the golden path does.
   prov attest --node "$1" >/dev/null
   run prov verify --node "$1" --json

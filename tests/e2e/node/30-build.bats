@@ -14,7 +14,8 @@ build_on_node() {
   run root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && \
     export PROV_DB_IMAGE=\$POSTGRES_TAG && $prelude && \
     target/release/prov build --node $NODE --base BUILDER_IMAGE=\$BUILDER_TAG \
-    --base RUNTIME_IMAGE=\$RUNTIME_TAG $1"
+    --base RUNTIME_IMAGE=\$RUNTIME_TAG $1; status=\$?; \
+    docker image prune --force >/dev/null; docker builder prune --force >/dev/null; exit \$status"
 }
 
 snapshot() { (cd "$DIR" && sha256sum latest ./*.json); }

@@ -145,10 +145,8 @@ teardown() { restore_kept; }
 }
 
 @test "a later build the host did not attest fails verify; attested, it passes" {
-  root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && \
-    export PROV_DB_IMAGE=\$POSTGRES_TAG && target/release/prov build --node $NODE \
-    --base BUILDER_IMAGE=\$BUILDER_TAG --base RUNTIME_IMAGE=\$RUNTIME_TAG >/dev/null && \
-    scripts/node/up.sh"
+  build_by_hand "$NODE" >/dev/null
+  root_on "$NODE" "cd /vagrant && scripts/node/up.sh"
   fails_on attestation
   assert_output_has "no attestation at"
   prov attest --node "$NODE"

@@ -21,12 +21,6 @@ move_tag() {
     docker tag prov-e2e-moved:1 '$tag'"
 }
 
-# prov build run on the node by hand, as an operator would (the host imports afterwards).
-build_by_hand() {
-  root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && \
-    export PROV_DB_IMAGE=\$POSTGRES_TAG && target/release/prov build --node $NODE \
-    --base BUILDER_IMAGE=\$BUILDER_TAG --base RUNTIME_IMAGE=\$RUNTIME_TAG >/dev/null 2>&1"
-}
 
 # The node's newest record (its build id), in its export.
 newest_on_node() { root_on "$NODE" "jq -r .build_id /vagrant/provenance/$NODE/latest"; }
@@ -68,7 +62,7 @@ teardown() {
 
 @test "a build on a base tag moved behind the host's back is refused at import, naming the base" {
   move_tag RUNTIME
-  build_by_hand
+  build_by_hand "$NODE" >/dev/null 2>&1
   run prov import --node "$NODE"
   echo "$output" >&2
   [ "$status" -eq 2 ]
@@ -77,7 +71,7 @@ teardown() {
 
 @test "a build whose database image tag was moved is refused at import, and verify fails a stack on it" {
   move_tag POSTGRES
-  build_by_hand
+  build_by_hand "$NODE" >/dev/null 2>&1
   run prov import --node "$NODE"
   echo "$output" >&2
   [ "$status" -eq 2 ]
@@ -94,7 +88,7 @@ teardown() {
 }
 
 @test "a record rewritten on the node between the build and the import is refused, naming the field" {
-  build_by_hand
+  build_by_hand "$NODE" >/dev/null 2>&1
   id=$(newest_on_node)
   root_on "$NODE" "cd /vagrant/provenance/$NODE && cp $id.json /tmp/prov-e2e-record.orig && \
     cp latest /tmp/prov-e2e-latest.orig"

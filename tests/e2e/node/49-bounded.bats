@@ -52,9 +52,7 @@ timed() {
 }
 
 @test "a build log that is a FIFO on the node is refused by name, never opened" {
-  root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && \
-    export PROV_DB_IMAGE=\$POSTGRES_TAG && target/release/prov build --node $NODE \
-    --base BUILDER_IMAGE=\$BUILDER_TAG --base RUNTIME_IMAGE=\$RUNTIME_TAG >/dev/null 2>&1"
+  build_by_hand "$NODE" >/dev/null 2>&1
   build=$(root_on "$NODE" "jq -r .build_id /vagrant/provenance/$NODE/latest")
   root_on "$NODE" "cd /vagrant/provenance/$NODE && rm $build.log && mkfifo $build.log"
   timed import --node "$NODE"
