@@ -8,8 +8,8 @@
 #   - the host's Rust toolchain, mounted read-only (the one prerequisite);
 #   - a `git clone` of the current commit, and nothing else: no package, image or cache of the
 #     host's;
-#   - the nodes' flags, so Docker and Vagrant run inside it (its engine's data on a folder of
-#     the host, as a node's is on a volume).
+#   - the docker provider nodes' flags and the host's loop devices, so Docker, Vagrant and LXC
+#     run inside it (its engine's data on a folder of the host).
 # Usage: scripts/host/fresh-check.sh [--keep]   (--keep leaves the machine's folder for a look)
 # Prints each command's exit status and duration, and writes them to .cache/fresh-check/.
 set -euo pipefail
@@ -84,12 +84,17 @@ done
 printf '%s\n' "${results[@]}" >/root/prov/.fresh-check-result
 SCRIPT
 
+# The machine's LXC nodes (the default provider) each have a disk on a loop device: it gets the
+# host's loop devices, as a real machine has its own.
+loops=(--device /dev/loop-control)
+for loop in /dev/loop[0-9]*; do loops+=(--device "$loop"); done
 log "fresh machine: commit ${COMMIT:0:12}, image $IMAGE, toolchain $SYSROOT (log: ${OUT#"$PROV_REPO"/}/run.log)"
 start=$SECONDS
 docker run --name prov-fresh-check --hostname fresh-check \
   --cap-add=ALL --cap-drop=SYS_RESOURCE \
   --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
   -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
+  "${loops[@]}" \
   -v "$MACHINE/docker:/var/lib/docker" \
   -v "$MACHINE/prov:/root/prov" \
   -v "$SYSROOT:/opt/rust:ro" \
