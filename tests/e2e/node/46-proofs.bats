@@ -8,7 +8,10 @@ load ../helpers
 bats_require_minimum_version 1.5.0
 
 # The host's tags of its bases (.cache/images/ids.env).
-tag_of() { (source "$REPO/.cache/images/ids.env" && eval "echo \$$1_TAG"); }
+tag_of() {
+  # shellcheck source=/dev/null # made by make bases
+  (source "$REPO/.cache/images/ids.env" && eval "echo \$$1_TAG")
+}
 
 # Moves a base's tag on the node to an image built from it with one more file.
 move_tag() {
