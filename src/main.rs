@@ -206,7 +206,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             flavour,
         } => prov::cli::nodes(&repo, check, port, flavour),
         Command::Stack => {
-            print!("{}", prov::stack::shell_assignments());
+            print!("{}", prov::record::stack::shell_assignments());
             Ok(ExitCode::SUCCESS)
         }
         Command::VendorArchives { cache } => prov::cli::vendor_archives(&repo, cache),

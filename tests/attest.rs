@@ -8,9 +8,9 @@ use std::process::Command;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use prov::attest::{self, Envelope, PublicKeyFile};
-use prov::manifest::{Store, Stored};
-use prov::state::HostState;
+use prov::host::attest::{self, Envelope, PublicKeyFile};
+use prov::host::state::HostState;
+use prov::record::store::{Store, Stored};
 
 /// The host-only state of a scratch project (its own folder, outside the project).
 fn state(dir: &Path) -> HostState {

@@ -1,7 +1,9 @@
 //! The build context prov makes from the recorded tree, against what a real `docker build`
 //! receives from the same fixture repository's folder (with a .dockerignore naming the same
 //! paths): the same files, modes and link targets. And what the folder would have let in, but
-//! the tree does not record, is refused by name. Needs a Docker engine (`make test` starts one).
+//! the tree does not record, is refused by name. The comparison with docker needs a Docker
+//! engine: it is left out of `cargo test` and run by the end-to-end stage of `make test`
+//! (`cargo test --test build_context -- --ignored`), which has one.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -10,10 +12,10 @@ use std::process::{Command, Stdio};
 
 mod support;
 
-use prov::build_context;
-use prov::image_fs::{self, Listing};
-use prov::policy::{ContextSpec, DerivedSpec, Proof};
-use prov::tree_hash::tree_files;
+use prov::record::build_context;
+use prov::record::image_fs::{self, Listing};
+use prov::record::policy::{ContextSpec, DerivedSpec, Proof};
+use prov::record::tree_hash::tree_files;
 use tempfile::TempDir;
 
 fn run(dir: &Path, program: &str, args: &[&str]) {
@@ -114,11 +116,14 @@ fn docker_listing(context: &str, dir: &Path, stdin: Option<&Path>) -> Listing {
 }
 
 #[test]
+#[ignore = "needs a Docker engine: the end-to-end stage of make test runs it"]
 fn the_context_is_what_docker_receives_from_the_folder() {
     let repo = fixture();
+    // The streams go beside the repository, never into it, and are removed with the test.
+    let out = TempDir::new().unwrap();
     let d = repo.path();
     let (_, files) = tree_files(d).unwrap();
-    let tar = d.join("../context.tar");
+    let tar = out.path().join("context.tar");
     let made = build_context::make(d, Path::new("."), &spec(), &files, &tar).unwrap();
     // Cargo.lock; app: 2; src: lib.txt, run.sh, link, new.txt; vendor/tiny: 3.
     assert_eq!(made.record.files, 10);
@@ -141,31 +146,53 @@ fn the_context_is_what_docker_receives_from_the_folder() {
 #[test]
 fn the_same_inputs_give_the_same_stream() {
     let repo = fixture();
+    // The streams go beside the repository, never into it, and are removed with the test.
+    let out = TempDir::new().unwrap();
     let d = repo.path();
     let (_, files) = tree_files(d).unwrap();
-    let first = build_context::make(d, Path::new("."), &spec(), &files, &d.join("../a.tar"))
-        .unwrap()
-        .record
-        .clone();
-    let second = build_context::make(d, Path::new("."), &spec(), &files, &d.join("../b.tar"))
-        .unwrap()
-        .record
-        .clone();
+    let first = build_context::make(
+        d,
+        Path::new("."),
+        &spec(),
+        &files,
+        &out.path().join("a.tar"),
+    )
+    .unwrap()
+    .record
+    .clone();
+    let second = build_context::make(
+        d,
+        Path::new("."),
+        &spec(),
+        &files,
+        &out.path().join("b.tar"),
+    )
+    .unwrap()
+    .record
+    .clone();
     assert_eq!(first, second);
 }
 
 #[test]
 fn a_file_the_tree_does_not_record_is_refused_by_name() {
     let repo = fixture();
+    // The streams go beside the repository, never into it, and are removed with the test.
+    let out = TempDir::new().unwrap();
     let d = repo.path();
     // Hidden from git by the repository's own exclude file, which a build from the folder
     // would not know about: cargo would pick up a build.rs by itself.
     write(d, ".git/info/exclude", "app/build.rs\n");
     write(d, "app/build.rs", "fn main() {}\n");
     let (_, files) = tree_files(d).unwrap();
-    let err = build_context::make(d, Path::new("."), &spec(), &files, &d.join("../c.tar"))
-        .err()
-        .expect("refused");
+    let err = build_context::make(
+        d,
+        Path::new("."),
+        &spec(),
+        &files,
+        &out.path().join("c.tar"),
+    )
+    .err()
+    .expect("refused");
     let text = format!("{err:#}");
     assert!(
         text.contains("app/build.rs") && text.contains("not in the recorded tree"),
@@ -176,26 +203,42 @@ fn a_file_the_tree_does_not_record_is_refused_by_name() {
 #[test]
 fn a_nested_repository_in_the_context_is_refused() {
     let repo = fixture();
+    // The streams go beside the repository, never into it, and are removed with the test.
+    let out = TempDir::new().unwrap();
     let d = repo.path();
     run(&d.join("src"), "git", &["init", "-q", "nested"]);
     write(d, "src/nested/file.txt", "inside a nested repository\n");
     commit_all(&d.join("src/nested"));
     let (_, files) = tree_files(d).unwrap();
-    let err = build_context::make(d, Path::new("."), &spec(), &files, &d.join("../n.tar"))
-        .err()
-        .expect("refused");
+    let err = build_context::make(
+        d,
+        Path::new("."),
+        &spec(),
+        &files,
+        &out.path().join("n.tar"),
+    )
+    .err()
+    .expect("refused");
     assert!(format!("{err:#}").contains("src/nested"), "{err:#}");
 }
 
 #[test]
 fn a_file_changed_after_hashing_is_refused() {
     let repo = fixture();
+    // The streams go beside the repository, never into it, and are removed with the test.
+    let out = TempDir::new().unwrap();
     let d = repo.path();
     let (_, files) = tree_files(d).unwrap();
     write(d, "app/main.txt", "changed after the hash\n");
-    let err = build_context::make(d, Path::new("."), &spec(), &files, &d.join("../x.tar"))
-        .err()
-        .expect("refused");
+    let err = build_context::make(
+        d,
+        Path::new("."),
+        &spec(),
+        &files,
+        &out.path().join("x.tar"),
+    )
+    .err()
+    .expect("refused");
     assert!(
         format!("{err:#}").contains("app/main.txt changed"),
         "{err:#}"
@@ -205,12 +248,20 @@ fn a_file_changed_after_hashing_is_refused() {
 #[test]
 fn an_edited_vendored_crate_keeps_the_context_from_being_made() {
     let repo = fixture();
+    // The streams go beside the repository, never into it, and are removed with the test.
+    let out = TempDir::new().unwrap();
     let d = repo.path();
     write(d, "vendor/tiny/src/lib.rs", "pub fn tiny() -> u8 { 7 }\n");
     let (_, files) = tree_files(d).unwrap();
-    let err = build_context::make(d, Path::new("."), &spec(), &files, &d.join("../v.tar"))
-        .err()
-        .expect("refused");
+    let err = build_context::make(
+        d,
+        Path::new("."),
+        &spec(),
+        &files,
+        &out.path().join("v.tar"),
+    )
+    .err()
+    .expect("refused");
     assert!(
         format!("{err:#}").contains("vendor/tiny/src/lib.rs differs"),
         "{err:#}"

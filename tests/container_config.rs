@@ -7,9 +7,9 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use prov::container_config::{classified, differences, Expected};
-use prov::docker::{ContainerInspect, ImageInspect};
-use prov::manifest::Store;
+use prov::host::container_config::{classified, differences, Expected};
+use prov::record::engine::{ContainerInspect, ImageInspect};
+use prov::record::store::Store;
 
 /// The stack's containers of each captured node, with what they must be.
 struct Case {
@@ -17,7 +17,7 @@ struct Case {
     service: &'static str,
     container: Value,
     image: ImageInspect,
-    spec: prov::model::ServiceSpec,
+    spec: prov::record::compose::ServiceSpec,
     image_ref: String,
     compose_version: String,
 }

@@ -9,12 +9,12 @@ use std::path::Path;
 
 use chrono::Duration;
 
-use prov::bases::HostBases;
-use prov::docker::ImageInspect;
-use prov::export::SyncStamp;
-use prov::manifest::Store;
-use prov::model::{ImageStore, Manifest};
-use prov::proof::{disagreements, source_of, Facts, Source, CLAIMS};
+use prov::host::bases::HostBases;
+use prov::host::proof::{disagreements, source_of, Facts, Source, CLAIMS};
+use prov::host::sync::SyncStamp;
+use prov::record::engine::ImageInspect;
+use prov::record::manifest::{ImageStore, Manifest};
+use prov::record::store::Store;
 
 fn fixtures() -> &'static Path {
     Path::new(concat!(
@@ -68,7 +68,7 @@ fn facts(node: &str) -> (Manifest, Facts) {
         .unwrap();
     images.insert(db.clone(), image_of(&db));
     for b in &m.base_images {
-        let name = prov::bases::base_of_arg(&b.arg).unwrap();
+        let name = prov::host::bases::base_of_arg(&b.arg).unwrap();
         let base = bases.get(name).unwrap();
         let mut inspect = image_of(&image.id).unwrap();
         inspect.id = b.id.clone();

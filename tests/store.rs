@@ -6,9 +6,10 @@ use std::io::Write;
 use std::process::Command;
 
 use chrono::{TimeZone, Utc};
-use prov::digest::{sha256_file, HashingWriter};
-use prov::manifest::{write_atomic, Link, Store, StoreError};
-use prov::model::*;
+use prov::record::compose::ComposeConfig;
+use prov::record::digest::{sha256_file, HashingWriter};
+use prov::record::manifest::*;
+use prov::record::store::{write_atomic, Link, Store, StoreError};
 
 fn manifest(build_id: &str, prev: Option<String>, status: BuildStatus) -> Manifest {
     let t = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();

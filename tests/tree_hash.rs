@@ -1,4 +1,4 @@
-//! `prov::tree_hash::tree_state` against the real thing.
+//! `prov::record::tree_hash::tree_state` against the real thing.
 //!
 //! Each test builds a fixture repository with the `git` CLI in a temp dir,
 //! then checks that
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use prov::tree_hash::{tree_state, TreeHashError, TreeState};
+use prov::record::tree_hash::{tree_state, TreeHashError, TreeState};
 use tempfile::TempDir;
 
 // ---------------------------------------------------------------- fixtures

@@ -8,11 +8,11 @@ use std::path::Path;
 use proptest::prelude::*;
 use serde_json::Value;
 
-use prov::manifest::{parse_manifest, Store, StoreError, Stored};
-use prov::model::{
-    is_build_id, Bom, BomComponent, BomHash, BomMetadata, BomTools, Check, NodeReport,
-};
-use prov::show::{self, Paint, Running};
+use prov::host::report::{Check, NodeReport};
+use prov::host::show::{self, Paint, Running};
+use prov::record::manifest::is_build_id;
+use prov::record::sbom::{Bom, BomComponent, BomHash, BomMetadata, BomTools};
+use prov::record::store::{parse_manifest, Store, StoreError, Stored};
 
 const FIXTURE: &str = "tests/fixtures/repo/provenance/main/20261129-100000-000-aaaa.json";
 
@@ -109,7 +109,7 @@ proptest! {
             reproduced: vec![texts[2].clone()],
             judged: Default::default(),
         };
-        let out = prov::report::human(&[report]);
+        let out = prov::host::report::human(&[report]);
         prop_assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
     }
 
@@ -135,7 +135,7 @@ proptest! {
             },
             components: vec![component(&texts[0], &texts[1]), component(&texts[2], &texts[3])],
         };
-        let out = prov::sbom::render(&bom);
+        let out = prov::record::sbom::render(&bom);
         prop_assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
         prop_assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
     }
@@ -149,7 +149,7 @@ proptest! {
             Err(StoreError::NoSuchBuild { .. }) | Err(StoreError::NoLatest { .. }) => {}
             other => prop_assert!(false, "unexpected {other:?}"),
         }
-        if let Ok(side) = build.parse::<prov::diff::Side>() {
+        if let Ok(side) = build.parse::<prov::host::diff::Side>() {
             prop_assert!(side.build == "latest" || is_build_id(&side.build));
         }
     }
@@ -169,24 +169,24 @@ proptest! {
         keyid in any::<String>(),
     ) {
         let repo = tempfile::tempdir().unwrap();
-        let state = prov::state::HostState::at(repo.path());
+        let state = prov::host::state::HostState::at(repo.path());
         std::fs::create_dir_all(state.private_key().parent().unwrap()).unwrap();
         std::fs::write(state.public_key(), &key).unwrap();
         std::fs::write(state.private_key(), &key).unwrap();
-        let _ = prov::attest::load_signing_key(&state);
-        let loaded = prov::attest::load_public_key(&state);
+        let _ = prov::host::attest::load_signing_key(&state);
+        let loaded = prov::host::attest::load_public_key(&state);
         let public = match loaded {
             Ok(Some(public)) => public,
-            _ => prov::attest::PublicKeyFile {
+            _ => prov::host::attest::PublicKeyFile {
                 keyid,
                 keytype: "ed25519".into(),
                 scheme: "ed25519".into(),
-                keyval: prov::attest::KeyVal { public: "00".repeat(32) },
+                keyval: prov::host::attest::KeyVal { public: "00".repeat(32) },
             },
         };
         let record = Store::new(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repo/provenance"), "main")
             .latest()
             .unwrap();
-        let _ = prov::attest::check_envelope(&envelope, &public, "sha256:é", &record);
+        let _ = prov::host::attest::check_envelope(&envelope, &public, "sha256:é", &record);
     }
 }

@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::Path;
 
-use prov::vendor;
+use prov::record::vendor;
 use tempfile::TempDir;
 
 mod support;

@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use prov::checks::{judge, Evidence};
-use prov::docker::NodeState;
-use prov::manifest::Store;
-use prov::model::{AttestedMark, Check, HttpAnswers, Manifest};
+use prov::host::checks::{judge, Evidence};
+use prov::host::report::{Check, HttpAnswers};
+use prov::record::engine::NodeState;
+use prov::record::manifest::{AttestedMark, Manifest};
+use prov::record::store::Store;
 
 /// The captured nodes: `main` (bookworm: Engine 20.10, Compose v1, classic store) and `worker1`
 /// (trixie: Engine 26, Compose v2, containerd store, BuildKit).
@@ -36,15 +37,15 @@ fn evidence(node: &str) -> Evidence {
     let store = store(node);
     let latest = store.latest();
     let tree = latest.as_ref().unwrap().manifest.git.tree.clone();
-    let key: prov::attest::PublicKeyFile =
+    let key: prov::host::attest::PublicKeyFile =
         serde_json::from_value(read_json(node, "attest.pub.json")).unwrap();
-    let envelope = std::fs::read(store.dir().join(prov::attest::envelope_name(
+    let envelope = std::fs::read(store.dir().join(prov::host::attest::envelope_name(
         &latest.as_ref().unwrap().manifest.build_id,
     )))
     .map_err(|e| e.to_string());
     let bases =
         serde_json::from_slice(&std::fs::read(fixture(node).join("../bases.json")).unwrap())
-            .map(prov::bases::HostBases)
+            .map(prov::host::bases::HostBases)
             .map_err(|e| e.to_string());
     Evidence {
         node: node.into(),
@@ -55,8 +56,11 @@ fn evidence(node: &str) -> Evidence {
         http: serde_json::from_value::<HttpAnswers>(read_json(node, "http.json")).unwrap(),
         tree_now: Ok(tree),
         attestation: Ok((key, envelope)),
-        policy: prov::policy::load(Path::new(env!("CARGO_MANIFEST_DIR")), "build-policy.json")
-            .unwrap(),
+        policy: prov::record::policy::load(
+            Path::new(env!("CARGO_MANIFEST_DIR")),
+            "build-policy.json",
+        )
+        .unwrap(),
         attested: Some(serde_json::from_value(read_json(node, "attested.json")).unwrap()),
         cached_steps: Ok(Vec::new()),
         bases,
@@ -654,7 +658,7 @@ fn a_build_log_showing_cached_steps_or_missing_fails_log_fresh() {
 
 #[test]
 fn with_timestamps_set_to_the_source_date_every_own_layer_must_carry_that_date() {
-    use prov::model::{SourceDate, SourceDateFrom};
+    use prov::record::manifest::{SourceDate, SourceDateFrom};
     let epoch = 1_700_000_000;
     let dated = |m: &mut Manifest| {
         m.source_date = Some(SourceDate {
@@ -839,7 +843,7 @@ fn every_runtime_check_fails_on_its_own_fixture() {
 
 #[test]
 fn the_record_checks_fail_on_a_broken_chain_a_moved_latest_or_no_usable_record() {
-    use prov::manifest::{ChainEntry, Link, StoreError};
+    use prov::record::store::{ChainEntry, Link, StoreError};
     // A latest record the host never imported, or imported with other bytes, is not trusted.
     let mut never = evidence("main");
     never.imported = None;

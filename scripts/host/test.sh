@@ -10,15 +10,15 @@ lint() {
   (cd "$PROV_REPO" && git ls-files -z '*.sh' '*.bash' '*.bats' .ci/run | xargs -0 shellcheck -x)
   log "every command the scripts run is declared in scripts/lib/tools.list"
   "$PROV_REPO/scripts/host/tools-lint.sh"
+  "$PROV_REPO/scripts/host/bats-lint.sh"
   bats "$PROV_REPO/tests/scripts"
   log "cargo fmt --check, cargo clippy"
   (cd "$PROV_REPO" && cargo fmt --all -- --check && cargo clippy --locked --workspace --all-targets --quiet -- -D warnings)
 }
 
+# Needs no Docker engine: the tests that do are marked #[ignore] and run by e2e below. The
+# vendoring proof is also checked on the project's own vendored crates.
 unit() {
-  # The build-context tests compare with what a real docker build receives; the vendoring
-  # proof is also checked on the project's own vendored crates.
-  ensure_engine
   build_prov
   ensure_vendor
   log "cargo test (prov, and api against a real PostgreSQL)"
@@ -47,6 +47,8 @@ e2e() {
   ensure_lxc_host
   ensure_vendor
   ensure_bases
+  log "cargo test of what needs the host's Docker engine (the build context against docker build)"
+  (cd "$PROV_REPO" && cargo test --locked --test build_context -- --ignored)
   local node flavour failed=0
   local -A seen=()
   # The per-node files run on the first node of each flavour nodes.json declares, then the

@@ -70,6 +70,16 @@ thaw_node() {
   esac
 }
 
+# Each e2e file starts from nodes that run their latest build of the checkout as it is (verify
+# passes), whatever ran before it: a node that does not is brought there through the golden
+# path. (Per-node files call it for $NODE in setup_file.)
+stack_ready() {
+  local node
+  for node in "$@"; do
+    prov verify --node "$node" >/dev/null 2>&1 || golden demo NODE="$node" >/dev/null
+  done
+}
+
 # Runs prov build on a node as its operator would by hand (as root, from /vagrant, on the bases
 # the golden path gives it; ARGS go to prov build), then drops the build's intermediate stages as
 # make demo does: a node's disk has a fixed size. prov build's status is the function's.

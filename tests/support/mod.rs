@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use prov::digest::sha256_hex;
+use prov::record::digest::sha256_hex;
 
 pub const FILES: [(&str, &str); 3] = [
     (

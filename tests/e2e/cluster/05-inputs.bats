@@ -3,6 +3,8 @@
 
 load ../helpers
 
+teardown() { rm -f /tmp/prov-injected; }
+
 @test "a NODE with characters outside [A-Za-z0-9_-] is refused before anything runs" {
   run golden up 'NODE=main;touch /tmp/prov-injected'
   [ "$status" -ne 0 ]

@@ -4,6 +4,10 @@
 
 load ../helpers
 
+teardown() { root_on worker1 "docker start prov-api >/dev/null" 2>/dev/null || true; }
+
+setup_file() { stack_ready main worker1; }
+
 @test "NODE=worker2 make demo-reviewer passes" {
   run golden demo-reviewer NODE=worker2
   echo "$output" | tail -n 30

@@ -6,6 +6,8 @@
 
 load ../helpers
 
+setup_file() { stack_ready main worker1; }
+
 FULL=main
 
 teardown() {

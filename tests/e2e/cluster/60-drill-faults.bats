@@ -5,6 +5,12 @@
 
 load ../helpers
 
+# The lying apis were built under the test policy: the node runs a build of the policy in force
+# again, whatever the test did.
+teardown() { stack_ready worker1; }
+
+setup_file() { stack_ready worker1; }
+
 # Runs the drill on a host where nc does not run: in a private mount namespace its binary is
 # covered by /dev/null, so it cannot be executed.
 drill_without_nc() {

@@ -5,13 +5,17 @@
 
 load ../helpers
 
+setup_file() { stack_ready worker1 worker2; }
+
 @test "worker1 and worker2 built the same tree independently: the same image ID, and diff says so" {
-  [ "$(prov nodes --flavour worker1)" = trixie ] && [ "$(prov nodes --flavour worker2)" = trixie ]
+  [ "$(prov nodes --flavour worker1)" = trixie ]
+  [ "$(prov nodes --flavour worker2)" = trixie ]
   a="$(prov show --node worker1 --json)"
   b="$(prov show --node worker2 --json)"
   # Two builds, each from scratch on its own node, at other times.
   [ "$(jq -r .build_id <<<"$a")" != "$(jq -r .build_id <<<"$b")" ]
-  [ "$(jq -r .no_cache <<<"$a")" = true ] && [ "$(jq -r .no_cache <<<"$b")" = true ]
+  [ "$(jq -r .no_cache <<<"$a")" = true ]
+  [ "$(jq -r .no_cache <<<"$b")" = true ]
   [ "$(jq -r .git.tree <<<"$a")" = "$(jq -r .git.tree <<<"$b")" ]
   [ "$(jq -r .image.id <<<"$a")" = "$(jq -r .image.id <<<"$b")" ]
   run prov diff worker1 worker2

@@ -3,6 +3,11 @@
 
 load ../helpers
 
+# The bench puts every stack back itself; a run that stopped half way may not have.
+teardown() { stack_ready main worker1 worker2 2>/dev/null || true; }
+
+setup_file() { stack_ready main worker1 worker2; }
+
 @test "make bench BENCH_MODE=smoke runs every benchmark and writes every row with its figures, goal and verdict" {
   run golden bench BENCH_MODE=smoke
   echo "$output" | tail -n 24

@@ -4,6 +4,8 @@
 
 load ../helpers
 
+setup_file() { stack_ready main worker1 worker2; }
+
 @test "after demo on both nodes from the same source, every must-match field agrees" {
   run prov diff main worker1
   echo "$output"

@@ -4,6 +4,10 @@
 
 load ../helpers
 
+teardown() { root_on "$NODE" "rm -rf /home/vagrant/copy /tmp/plain.tar" || true; }
+
+setup_file() { stack_ready "$NODE"; }
+
 SCRIPT=scripts/node/up.sh
 
 # Runs up.sh as root on the node from a directory, through a given path to the script.

@@ -4,6 +4,8 @@
 
 load ../helpers
 
+setup_file() { stack_ready "$NODE"; }
+
 DIR="$(node_dir "$NODE")"
 
 # Runs prov build on the node as root from /vagrant, with extra shell set-up before it, once

@@ -3,6 +3,8 @@
 # right check, and it changes nothing. Each test restores what it broke.
 
 load ../helpers
+
+setup_file() { stack_ready "$NODE"; }
 bats_require_minimum_version 1.5.0
 
 # The node's records (its export), and the host's imported copy.
@@ -467,7 +469,8 @@ patch_by_hand_with_cache() {
   config="$(prov state-dir)/ssh/$NODE.config"
   ip="$(awk '$1 == "HostName" { print $2 }' "$config")"
   port="$(awk '$1 == "Port" { print $2 }' "$config")"
-  [ -n "$ip" ] && [ -n "$port" ]
+  [ -n "$ip" ]
+  [ -n "$port" ]
   iptables -I OUTPUT -d "$ip" -p tcp --dport "$port" -m comment --comment prov-e2e -j DROP
   start=$SECONDS
   run timeout 60 "$PROV" --repo "$REPO" verify --node "$NODE" --timeout 5

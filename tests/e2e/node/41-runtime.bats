@@ -4,6 +4,8 @@
 # caught by name. Each test puts the node back on the golden path.
 
 load ../helpers
+
+setup_file() { stack_ready "$NODE"; }
 bats_require_minimum_version 1.5.0
 
 # verify must exit 1, naming the check as failed, and the check must say `says`.

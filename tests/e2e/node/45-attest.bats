@@ -9,6 +9,8 @@
 
 load ../helpers
 
+setup_file() { stack_ready "$NODE"; }
+
 # The node's records (its export), and the host's copy with the envelopes the host wrote.
 DIR="$(node_dir "$NODE")"
 HOST_DIR="$REPO/provenance/$NODE"

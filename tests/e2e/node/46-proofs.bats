@@ -5,6 +5,8 @@
 # changed.
 
 load ../helpers
+
+setup_file() { stack_ready "$NODE"; }
 bats_require_minimum_version 1.5.0
 
 # The host's tags of its bases (.cache/images/ids.env).

@@ -5,6 +5,8 @@
 
 load ../helpers
 
+setup_file() { stack_ready "$NODE"; }
+
 MARK=/tmp/prov-e2e-host-ran-a-node-file
 # Another declared node, whose records this node must never hold.
 OTHER="$(prov nodes | grep -vx "$NODE" | head -n 1)"
@@ -96,5 +98,6 @@ touch $MARK"
     [ "$status" -eq 2 ]
     assert_output_has "unknown node \"nosuch\""
   done
-  [ ! -e "$STATE_DIR/ssh/../x.config" ] && [ ! -e "$STATE_DIR/ssh/nosuch.config" ]
+  [ ! -e "$STATE_DIR/ssh/../x.config" ]
+  [ ! -e "$STATE_DIR/ssh/nosuch.config" ]
 }

@@ -9,6 +9,8 @@
 
 load ../helpers
 
+setup_file() { stack_ready "$NODE"; }
+
 PROVIDER_OF=$(node_provider "$NODE")
 
 setup() {

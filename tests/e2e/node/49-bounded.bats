@@ -4,6 +4,8 @@
 # answer; the host holds no more of what a node sends than each operation's limit.
 
 load ../helpers
+
+setup_file() { stack_ready "$NODE"; }
 bats_require_minimum_version 1.5.0
 
 teardown() {

@@ -5,6 +5,8 @@
 
 load ../helpers
 
+setup_file() { stack_ready "$NODE"; }
+
 teardown() {
   # The api comes back for the next file, whatever happened here.
   on_node "$NODE" docker start prov-api >/dev/null 2>&1 || true

@@ -5,6 +5,8 @@
 
 load ../helpers
 
+setup_file() { stack_ready "$NODE"; }
+
 HOST_DIR="$REPO/provenance/$NODE"
 
 latest_id() { jq -r .build_id "$HOST_DIR/latest"; }

@@ -1,0 +1,16 @@
+pub mod attest;
+pub mod bases;
+pub mod checks;
+pub mod container_config;
+pub mod diff;
+pub mod import;
+pub mod probe;
+pub mod proof;
+pub mod report;
+pub mod reproduce;
+pub mod show;
+pub mod state;
+pub mod sync;
+pub mod transport;
+pub mod verify;
+pub mod vsa;

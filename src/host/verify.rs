@@ -1,0 +1,469 @@
+//! `prov verify`: the authoritative, read-only check, run from the host.
+//!
+//! It gathers the evidence (the node's records, read from its export as data; the node's Docker
+//! state over ssh with `probe`, GET requests only; the api's answers through the forwarded port;
+//! the host's source tree hash; what the host imported and attested) and hands it to
+//! `checks::judge`, which decides. It changes nothing anywhere, and answers within its bound.
+
+use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+
+use crate::host::attest;
+use crate::host::checks::{self, Evidence};
+use crate::host::import;
+use crate::host::probe::{self, ImageQuery};
+use crate::host::report::{HttpAnswer, HttpAnswers, Judged, NodeReport};
+use crate::host::state::HostState;
+use crate::host::transport::Transport;
+use crate::record::engine::NodeState;
+use crate::record::manifest::Manifest;
+use crate::record::nodes::NodeSpec;
+use crate::record::policy::{self, LoadedPolicy};
+use crate::record::stack;
+use crate::record::store::{Store, StoreError};
+use crate::record::tree_hash::{self, TreeState};
+
+/// How long verify waits for a container whose healthcheck is still `starting` (an api that was
+/// just restarted) to settle, within the node's `--timeout`.
+const SETTLE: Duration = Duration::from_secs(15);
+
+/// What the host's source tree hashes to now, computed once per `prov verify` and shared by
+/// every node's `source-tree` check.
+type SourceTree = OnceLock<Result<TreeState, String>>;
+
+/// Verifies one node. An `Err` means the node could not be checked at all.
+fn verify_node(
+    repo: &Path,
+    node: &NodeSpec,
+    source: &SourceTree,
+    policy: LoadedPolicy,
+    deadline: Instant,
+    capture: Option<&Path>,
+) -> Result<NodeReport> {
+    // Host-only state: read, never changed (nothing is migrated by a read-only check).
+    let host = HostState::for_checkout(repo)?;
+    let transport = Transport::connect(repo, &node.name)?.until(deadline);
+    let imported = Store::new(&repo.join("provenance"), &node.name);
+    // What the node claims, read from its export as data, and its Docker state, asked at the
+    // same time (one round trip's wait, not two): the state for the images the host's imported
+    // latest record names, which are the node's own unless it built since the last import.
+    let expected = imported
+        .latest()
+        .ok()
+        .map(|stored| images_of(&stored.manifest))
+        .unwrap_or_default();
+    let (fetched, observed) = std::thread::scope(|scope| {
+        let observed = scope.spawn(|| observe(&transport, node, &expected, deadline));
+        (import::fetch_records(&host, &transport), observed.join())
+    });
+    let fetched = fetched?;
+    let (chain, latest) = read_records(&fetched.store)?;
+    let manifest = checks::usable_manifest(&latest);
+    let needed = manifest.map(images_of).unwrap_or_default();
+    let (mut state, http) = if expected.covers(&needed) {
+        observed.map_err(|_| anyhow!("observing node {} panicked", node.name))??
+    } else {
+        observe(&transport, node, &needed, deadline)?
+    };
+    // Once the api answered: the containers beyond the stack's, and the api's log, which must
+    // show verify's requests.
+    probe::after_http(&transport, &mut state)
+        .with_context(|| format!("could not read node {}'s Docker state", node.name))?;
+    if let Some(dir) = capture {
+        write_capture(&dir.join(&node.name), &host, &imported, &state, &http)?;
+    }
+    let tree_now = source_tree(repo, source)
+        .as_ref()
+        .map(|t| t.tree.clone())
+        .map_err(Clone::clone);
+    let public_key = attest::load_public_key(&host)?;
+    let attested = host.attested(&node.name)?;
+    if let (Some(mark), None) = (&attested, &public_key) {
+        anyhow::bail!(
+            "node {} has attested builds (the newest: {}), but the project's public key is \
+             missing from {}: restore it; without it no attestation can be checked",
+            node.name,
+            mark.build_id,
+            host.public_key().display()
+        );
+    }
+    let verdicts = manifest
+        .and_then(|m| imported.read(&m.build_id).ok())
+        .map(|stored| {
+            crate::host::reproduce::verdicts(imported.dir(), &stored, public_key.as_ref())
+        })
+        .unwrap_or_default();
+    let reproduced: Vec<String> = verdicts
+        .iter()
+        .map(|(node, verdict)| crate::host::reproduce::summary(node, verdict))
+        .collect();
+    let attestation = match (public_key, manifest) {
+        (Some(key), Some(m)) => {
+            let path = attest::envelope_path(imported.dir(), &m.build_id);
+            let envelope = match crate::record::bounded::read(&path) {
+                Ok(Some(bytes)) => Ok(bytes),
+                Ok(None) => Err(format!("no attestation at {}", path.display())),
+                Err(e) => Err(format!("reading {}: {e}", path.display())),
+            };
+            Ok((key, envelope))
+        }
+        (None, _) => Err(format!(
+            "the project has no key ({} is missing)",
+            host.public_key().display()
+        )),
+        (Some(_), None) => Err("no usable record to hold an attestation to".into()),
+    };
+    let imported_sha = manifest.and_then(|m| imported.read(&m.build_id).ok().map(|s| s.sha256));
+    let cached_steps = manifest.map_or(Ok(Vec::new()), |m| {
+        cached_steps_in(&imported.log_path(&m.build_id))
+    });
+    let judged = Judged {
+        running_image: running_api(&state).map(|c| c.image.clone()),
+        build_id: manifest.map(|m| m.build_id.clone()),
+        recorded_image: manifest
+            .and_then(|m| m.image.as_ref())
+            .map(|i| i.id.clone()),
+        manifest_sha256: latest.as_ref().ok().map(|s| s.sha256.clone()),
+        attestation_sha256: attestation
+            .as_ref()
+            .ok()
+            .and_then(|(_, envelope)| envelope.as_ref().ok())
+            .map(|bytes| crate::record::digest::sha256_hex(bytes)),
+        reproduced: verdicts
+            .iter()
+            .any(|(_, v)| v.as_ref().is_ok_and(|v| v.identical && v.same_source)),
+    };
+    let checks = checks::judge(&Evidence {
+        node: node.name.clone(),
+        chain,
+        latest,
+        state,
+        http,
+        tree_now,
+        attestation,
+        policy,
+        attested,
+        imported: imported_sha,
+        cached_steps,
+        bases: crate::host::bases::HostBases::load(repo).map_err(|e| format!("{e:#}")),
+    });
+    Ok(NodeReport {
+        node: node.name.clone(),
+        ok: checks.iter().all(|c| c.ok),
+        error: None,
+        checks,
+        reproduced,
+        judged,
+    })
+}
+
+/// The node's manifests and what `latest` resolves to. A record that is not a plain file of
+/// sane size, or no record at all, means the node cannot be checked.
+fn read_records(
+    store: &Store,
+) -> Result<(
+    Vec<crate::record::store::ChainEntry>,
+    Result<crate::record::store::Stored, StoreError>,
+)> {
+    let chain = store.chain()?;
+    if let Some(refused) = chain.iter().find_map(|e| match &e.read {
+        Err(refused @ StoreError::Refused { .. }) => Some(refused),
+        _ => None,
+    }) {
+        return Err(anyhow!("{refused}"));
+    }
+    let latest = match store.latest() {
+        Err(e @ StoreError::NoLatest { .. }) if chain.is_empty() => return Err(e.into()),
+        Err(e @ StoreError::Refused { .. }) => return Err(e.into()),
+        other => other,
+    };
+    Ok((chain, latest))
+}
+
+/// What the checks of a build read from the engine: the configuration of the built image and of
+/// every service's image; the history of the built image and of its bases (theirs tell the
+/// image's own layers from the bases', for layers-fresh).
+fn images_of(manifest: &Manifest) -> ImageQuery {
+    let built = manifest.image.iter().map(|i| i.id.clone());
+    let services = manifest
+        .compose
+        .services
+        .iter()
+        .flat_map(|s| s.values())
+        .filter_map(|s| s.image_id.clone());
+    let bases = manifest.base_images.iter().map(|b| b.id.clone());
+    let inspect: BTreeSet<String> = built.clone().chain(services).collect();
+    ImageQuery {
+        inspect: inspect.into_iter().collect(),
+        history: built.chain(bases).collect(),
+    }
+}
+
+/// The node's Docker state and the api's answers, asked at the same time. While a stack
+/// container's healthcheck says `starting` (a restart in progress, not a bypass), both are asked
+/// again, until it settles or the time runs out.
+fn observe(
+    transport: &Transport,
+    node: &NodeSpec,
+    images: &ImageQuery,
+    deadline: Instant,
+) -> Result<(NodeState, HttpAnswers)> {
+    let settle_by = deadline.min(Instant::now() + SETTLE);
+    loop {
+        let (state, http) = std::thread::scope(|scope| {
+            let http = scope.spawn(|| ask_api(node, deadline));
+            let state = probe::node_state(transport, images)
+                .with_context(|| format!("could not read node {}'s Docker state", node.name));
+            (state, http.join())
+        });
+        let state = state?;
+        let http = http.map_err(|_| anyhow!("the HTTP checks of node {} panicked", node.name))?;
+        let starting = state.containers.iter().any(|c| {
+            stack::container_of(c.label(stack::compose_labels::SERVICE).unwrap_or("")).is_some()
+                && c.state
+                    .health
+                    .as_ref()
+                    .is_some_and(|h| h.status == "starting")
+        });
+        if !starting || Instant::now() + Duration::from_secs(1) > settle_by {
+            return Ok((state, http));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The api's answers on /health, /ready and /version through the node's forwarded port. Each
+/// request carries a fresh random nonce, which the api notes in its log with what it answered
+/// (`answered-by-api`).
+fn ask_api(node: &NodeSpec, deadline: Instant) -> HttpAnswers {
+    let nonce = new_nonce();
+    let left = deadline.saturating_duration_since(Instant::now());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(left.min(Duration::from_secs(3))))
+        .build()
+        .into();
+    let get = |path: &str| -> HttpAnswer {
+        let url = format!("http://127.0.0.1:{}{path}", node.api_port);
+        let request = agent.get(&url);
+        let request = match &nonce {
+            Some(nonce) => request.header(NONCE_HEADER, nonce),
+            None => request,
+        };
+        let answer = request.call().and_then(|mut response| {
+            let status = response.status().as_u16();
+            // A body larger than any answer of the api is not read whole.
+            let body = response
+                .body_mut()
+                .with_config()
+                .limit(64 * 1024)
+                .read_to_string()?;
+            Ok((status, body))
+        });
+        match answer {
+            Ok((status, body)) => HttpAnswer {
+                status: Some(status),
+                body,
+            },
+            Err(e) => HttpAnswer {
+                status: None,
+                body: e.to_string(),
+            },
+        }
+    };
+    HttpAnswers {
+        health: get("/health"),
+        ready: get("/ready"),
+        version: get("/version"),
+        nonce,
+    }
+}
+
+/// The header that carries verify's nonce; the api notes its value in its log.
+pub const NONCE_HEADER: &str = "x-prov-nonce";
+
+/// 16 random bytes, as hex; `None` when the system gives no randomness (answered-by-api then
+/// fails, naming it).
+fn new_nonce() -> Option<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(hex::encode(bytes))
+}
+
+/// Verifies several nodes in parallel; a node that could not be checked carries the reason.
+/// The host's source tree is hashed once, while the nodes are being asked.
+///
+/// Every node answers within `timeout`: its ssh command and HTTP requests are bounded by it,
+/// and a node whose check is still running past it (a stall nothing else caught) is reported as
+/// unchecked, its thread abandoned. A panic is reported the same way, never as a verdict.
+pub fn verify_nodes(
+    repo: &Path,
+    nodes: &[NodeSpec],
+    policy_path: &str,
+    timeout: Duration,
+    capture: Option<&Path>,
+) -> Vec<NodeReport> {
+    let deadline = Instant::now() + timeout;
+    // Without the policy in force nothing can be judged.
+    let policy = match policy::load(repo, policy_path) {
+        Ok(policy) => policy,
+        Err(e) => {
+            return nodes
+                .iter()
+                .map(|n| unchecked(&n.name, format!("{e:#}")))
+                .collect()
+        }
+    };
+    let source = Arc::new(SourceTree::new());
+    {
+        let (repo, source) = (repo.to_path_buf(), source.clone());
+        std::thread::spawn(move || {
+            source_tree(&repo, &source);
+        });
+    }
+    let (done, finished) = mpsc::channel();
+    for (index, node) in nodes.iter().enumerate() {
+        let (repo, node, source, done, policy, capture) = (
+            repo.to_path_buf(),
+            node.clone(),
+            source.clone(),
+            done.clone(),
+            policy.clone(),
+            capture.map(Path::to_path_buf),
+        );
+        std::thread::spawn(move || {
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                verify_node(&repo, &node, &source, policy, deadline, capture.as_deref())
+            }));
+            let _ = done.send((index, outcome));
+        });
+    }
+    drop(done);
+    let mut reports: Vec<Option<NodeReport>> = vec![None; nodes.len()];
+    // A moment's grace past the deadline for a node that is writing its report.
+    let backstop = deadline + Duration::from_millis(500);
+    while reports.iter().any(Option::is_none) {
+        let left = backstop.saturating_duration_since(Instant::now());
+        let Ok((index, outcome)) = finished.recv_timeout(left) else {
+            break;
+        };
+        let name = &nodes[index].name;
+        reports[index] = Some(match outcome {
+            Ok(Ok(report)) => report,
+            Ok(Err(e)) => unchecked(name, format!("{e:#}")),
+            Err(_) => unchecked(name, "the check panicked (a bug in prov)".to_string()),
+        });
+    }
+    reports
+        .into_iter()
+        .zip(nodes)
+        .map(|(report, node)| {
+            report.unwrap_or_else(|| {
+                unchecked(
+                    &node.name,
+                    format!(
+                        "node {} was not checked within {} s (--timeout): something it waited \
+                         for did not answer",
+                        node.name,
+                        timeout.as_secs_f64()
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The shared hash of the host's source tree, computed by whichever thread asks first (the
+/// others wait for it).
+fn source_tree<'a>(repo: &Path, source: &'a SourceTree) -> &'a Result<TreeState, String> {
+    source.get_or_init(|| tree_hash::tree_state(repo).map_err(|e| e.to_string()))
+}
+
+/// Writes what verify gathered from a node (`--capture DIR` writes `DIR/<node>/`), the fixtures
+/// of tests/verify_checks.rs: `state.json`, `http.json`, the host's copy of the node's records
+/// (the chain, without their side files), `latest` and the latest's attestation in
+/// `provenance/<node>/`, and the project's public key and the newest attested build.
+fn write_capture(
+    dir: &Path,
+    host: &HostState,
+    imported: &Store,
+    state: &NodeState,
+    http: &HttpAnswers,
+) -> Result<()> {
+    let records = dir.join("provenance").join(imported.node());
+    std::fs::create_dir_all(&records).with_context(|| format!("creating {}", records.display()))?;
+    for (name, json) in [
+        ("state.json", serde_json::to_vec_pretty(state)?),
+        ("http.json", serde_json::to_vec_pretty(http)?),
+    ] {
+        crate::record::store::write_atomic(&dir.join(name), &json)?;
+    }
+    let latest = imported.latest()?.manifest.build_id;
+    let records_held = imported
+        .build_ids()?
+        .into_iter()
+        .map(|id| format!("{id}.json"));
+    let envelope = crate::host::attest::envelope_name(&latest);
+    for name in records_held.chain(["latest".to_string(), envelope]) {
+        let bytes = crate::record::bounded::read(&imported.dir().join(&name))?
+            .with_context(|| format!("no {name} in {}", imported.dir().display()))?;
+        crate::record::store::write_atomic(&records.join(&name), &bytes)?;
+    }
+    // What the host last sent to the node (the sync before the build, once the build was
+    // imported), the project's public key and the host's memory of the newest attested build.
+    let synced = crate::record::bounded::read(&host.synced_path(imported.node()))?
+        .context("the host has no record of what it synced")?;
+    crate::record::store::write_atomic(&dir.join("synced.json"), &synced)?;
+    let mark = host
+        .attested(imported.node())?
+        .context("the host attested no build")?;
+    crate::record::store::write_atomic(
+        &dir.join("attested.json"),
+        &serde_json::to_vec_pretty(&mark)?,
+    )?;
+    let key =
+        crate::record::bounded::read(&host.public_key())?.context("the project has no key")?;
+    crate::record::store::write_atomic(&dir.join("attest.pub.json"), &key)?;
+    Ok(())
+}
+
+/// The image id the node's api container runs, if any (the probe's one read-only round trip).
+pub fn running_api_image(repo: &Path, node: &str) -> Result<Option<String>> {
+    let state = probe::node_state(&Transport::connect(repo, node)?, &ImageQuery::default())?;
+    Ok(running_api(&state).map(|c| c.image.clone()))
+}
+
+/// The api container, when it runs.
+fn running_api(state: &NodeState) -> Option<&crate::record::engine::ContainerInspect> {
+    let api = format!("/{}", stack::API_CONTAINER);
+    state
+        .containers
+        .iter()
+        .find(|c| c.name == api && c.state.running)
+}
+
+fn unchecked(node: &str, reason: String) -> NodeReport {
+    NodeReport {
+        node: node.to_string(),
+        ok: false,
+        error: Some(reason),
+        checks: Vec::new(),
+        reproduced: Vec::new(),
+        judged: Judged::default(),
+    }
+}
+
+/// The steps a build log shows taken from the cache (the host's imported copy, whose digest the
+/// import checked), or why it could not be read.
+fn cached_steps_in(log: &std::path::Path) -> Result<Vec<String>, String> {
+    let file = crate::record::bounded::open(log)
+        .map_err(|e| format!("{}: {e}", log.display()))?
+        .ok_or_else(|| format!("no build log at {}", log.display()))?;
+    crate::record::build_log::cached_steps(std::io::BufReader::new(file))
+        .map_err(|e| format!("reading {}: {e}", log.display()))
+}

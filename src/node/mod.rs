@@ -1,0 +1,3 @@
+pub mod build;
+pub mod docker;
+pub mod guard;

@@ -1,0 +1,37 @@
+#!/usr/bin/env bats
+# The bats assertions lint (scripts/host/bats-lint.sh) against small bats files written here.
+
+LINT="$BATS_TEST_DIRNAME/../../scripts/host/bats-lint.sh"
+
+# Writes the test file's body (stdin) to a bats file and lints it (`TEST` stands for bats'
+# keyword, which bats would rewrite even in a heredoc).
+lint_bats() {
+  sed 's/^TEST /@test /' >"$BATS_TEST_TMPDIR/case.bats"
+  run "$LINT" "$BATS_TEST_TMPDIR/case.bats"
+  echo "$output"
+}
+
+@test "two assertions joined with && are refused, naming the file and the line" {
+  lint_bats <<'CASE'
+TEST "joined" {
+  [ -n "$a" ] && [ -n "$b" ]
+  [[ $a == x ]] && [[ $b == y ]]
+  true
+}
+CASE
+  [ "$status" -ne 0 ]
+  [[ $output == *"case.bats:2:"* ]]
+  [[ $output == *"case.bats:3:"* ]]
+}
+
+@test "one assertion per line, and && between commands that are not tests, pass" {
+  lint_bats <<'CASE'
+TEST "apart" {
+  [ -n "$a" ]
+  [ -n "$b" ]
+  mkdir -p x && cd x
+  [[ $a == *"]] && [["* ]]
+}
+CASE
+  [ "$status" -eq 0 ]
+}
