@@ -115,7 +115,13 @@ impl fmt::Display for Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} (exit {}): {:#}", self.outcome, self.code(), self.cause)
+        write!(
+            f,
+            "{:?} (exit {}): {:#}",
+            self.outcome,
+            self.code(),
+            self.cause
+        )
     }
 }
 

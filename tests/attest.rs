@@ -19,7 +19,7 @@ fn state(dir: &Path) -> HostState {
 
 /// The latest record of the scratch project's node `main`.
 fn record(dir: &Path) -> Stored {
-    Store::new(&dir.join("provenance"), "main")
+    Store::new(&dir.join("provenance"), &"main".parse().unwrap())
         .latest()
         .unwrap()
 }
@@ -36,7 +36,7 @@ fn attested() -> (tempfile::TempDir, String, Vec<u8>) {
         .unwrap();
     assert!(status.success());
     attest::init_key(&state(tmp.path())).unwrap();
-    let store = Store::new(&tmp.path().join("provenance"), "main");
+    let store = Store::new(&tmp.path().join("provenance"), &"main".parse().unwrap());
     let stored = store.latest().unwrap();
     let key = attest::load_signing_key(&state(tmp.path()))
         .unwrap()

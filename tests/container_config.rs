@@ -30,7 +30,7 @@ fn cases() -> Vec<Case> {
             .join(node);
         let state: Value =
             serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
-        let record = Store::new(&dir.join("provenance"), node)
+        let record = Store::new(&dir.join("provenance"), &node.parse().unwrap())
             .latest()
             .unwrap()
             .manifest;

@@ -162,3 +162,36 @@ fn every_prov_command_the_docs_write_exists() {
         }
     }
 }
+
+/// The README's table of exit codes is the one `prov --help` prints, which `Outcome` makes: the
+/// same codes, in the same order, with the same meanings.
+#[test]
+fn the_readmes_exit_codes_are_the_ones_prov_decides() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let table: Vec<(String, String)> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("| code | meaning |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            (cells[0].to_string(), cells[1].to_string())
+        })
+        .collect();
+    let decided: Vec<(String, String)> = prov::error::Outcome::ALL
+        .iter()
+        .map(|o| (o.code().to_string(), o.meaning().to_string()))
+        .collect();
+    assert_eq!(
+        table, decided,
+        "the README's exit codes, against src/error.rs"
+    );
+    let help = help(&[]);
+    for (code, meaning) in &decided {
+        assert!(
+            help.contains(&format!("  {code}  {meaning}")),
+            "prov --help does not end with exit code {code}: {help}"
+        );
+    }
+}

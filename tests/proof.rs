@@ -24,7 +24,10 @@ fn fixtures() -> &'static Path {
 }
 
 fn record(node: &str) -> (Manifest, Option<String>) {
-    let store = Store::new(&fixtures().join(node).join("provenance"), node);
+    let store = Store::new(
+        &fixtures().join(node).join("provenance"),
+        &node.parse().unwrap(),
+    );
     let chain = store.chain().unwrap();
     let latest = store.latest().unwrap();
     let at = chain
@@ -91,7 +94,7 @@ fn facts(node: &str) -> (Manifest, Facts) {
         serde_json::from_slice(&std::fs::read(fixtures().join(node).join("synced.json")).unwrap())
             .unwrap();
     let facts = Facts {
-        node: node.to_string(),
+        node: node.parse().unwrap(),
         synced,
         imported_at: m.finished_at + Duration::seconds(5),
         previous,
@@ -163,7 +166,7 @@ type Edit = (&'static str, Box<dyn Fn(&mut Manifest)>);
 fn edits() -> Vec<Edit> {
     vec![
         ("schema", Box::new(|m| m.schema = "other/v9".into())),
-        ("node", Box::new(|m| m.node = "elsewhere".into())),
+        ("node", Box::new(|m| m.node = "elsewhere".parse().unwrap())),
         (
             "build_id",
             Box::new(|m| m.build_id = "20010101-000000-000-abcd".into()),

@@ -16,7 +16,7 @@ fn manifest(build_id: &str, prev: Option<String>, status: BuildStatus) -> Manife
     Manifest {
         schema: MANIFEST_SCHEMA.into(),
         build_id: build_id.into(),
-        node: "main".into(),
+        node: "main".parse().unwrap(),
         started_at: t,
         finished_at: t,
         status,
@@ -74,7 +74,7 @@ fn manifest(build_id: &str, prev: Option<String>, status: BuildStatus) -> Manife
 
 /// Writes a chain of successful builds the way `prov build` does; returns the store.
 fn chain_of(dir: &std::path::Path, ids: &[&str]) -> Store {
-    let store = Store::new(dir, "main");
+    let store = Store::new(dir, &"main".parse().unwrap());
     fs::create_dir_all(store.dir()).unwrap();
     let mut prev = None;
     for id in ids {
@@ -224,14 +224,16 @@ fn an_unknown_schema_is_named_not_a_panic() {
 #[test]
 fn no_latest_names_make_demo() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = Store::new(tmp.path(), "main").latest().unwrap_err();
+    let err = Store::new(tmp.path(), &"main".parse().unwrap())
+        .latest()
+        .unwrap_err();
     assert!(err.to_string().contains("make demo NODE=main"), "{err}");
 }
 
 #[test]
 fn the_build_lock_admits_one_holder() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::new(tmp.path(), "main");
+    let store = Store::new(tmp.path(), &"main".parse().unwrap());
     let held = store.lock().unwrap();
     assert!(matches!(store.lock(), Err(StoreError::Locked { .. })));
     drop(held);

@@ -29,7 +29,7 @@ fn read_json(node: &str, name: &str) -> Value {
 }
 
 fn store(node: &str) -> Store {
-    Store::new(&fixture(node).join("provenance"), node)
+    Store::new(&fixture(node).join("provenance"), &node.parse().unwrap())
 }
 
 /// The evidence of a node's fixture, as verify gathers it (the host's tree is the record's).
@@ -48,7 +48,7 @@ fn evidence(node: &str) -> Evidence {
             .map(prov::host::bases::HostBases)
             .map_err(|e| e.to_string());
     Evidence {
-        node: node.into(),
+        node: node.parse().unwrap(),
         chain: store.chain().unwrap(),
         imported: latest.as_ref().ok().map(|s| s.sha256.clone()),
         latest,

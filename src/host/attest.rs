@@ -16,6 +16,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::error::Error;
 use crate::host::state::HostState;
 use crate::record::bounded;
 use crate::record::digest::sha256_hex;
@@ -305,9 +306,11 @@ pub fn attest_checked(
     stored: &Stored,
     key: &SigningKey,
     transport: &crate::host::transport::Transport,
-) -> Result<PathBuf> {
+) -> crate::error::Result<PathBuf> {
     let m = &stored.manifest;
-    let refuse = |why: String| anyhow!("refusing to sign build {}: {why}", m.build_id);
+    // The record is not as the node's engine and log hold it: a failed check.
+    let refuse =
+        |why: String| Error::failed(anyhow!("refusing to sign build {}: {why}", m.build_id));
     if m.image.is_none() {
         return Err(refuse("it has no image (a failed build)".into()));
     }
@@ -322,7 +325,8 @@ pub fn attest_checked(
         ));
     }
     crate::host::import::check_log(stored, &store.log_path(&m.build_id)).map_err(refuse)?;
-    crate::host::import::check_against_engine(stored, transport).map_err(refuse)?;
+    crate::host::import::check_against_engine(stored, transport)
+        .map_err(|e| e.context(format!("refusing to sign build {}", m.build_id)))?;
     let path = attest(store, stored, key)?;
     // Only forward: attesting an older build again does not move the memory back.
     let newer = match state.attested(&m.node)? {

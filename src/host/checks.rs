@@ -15,7 +15,7 @@ use crate::record::engine::{
     ContainerInspect, HistoryEntry, ImageInspect, LogLine, NodeState, Top,
 };
 use crate::record::manifest::{labels, AttestedMark, BuildStatus, ImageStore, Manifest};
-use crate::record::nodes::NODE_MOUNT;
+use crate::record::nodes::{NodeName, NODE_MOUNT};
 use crate::record::policy::LoadedPolicy;
 use crate::record::stack::{self, compose_labels};
 use crate::record::store::{ChainEntry, Link, Store, StoreError, Stored};
@@ -23,7 +23,7 @@ use crate::record::text::{self, short_id as short};
 
 /// Everything one node's verdict is judged from.
 pub struct Evidence {
-    pub node: String,
+    pub node: NodeName,
     /// Every manifest in chain order, and what `latest` resolved to.
     pub chain: Vec<ChainEntry>,
     pub latest: Result<Stored, StoreError>,

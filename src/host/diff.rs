@@ -10,16 +10,15 @@ use anyhow::{bail, Context, Result};
 use crate::host::transport::Transport;
 use crate::record::image_fs::{self, Listing};
 use crate::record::manifest::{is_build_id, side_files, Manifest};
-use crate::record::nodes;
+use crate::record::nodes::{self, NodeName};
 use crate::record::sbom::SbomComparison;
 use crate::record::store::{Store, Stored};
-use crate::record::text::clip;
 use serde::{Deserialize, Serialize};
 
 /// `node` (its latest build) or `node:build`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Side {
-    pub node: String,
+    pub node: NodeName,
     pub build: String,
 }
 
@@ -28,13 +27,13 @@ impl std::str::FromStr for Side {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (node, build) = s.split_once(':').unwrap_or((s, "latest"));
-        if !nodes::is_valid_name(node) || !(build == "latest" || is_build_id(build)) {
-            return Err(format!(
-                "expected NODE or NODE:BUILD (e.g. main:latest), got {s:?}"
-            ));
+        let wrong = || format!("expected NODE or NODE:BUILD (e.g. main:latest), got {s:?}");
+        let node = node.parse().map_err(|_| wrong())?;
+        if !(build == "latest" || is_build_id(build)) {
+            return Err(wrong());
         }
         Ok(Side {
-            node: node.to_string(),
+            node,
             build: build.to_string(),
         })
     }
@@ -110,7 +109,7 @@ pub fn compare_manifests(a: &Stored, b: &Stored) -> DiffReport {
         field("build policy", policy(ma), policy(mb)),
     ];
     let expected_to_differ = vec![
-        field("node", ma.node.clone(), mb.node.clone()),
+        field("node", ma.node.to_string(), mb.node.to_string()),
         field("build id", ma.build_id.clone(), mb.build_id.clone()),
         field(
             "started",
@@ -259,7 +258,7 @@ const MAX_SAVE_BYTES: u64 = 4 << 30;
 /// Reads `docker save IMAGE` of a node as it streams out of the node.
 pub fn read_saved_image<T>(
     repo: &Path,
-    node: &str,
+    node: &NodeName,
     image: &str,
     read: impl FnOnce(std::io::Take<std::process::ChildStdout>) -> Result<T>,
 ) -> Result<T> {
@@ -292,150 +291,6 @@ pub fn read_saved_image<T>(
         );
     }
     read
-}
-
-fn short(s: &str) -> String {
-    let s = s.strip_prefix("sha256:").unwrap_or(s);
-    s.chars().take(12).collect()
-}
-
-fn render_fields(out: &mut String, title: &str, fields: &[FieldComparison], judged: bool) {
-    let _ = writeln!(out, "{title}");
-    for f in fields {
-        let mark = match (judged, f.same) {
-            (_, true) => "same   ",
-            (true, false) => "DIFFERS",
-            (false, false) => "differs",
-        };
-        if f.same {
-            let _ = writeln!(out, "  {mark} {:<22} {}", f.field, clip(&f.a, 44));
-        } else {
-            let _ = writeln!(out, "  {mark} {:<22} a: {}", f.field, clip(&f.a, 41));
-            let _ = writeln!(out, "  {:<30} b: {}", "", clip(&f.b, 41));
-        }
-    }
-}
-
-fn render_sbom(out: &mut String, r: &DiffReport) {
-    let c = match (&r.sbom, &r.sbom_error) {
-        (Some(c), _) => c,
-        (None, Some(e)) => {
-            let _ = writeln!(out, "sbom      not compared: {}", clip(e, 56));
-            return;
-        }
-        (None, None) => return,
-    };
-    if c.added.is_empty() && c.removed.is_empty() && c.changed.is_empty() {
-        let _ = writeln!(
-            out,
-            "sbom      the same packages at the same versions ({})",
-            c.a_count
-        );
-        return;
-    }
-    let _ = writeln!(
-        out,
-        "sbom      {} changed, {} added, {} removed (a lists {}, b {})",
-        c.changed.len(),
-        c.added.len(),
-        c.removed.len(),
-        c.a_count,
-        c.b_count
-    );
-    for p in &c.changed {
-        let change = format!("{} -> {}", p.a.join(","), p.b.join(","));
-        let _ = writeln!(
-            out,
-            "  changed {:<30} {}",
-            clip(&p.package, 30),
-            clip(&change, 36)
-        );
-    }
-    for (label, list) in [("added", &c.added), ("removed", &c.removed)] {
-        for p in list {
-            let _ = writeln!(
-                out,
-                "  {label:<7} {:<30} {}",
-                clip(&p.package, 30),
-                clip(&p.versions.join(","), 36)
-            );
-        }
-    }
-}
-
-/// The report for people, within 80 columns.
-pub fn render(r: &DiffReport) -> String {
-    let r = &crate::record::text::printable_all(r);
-    let mut out = String::new();
-    let _ = writeln!(out, "a: {}\nb: {}\n", r.a, r.b);
-    render_fields(&mut out, "must match", &r.must_match, true);
-    render_fields(&mut out, "expected to differ", &r.expected_to_differ, false);
-    render_fields(&mut out, "environment (not judged)", &r.environment, false);
-    if let Some(i) = &r.image {
-        let _ = writeln!(out, "image");
-        let _ = writeln!(
-            out,
-            "  id      {}",
-            if i.same_id {
-                format!("identical: the same ID ({})", short(&i.a_id))
-            } else {
-                format!("differs (a {}, b {})", short(&i.a_id), short(&i.b_id))
-            }
-        );
-        let _ = writeln!(
-            out,
-            "  layers  {} diff ids shared from the bottom (a has {}, b has {})",
-            i.shared_layers, i.layers_a, i.layers_b
-        );
-        match (&i.files, &i.files_error) {
-            (Some(f), _) if f.same => {
-                let _ = writeln!(out, "  files   same content in all {} paths", f.compared);
-            }
-            (Some(f), _) => {
-                let _ = writeln!(
-                    out,
-                    "  files   {} differ, {} only in a, {} only in b (of {})",
-                    f.differing.len(),
-                    f.only_a.len(),
-                    f.only_b.len(),
-                    f.compared
-                );
-                for (label, paths) in [
-                    ("differs", &f.differing),
-                    ("only a", &f.only_a),
-                    ("only b", &f.only_b),
-                ] {
-                    for p in paths.iter().take(20) {
-                        let _ = writeln!(out, "    {label:<8} /{}", clip(p, 64));
-                    }
-                    if paths.len() > 20 {
-                        let _ = writeln!(out, "    ... and {} more (see --json)", paths.len() - 20);
-                    }
-                }
-            }
-            (None, Some(e)) => {
-                let _ = writeln!(out, "  files   not compared: {}", clip(e, 60));
-            }
-            (None, None) if i.same_id => {
-                let _ = writeln!(out, "  files   the same image: nothing to compare");
-            }
-            (None, None) => {
-                let _ = writeln!(out, "  files   not compared (--no-files)");
-            }
-        }
-    }
-    render_sbom(&mut out, r);
-    let differing = r.must_match.iter().filter(|f| !f.same).count();
-    let _ = writeln!(
-        out,
-        "\n{}",
-        if r.ok {
-            "verdict: every must-match field agrees".to_string()
-        } else {
-            format!("verdict: {differing} must-match field(s) differ")
-        }
-    );
-    out
 }
 
 /// One field compared between two builds, as `prov diff` reports it.

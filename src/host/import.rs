@@ -15,6 +15,7 @@ use std::path::{Component, Path};
 use anyhow::{anyhow, bail, Context, Result};
 use tempfile::TempDir;
 
+use crate::error::Error;
 use crate::host::state::HostState;
 use crate::host::transport::Transport;
 use crate::record::bounded::{self, MAX_RECORD_BYTES};
@@ -354,7 +355,8 @@ fn new_records(new: &[Stored]) -> Vec<&crate::record::manifest::Manifest> {
 
 /// The node's engine holds the record's image with the recorded id, labels and layers. A failed
 /// build has no image to check.
-pub fn check_against_engine(stored: &Stored, transport: &Transport) -> Result<(), String> {
+/// A node whose engine cannot be asked could not be checked; an image not as recorded failed.
+pub fn check_against_engine(stored: &Stored, transport: &Transport) -> crate::error::Result<()> {
     let m = &stored.manifest;
     let Some(image) = m
         .image
@@ -365,17 +367,16 @@ pub fn check_against_engine(stored: &Stored, transport: &Transport) -> Result<()
     };
     let on_node =
         crate::host::probe::images_by_reference(transport, std::slice::from_ref(&image.id))
-            .map_err(|e| format!("the node's engine could not be asked: {e:#}"))?;
-    let found = on_node
-        .into_iter()
-        .flatten()
-        .find(|i| i.id == image.id)
-        .ok_or_else(|| format!("the node's engine has no image {}", image.id))?;
+            .context("the node's engine could not be asked")?;
+    let differs = |what: String| Err(Error::failed(anyhow!(what)));
+    let Some(found) = on_node.into_iter().flatten().find(|i| i.id == image.id) else {
+        return differs(format!("the node's engine has no image {}", image.id));
+    };
     if found.config.labels.clone().unwrap_or_default() != image.labels {
-        return Err("the image's labels are not the recorded ones".into());
+        return differs("the image's labels are not the recorded ones".into());
     }
     if found.root_fs.layers != image.layers {
-        return Err("the image's layers are not the recorded ones".into());
+        return differs("the image's layers are not the recorded ones".into());
     }
     Ok(())
 }
@@ -456,7 +457,7 @@ mod tests {
             fs::create_dir(&into).unwrap();
             let tar = stream(|b| special(b, &format!("{ID}.json"), kind));
             unpack(&tar, &into, is_record).unwrap();
-            match Store::new(root.path(), "main").read(ID) {
+            match Store::new(root.path(), &"main".parse().unwrap()).read(ID) {
                 Err(StoreError::Refused { reason, .. }) => {
                     assert!(reason.contains(says), "{reason}")
                 }

@@ -8,7 +8,6 @@ pub mod probe;
 pub mod proof;
 pub mod report;
 pub mod reproduce;
-pub mod show;
 pub mod state;
 pub mod sync;
 pub mod transport;

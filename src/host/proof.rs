@@ -24,6 +24,7 @@ use crate::record::engine::{HistoryEntry, ImageInspect};
 use crate::record::manifest::{
     labels, BuildContext, BuildStatus, ImageIdKind, ImageStore, Manifest, SourceDate,
 };
+use crate::record::nodes::NodeName;
 use crate::record::stack;
 
 /// Where a claim comes from.
@@ -175,7 +176,7 @@ const CLOCK_SKEW: i64 = 2;
 /// What the host knows, and what it asked the node's engine, when it imports a record.
 #[derive(Debug, Clone)]
 pub struct Facts {
-    pub node: String,
+    pub node: NodeName,
     pub synced: SyncStamp,
     pub imported_at: DateTime<Utc>,
     /// The sha256 of the record before it in the chain, as the host holds it.
@@ -720,7 +721,7 @@ pub fn gather(
         _ => None,
     };
     Ok(Facts {
-        node: node.to_string(),
+        node: node.clone(),
         synced,
         imported_at: Utc::now(),
         previous: None,

@@ -19,7 +19,7 @@ use crate::host::sync;
 use crate::host::transport::Transport;
 use crate::record::image_fs::{self, Listing};
 use crate::record::manifest::Manifest;
-use crate::record::nodes;
+use crate::record::nodes::NodeName;
 use crate::record::reproduction::{FirstDifference, Rebuilt, Reproduction};
 use crate::record::store::{write_atomic, Store, Stored};
 use crate::record::tree_hash;
@@ -34,21 +34,21 @@ const REBUILD_TIME: std::time::Duration = std::time::Duration::from_secs(1800);
 const MAX_SHOWN_BYTES: u64 = 256 << 20;
 
 /// Where the signed verdict of reproducing `build_id` on `node` is kept: beside the record.
-pub fn envelope_path(store_dir: &Path, build_id: &str, node: &str) -> PathBuf {
+pub fn envelope_path(store_dir: &Path, build_id: &str, node: &NodeName) -> PathBuf {
     store_dir.join(format!("{build_id}.reproduce-{node}.dsse.json"))
 }
 
 /// The signed verdicts kept for a build: (rebuilding node, path), by node name.
-pub fn envelopes_of(store_dir: &Path, build_id: &str) -> Vec<(String, PathBuf)> {
+pub fn envelopes_of(store_dir: &Path, build_id: &str) -> Vec<(NodeName, PathBuf)> {
     let prefix = format!("{build_id}.reproduce-");
-    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(store_dir)
+    let mut found: Vec<(NodeName, PathBuf)> = std::fs::read_dir(store_dir)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
             let node = name.strip_prefix(&prefix)?.strip_suffix(".dsse.json")?;
-            nodes::is_valid_name(node).then(|| (node.to_string(), entry.path()))
+            Some((node.parse().ok()?, entry.path()))
         })
         .collect();
     found.sort();
@@ -61,7 +61,7 @@ pub fn verdicts(
     store_dir: &Path,
     of: &Stored,
     key: Option<&attest::PublicKeyFile>,
-) -> Vec<(String, Result<Reproduction, String>)> {
+) -> Vec<(NodeName, Result<Reproduction, String>)> {
     envelopes_of(store_dir, &of.manifest.build_id)
         .into_iter()
         .map(|(node, path)| {
@@ -92,7 +92,7 @@ fn read_verdict(
 }
 
 /// One line per verdict, for `prov show` and `prov verify`.
-pub fn summary(node: &str, verdict: &Result<Reproduction, String>) -> String {
+pub fn summary(node: &NodeName, verdict: &Result<Reproduction, String>) -> String {
     match verdict {
         Ok(v) if !v.same_source => format!(
             "rebuilt on {node} from other source (tree {}): {}, signed",
@@ -124,7 +124,7 @@ pub fn summary(node: &str, verdict: &Result<Reproduction, String>) -> String {
 pub fn reproduce(
     repo: &Path,
     state: &HostState,
-    node: &str,
+    node: &NodeName,
     of: &Stored,
 ) -> Result<(Reproduction, PathBuf)> {
     let m = &of.manifest;
@@ -143,7 +143,7 @@ pub fn reproduce(
             m.node
         );
     }
-    if node == m.node {
+    if *node == m.node {
         bail!(
             "reproduce {}'s build on another node: an independent rebuild",
             m.node
@@ -186,7 +186,7 @@ pub fn reproduce(
         of_image: image.id.clone(),
         of_record_sha256: of.sha256.clone(),
         of_source: m.git.clone(),
-        node: node.to_string(),
+        node: node.clone(),
         same_source: rebuilt.git.tree == m.git.tree && rebuilt.git.commit == m.git.commit,
         identical: first_difference.is_none(),
         rebuilt,
@@ -340,7 +340,7 @@ fn check_inputs(m: &Manifest, rebuilt: &Rebuilt) -> Result<()> {
 fn first_difference(
     repo: &Path,
     m: &Manifest,
-    node: &str,
+    node: &NodeName,
     rebuilt: &Rebuilt,
     tag: &str,
 ) -> Result<FirstDifference> {

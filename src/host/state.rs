@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use crate::record::bounded;
 use crate::record::digest::sha256_hex;
 use crate::record::manifest::AttestedMark;
+use crate::record::nodes::NodeName;
 use crate::record::store::write_atomic;
 
 /// Overrides where the state lives (tests give each scratch checkout its own).
@@ -68,7 +69,7 @@ impl HostState {
     }
 
     /// The node's ssh configuration, from `vagrant ssh-config`.
-    pub fn ssh_config(&self, node: &str) -> PathBuf {
+    pub fn ssh_config(&self, node: &NodeName) -> PathBuf {
         self.dir.join("ssh").join(format!("{node}.config"))
     }
 
@@ -84,7 +85,7 @@ impl HostState {
 
     /// The node's own export of the checkout, mounted at `/vagrant` inside it. The host writes
     /// it only through the node (`prov sync`), and reads back only the node's records, as data.
-    pub fn export_dir(&self, node: &str) -> PathBuf {
+    pub fn export_dir(&self, node: &NodeName) -> PathBuf {
         self.dir.join("exports").join(node)
     }
 
@@ -101,16 +102,16 @@ impl HostState {
 
     /// What the host last sent to `node`'s export, and when (`export::sync` writes it; the import
     /// proves a record's source against it).
-    pub fn synced_path(&self, node: &str) -> PathBuf {
+    pub fn synced_path(&self, node: &NodeName) -> PathBuf {
         self.dir.join("synced").join(format!("{node}.json"))
     }
 
-    fn mark_path(&self, node: &str) -> PathBuf {
+    fn mark_path(&self, node: &NodeName) -> PathBuf {
         self.dir.join("attested").join(format!("{node}.json"))
     }
 
     /// The newest build of `node` the host attested, if any.
-    pub fn attested(&self, node: &str) -> Result<Option<AttestedMark>> {
+    pub fn attested(&self, node: &NodeName) -> Result<Option<AttestedMark>> {
         let path = self.mark_path(node);
         match bounded::read(&path).with_context(|| format!("reading {}", path.display()))? {
             None => Ok(None),
@@ -120,7 +121,7 @@ impl HostState {
         }
     }
 
-    pub fn remember_attested(&self, node: &str, mark: &AttestedMark) -> Result<()> {
+    pub fn remember_attested(&self, node: &NodeName, mark: &AttestedMark) -> Result<()> {
         let path = self.mark_path(node);
         fs::create_dir_all(path.parent().expect("has a parent"))
             .with_context(|| format!("creating {}", path.parent().unwrap().display()))?;

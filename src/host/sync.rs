@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::host::state::HostState;
 use crate::host::transport::Transport;
 use crate::record::digest::sha256_file;
-use crate::record::nodes::NODE_MOUNT;
+use crate::record::nodes::{NodeName, NODE_MOUNT};
 use crate::record::store::write_atomic;
 
 /// One entry of an export, as both sides describe it.
@@ -104,7 +104,7 @@ pub struct SyncStamp {
 }
 
 impl SyncStamp {
-    pub fn read(state: &HostState, node: &str) -> Result<SyncStamp> {
+    pub fn read(state: &HostState, node: &NodeName) -> Result<SyncStamp> {
         let path = state.synced_path(node);
         let bytes = crate::record::bounded::read(&path)?.ok_or_else(|| {
             anyhow!(
@@ -195,7 +195,7 @@ pub struct Synced {
 /// The export as it must be: the checkout's exported entries, and the node's records from the
 /// host's copy. File digests come from a cache in the host's state, keyed by each file's
 /// identity and times (the host's own files: no node can touch them or the cache).
-fn wanted(repo: &Path, state: &HostState, node: &str) -> Result<Wanted> {
+fn wanted(repo: &Path, state: &HostState, node: &NodeName) -> Result<Wanted> {
     let cache_path = state.dir().join("export-digests.json");
     let mut cache: BTreeMap<String, CachedDigest> = crate::record::bounded::read(&cache_path)
         .ok()
@@ -339,7 +339,7 @@ fn add(
 /// logs) with the worktree's own HEAD and index.
 fn add_worktree_git(
     repo: &Path,
-    node: &str,
+    node: &NodeName,
     cache: &mut BTreeMap<String, CachedDigest>,
     wanted: &mut Wanted,
 ) -> Result<()> {

@@ -20,12 +20,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::host::state::HostState;
+use crate::record::nodes::NodeName;
 use crate::record::store::write_atomic;
 
 /// A node reachable over ssh.
 #[derive(Clone)]
 pub struct Transport {
-    node: String,
+    node: NodeName,
     config: PathBuf,
     known_hosts: PathBuf,
     /// Where ssh keeps the shared connection's socket: in the host-only state.
@@ -41,14 +42,14 @@ pub struct Transport {
 
 impl Transport {
     /// Uses the cached ssh configuration of the node, asking Vagrant for it when there is none.
-    pub fn connect(repo: &Path, node: &str) -> Result<Self> {
+    pub fn connect(repo: &Path, node: &NodeName) -> Result<Self> {
         let state = HostState::for_checkout(repo)?;
         let config = state.ssh_config(node);
         if !config.is_file() {
             refresh_config(repo, &state, node)?;
         }
         Ok(Transport {
-            node: node.to_string(),
+            node: node.clone(),
             config,
             known_hosts: state.known_hosts(),
             control_path: control_path(&state)?,
@@ -113,7 +114,7 @@ impl Transport {
         options
     }
 
-    pub fn node(&self) -> &str {
+    pub fn node(&self) -> &NodeName {
         &self.node
     }
 
@@ -454,7 +455,7 @@ fn control_path(state: &HostState) -> Result<PathBuf> {
 }
 
 /// Writes `vagrant ssh-config NODE` to the host state; stale after the node is recreated.
-pub fn refresh_config(repo: &Path, state: &HostState, node: &str) -> Result<()> {
+pub fn refresh_config(repo: &Path, state: &HostState, node: &NodeName) -> Result<()> {
     let path = state.ssh_config(node);
     let out = state
         .vagrant(repo)
@@ -497,7 +498,7 @@ fn pinned_fingerprint(known_hosts: &Path, alias: &str) -> Option<String> {
 /// just created (`new`), any older pin is dropped first and the key it offers now is pinned;
 /// otherwise a key already pinned must match, and a node with none (made by an older prov) has
 /// its key pinned on this first use. Returns the pinned fingerprint.
-pub fn pin(repo: &Path, node: &str, new: bool) -> Result<String> {
+pub fn pin(repo: &Path, node: &NodeName, new: bool) -> Result<String> {
     let state = HostState::for_checkout(repo)?;
     refresh_config(repo, &state, node)?;
     let known_hosts = state.known_hosts();
@@ -525,12 +526,12 @@ pub fn pin(repo: &Path, node: &str, new: bool) -> Result<String> {
 /// `prov pin --key FILE`: pins the public half of the host key the host made for the node
 /// (`ssh-keygen -t ed25519`), before the node first boots; nothing is asked of the node. Any
 /// older pin of the node is dropped. Returns the pinned fingerprint.
-pub fn pin_key(repo: &Path, node: &str, public_key: &Path) -> Result<String> {
+pub fn pin_key(repo: &Path, node: &NodeName, public_key: &Path) -> Result<String> {
     let state = HostState::for_checkout(repo)?;
     pin_public_key(&state.known_hosts(), node, public_key)
 }
 
-fn pin_public_key(known_hosts: &Path, node: &str, public_key: &Path) -> Result<String> {
+fn pin_public_key(known_hosts: &Path, node: &NodeName, public_key: &Path) -> Result<String> {
     let text = crate::record::bounded::read(public_key)
         .with_context(|| format!("reading {}", public_key.display()))?
         .ok_or_else(|| {
@@ -581,7 +582,7 @@ fn ed25519_public_key(text: &str) -> Result<String> {
 }
 
 /// `prov pin --forget`: drops the node's pinned key and ssh configuration (the node is gone).
-pub fn unpin(repo: &Path, node: &str) -> Result<()> {
+pub fn unpin(repo: &Path, node: &NodeName) -> Result<()> {
     let state = HostState::for_checkout(repo)?;
     forget_key(&state.known_hosts(), node)?;
     match fs::remove_file(state.ssh_config(node)) {
@@ -642,7 +643,7 @@ mod tests {
             "main ssh-ed25519 AAAAold\nworker1 ssh-ed25519 AAAAother\n",
         )
         .unwrap();
-        let fingerprint = pin_public_key(&known_hosts, "main", &public).unwrap();
+        let fingerprint = pin_public_key(&known_hosts, &"main".parse().unwrap(), &public).unwrap();
         let text = fs::read_to_string(&known_hosts).unwrap();
         assert_eq!(
             text,
@@ -657,7 +658,7 @@ mod tests {
             "SHA256:kRIfQBfQp5vtwdtkh4wKf6rCDv1ROhCTZ+A6PCzk0ps"
         );
         fs::write(&public, "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ x\n").unwrap();
-        assert!(pin_public_key(&known_hosts, "main", &public).is_err());
+        assert!(pin_public_key(&known_hosts, &"main".parse().unwrap(), &public).is_err());
         assert_eq!(fs::read_to_string(&known_hosts).unwrap(), text);
     }
 

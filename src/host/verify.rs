@@ -22,7 +22,7 @@ use crate::host::state::HostState;
 use crate::host::transport::Transport;
 use crate::record::engine::NodeState;
 use crate::record::manifest::Manifest;
-use crate::record::nodes::NodeSpec;
+use crate::record::nodes::{NodeName, NodeSpec};
 use crate::record::policy::{self, LoadedPolicy};
 use crate::record::stack;
 use crate::record::store::{Store, StoreError};
@@ -433,7 +433,7 @@ fn write_capture(
 }
 
 /// The image id the node's api container runs, if any (the probe's one read-only round trip).
-pub fn running_api_image(repo: &Path, node: &str) -> Result<Option<String>> {
+pub fn running_api_image(repo: &Path, node: &NodeName) -> Result<Option<String>> {
     let state = probe::node_state(&Transport::connect(repo, node)?, &ImageQuery::default())?;
     Ok(running_api(&state).map(|c| c.image.clone()))
 }
@@ -447,9 +447,9 @@ fn running_api(state: &NodeState) -> Option<&crate::record::engine::ContainerIns
         .find(|c| c.name == api && c.state.running)
 }
 
-fn unchecked(node: &str, reason: String) -> NodeReport {
+fn unchecked(node: &NodeName, reason: String) -> NodeReport {
     NodeReport {
-        node: node.to_string(),
+        node: node.clone(),
         ok: false,
         error: Some(reason),
         checks: Vec::new(),

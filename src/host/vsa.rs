@@ -19,6 +19,7 @@ use crate::host::attest::{self, PublicKeyFile};
 use crate::host::report::NodeReport;
 use crate::host::state::HostState;
 use crate::record::digest::sha256_hex;
+use crate::record::nodes::NodeName;
 use crate::record::policy::LoadedPolicy;
 use crate::record::stack;
 use crate::record::store::write_atomic;
@@ -76,7 +77,7 @@ impl VerifyPolicy {
 
 /// The VSA's `resourceUri`: `prov://<node>/<compose project>/<service>`, the running service
 /// the summary speaks of.
-pub fn resource_uri(node: &str) -> String {
+pub fn resource_uri(node: &NodeName) -> String {
     format!("prov://{node}/{}/{}", stack::PROJECT, stack::API_SERVICE)
 }
 
@@ -170,14 +171,14 @@ pub fn statement(
     }))
 }
 
-fn node_dir(state: &HostState, node: &str) -> PathBuf {
+fn node_dir(state: &HostState, node: &NodeName) -> PathBuf {
     state.dir().join(DIR).join(node)
 }
 
 /// Signs and keeps one summary (and the policy it names, by digest); returns the summary's path.
 pub fn write(
     state: &HostState,
-    node: &str,
+    node: &NodeName,
     statement: &Value,
     policy: &VerifyPolicy,
     key: &SigningKey,
@@ -209,7 +210,7 @@ pub struct Summary {
     pub read: Result<Value, String>,
 }
 
-pub fn newest(state: &HostState, node: &str, key: Option<&PublicKeyFile>) -> Option<Summary> {
+pub fn newest(state: &HostState, node: &NodeName, key: Option<&PublicKeyFile>) -> Option<Summary> {
     let mut paths: Vec<PathBuf> = fs::read_dir(node_dir(state, node))
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -287,7 +288,7 @@ mod tests {
 
     fn report(checks: Vec<Check>, error: Option<&str>) -> NodeReport {
         NodeReport {
-            node: "main".into(),
+            node: "main".parse().unwrap(),
             ok: error.is_none() && checks.iter().all(|c| c.ok),
             error: error.map(Into::into),
             checks,
@@ -411,8 +412,8 @@ mod tests {
         let r = report(vec![check("ready", false)], None);
         let p = policy(&r);
         let s = statement(&r, &p, None, at()).unwrap();
-        let path = write(&state, "main", &s, &p, &key, at()).unwrap();
-        let newest = newest(&state, "main", Some(&public)).unwrap();
+        let path = write(&state, &"main".parse().unwrap(), &s, &p, &key, at()).unwrap();
+        let newest = newest(&state, &"main".parse().unwrap(), Some(&public)).unwrap();
         assert_eq!(newest.path, path);
         assert!(summary_line(&newest).contains("FAILED (failed: ready)"));
         let mut envelope: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
@@ -420,7 +421,7 @@ mod tests {
         use base64::Engine;
         envelope["payload"] = json!(base64::engine::general_purpose::STANDARD.encode(forged));
         fs::write(&path, serde_json::to_vec(&envelope).unwrap()).unwrap();
-        let refused = super::newest(&state, "main", Some(&public)).unwrap();
+        let refused = super::newest(&state, &"main".parse().unwrap(), Some(&public)).unwrap();
         assert!(summary_line(&refused).contains("refused: no signature"));
     }
 }

@@ -7,6 +7,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+
+use crate::error::Error;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::node::docker;
@@ -21,6 +23,7 @@ use crate::record::manifest::{
     labels, BaseImage, BuildLog, BuildStatus, FileDigest, GitSource, ImageRecord, ImageStore,
     LatestPointer, Manifest, SourceDate, ToolInfo, MANIFEST_SCHEMA,
 };
+use crate::record::nodes::NodeName;
 use crate::record::policy;
 use crate::record::reproduction::Rebuilt;
 use crate::record::sbom;
@@ -31,7 +34,7 @@ use crate::record::tree_hash;
 pub struct BuildRequest {
     /// Repository root (`/vagrant` on a node).
     pub repo: PathBuf,
-    pub node: String,
+    pub node: NodeName,
     /// Relative to the repository root, like every path below.
     pub dockerfile: PathBuf,
     pub context: PathBuf,
@@ -113,7 +116,7 @@ pub fn confine(repo: &Path, what: &str, path: &Path) -> Result<PathBuf> {
     }
 }
 
-pub fn new_build_id(started_at: DateTime<Utc>, node: &str) -> String {
+pub fn new_build_id(started_at: DateTime<Utc>, node: &NodeName) -> String {
     let salt = sha256_hex(format!("{node} {started_at:?} {}", std::process::id()).as_bytes());
     format!("{}-{}", started_at.format("%Y%m%d-%H%M%S-%3f"), &salt[..4])
 }
@@ -130,8 +133,10 @@ fn lock_store(req: &BuildRequest) -> Result<(Store, File)> {
     Ok((store, lock))
 }
 
-/// Runs one build; on success returns the manifest that `latest` now points at.
-pub fn build(req: &BuildRequest) -> Result<Manifest> {
+/// Runs one build; on success returns the manifest that `latest` now points at. A build that
+/// ran and failed is a failed check (its record says so); anything that kept the build from
+/// running at all (a held lock, a missing input) could not be checked.
+pub fn build(req: &BuildRequest) -> crate::error::Result<Manifest> {
     let (store, _lock) = lock_store(req)?;
     let prev = store
         .head()
@@ -208,9 +213,9 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
     };
     let manifest_sha256 = phases.time("record", || store.write_manifest(&manifest))?;
     if let Err(e) = result {
-        return Err(e.context(format!(
+        return Err(Error::failed(e.context(format!(
             "build {build_id} failed; its manifest records the failure, `latest` is unchanged"
-        )));
+        ))));
     }
     phases.time("record", || {
         store.set_latest(&LatestPointer {
@@ -225,23 +230,25 @@ pub fn build(req: &BuildRequest) -> Result<Manifest> {
 /// Rebuilds, for `prov reproduce`, the inputs of a build another node recorded: the same tree
 /// (`expect_tree`), bases and arguments, under `tag`, without cache, and records nothing. The
 /// builder's output goes to stderr; what was made is returned. The node's stack is not touched.
-pub fn rebuild(req: &BuildRequest, tag: &str, expect_tree: &str) -> Result<Rebuilt> {
+pub fn rebuild(req: &BuildRequest, tag: &str, expect_tree: &str) -> crate::error::Result<Rebuilt> {
     let (_store, _lock) = lock_store(req)?;
     let started_at = Utc::now();
     let materials = gather_materials(req, &mut Phases::default())?;
     if materials.git.tree != expect_tree {
-        bail!(
+        return Err(anyhow!(
             "this node's checkout is tree {}, the build to reproduce is of tree {expect_tree}: \
              run `prov reproduce` again from a checkout of that tree",
             materials.git.tree
-        );
+        )
+        .into());
     }
     if materials.builder != Builder::BuildKit {
-        bail!(
+        return Err(anyhow!(
             "node {} builds with the legacy builder, which stamps each build's times into its \
              image: only a BuildKit node (flavour trixie) can reproduce an image",
             req.node
-        );
+        )
+        .into());
     }
     let scratch = tempfile::Builder::new()
         .prefix("prov-rebuild.")
@@ -255,7 +262,8 @@ pub fn rebuild(req: &BuildRequest, tag: &str, expect_tree: &str) -> Result<Rebui
         &mut std::io::stderr(),
     )?;
     made.result
-        .with_context(|| format!("the rebuild on node {} failed", req.node))?;
+        .with_context(|| format!("the rebuild on node {} failed", req.node))
+        .map_err(Error::failed)?;
     Ok(Rebuilt {
         node: req.node.clone(),
         started_at,

@@ -539,8 +539,10 @@ mod tests {
     #[test]
     fn the_record_and_buildkit_agree_on_the_context_and_name_what_only_each_records() {
         let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/verify/worker1");
-        let records =
-            crate::record::store::Store::new(&Path::new(fixture).join("provenance"), "worker1");
+        let records = crate::record::store::Store::new(
+            &Path::new(fixture).join("provenance"),
+            &"worker1".parse().unwrap(),
+        );
         let mut m: Manifest = records.latest().unwrap().manifest;
         m.context.as_mut().unwrap().sha256 = "ab".repeat(32);
         let statement = json!({"predicate": {

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::record::compose::ComposeConfig;
+use crate::record::nodes::NodeName;
 
 /// Version tag of the manifest format. Readers refuse any other value.
 pub const MANIFEST_SCHEMA: &str = "prov.build-manifest/v1";
@@ -56,7 +57,7 @@ pub enum BuildStatus {
 pub struct Manifest {
     pub schema: String,
     pub build_id: String,
-    pub node: String,
+    pub node: NodeName,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub status: BuildStatus,

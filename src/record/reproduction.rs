@@ -7,12 +7,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::record::manifest::{BaseImage, BuildLog, GitSource, ImageRecord, SourceDate};
+use crate::record::nodes::NodeName;
 
 /// What a node rebuilt for `prov reproduce` (written by the node: the host checks it against the
 /// record it reproduces and the node's engine).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rebuilt {
-    pub node: String,
+    pub node: NodeName,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub git: GitSource,
@@ -28,13 +29,13 @@ pub struct Rebuilt {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reproduction {
     /// The build reproduced: its node, id, image and record (sha256 of its bytes).
-    pub of_node: String,
+    pub of_node: NodeName,
     pub of_build: String,
     pub of_image: String,
     pub of_record_sha256: String,
     pub of_source: GitSource,
     /// The node that rebuilt it, and what it made.
-    pub node: String,
+    pub node: NodeName,
     pub rebuilt: Rebuilt,
     /// The rebuild was of the same commit and tree: a reproduction, not a comparison.
     pub same_source: bool,

@@ -8,7 +8,6 @@
 //! Cargo.lock's checksum of every crate, beside the record, which pins it by digest.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
 
 use anyhow::{anyhow, bail, Context, Result};
 use packageurl::PackageUrl;
@@ -222,7 +221,7 @@ pub fn parse(bytes: &[u8]) -> Result<Bom> {
 }
 
 /// A component's package: its purl without version (nor qualifiers), e.g. `pkg:cargo/axum`.
-fn package_of(c: &BomComponent) -> String {
+pub fn package_of(c: &BomComponent) -> String {
     match c.purl.as_deref().and_then(|p| p.parse::<PackageUrl>().ok()) {
         Some(p) => match p.namespace() {
             Some(ns) => format!("pkg:{}/{ns}/{}", p.ty(), p.name()),
@@ -272,43 +271,6 @@ pub fn compare(a: &Bom, b: &Bom) -> SbomComparison {
                 versions: list(to),
             });
         }
-    }
-    out
-}
-
-/// `prov show --sbom`: one line per component, crates first, within 80 columns.
-pub fn render(bom: &Bom) -> String {
-    let mut out = String::new();
-    let head = format!(
-        "sbom (CycloneDX {}) of {} {}: {} components",
-        crate::record::text::printable(&bom.spec_version),
-        crate::record::text::printable(&bom.metadata.component.name),
-        crate::record::text::printable(crate::record::text::short_id(
-            &bom.metadata.component.version
-        )),
-        bom.components.len()
-    );
-    let _ = writeln!(out, "{}", crate::record::text::clip(&head, 80));
-    let mut sorted: Vec<&BomComponent> = bom.components.iter().collect();
-    sorted.sort_by_key(|c| (package_of(c), c.version.clone()));
-    for c in sorted {
-        let sha = c
-            .hashes
-            .iter()
-            .find(|h| h.alg == "SHA-256")
-            .map_or(String::new(), |h| {
-                format!("sha256:{}", crate::record::text::short_id(&h.content))
-            });
-        // Every field is the node's text: escaped, then shortened.
-        let field = |s: &str, n| crate::record::text::clip(&crate::record::text::printable(s), n);
-        let line = format!(
-            "  {:<11} {:<26} {:<18} {}",
-            field(&c.kind, 11),
-            field(&package_of(c), 26),
-            field(&c.version, 18),
-            field(&sha, 19)
-        );
-        let _ = writeln!(out, "{}", line.trim_end());
     }
     out
 }

@@ -14,7 +14,7 @@ use thiserror::Error;
 use crate::record::bounded::{self, ReadError};
 use crate::record::digest::sha256_hex;
 use crate::record::manifest::{is_build_id, BuildStatus, LatestPointer, Manifest, MANIFEST_SCHEMA};
-use crate::record::nodes::is_valid_name;
+use crate::record::nodes::NodeName;
 
 const LATEST: &str = "latest";
 const LOCK: &str = ".lock";
@@ -37,7 +37,7 @@ pub enum StoreError {
     )]
     UnknownSchema { path: PathBuf, found: String },
     #[error("no build recorded for node {node} in {dir}: run `make demo NODE={node}`")]
-    NoLatest { node: String, dir: PathBuf },
+    NoLatest { node: NodeName, dir: PathBuf },
     #[error("build {build_id} is not recorded in {dir}")]
     NoSuchBuild { build_id: String, dir: PathBuf },
     #[error(
@@ -163,14 +163,14 @@ impl ChainEntry {
 
 /// The manifests of one node.
 pub struct Store {
-    node: String,
+    node: NodeName,
     dir: PathBuf,
 }
 
 impl Store {
-    pub fn new(provenance_root: &Path, node: &str) -> Self {
+    pub fn new(provenance_root: &Path, node: &NodeName) -> Self {
         Store {
-            node: node.to_string(),
+            node: node.clone(),
             dir: provenance_root.join(node),
         }
     }
@@ -179,7 +179,7 @@ impl Store {
         &self.dir
     }
 
-    pub fn node(&self) -> &str {
+    pub fn node(&self) -> &NodeName {
         &self.node
     }
 
@@ -468,9 +468,6 @@ fn check_fields(m: &Manifest) -> Result<(), String> {
         }));
     if !is_build_id(&m.build_id) {
         return Err(format!("build_id {:?} is not a build id", m.build_id));
-    }
-    if !is_valid_name(&m.node) {
-        return Err(format!("node {:?} is not a node name", m.node));
     }
     if let Some((field, _)) = digests.iter().find(|(_, d)| !is_sha256_hex(d)) {
         return Err(format!("{field} is not a sha256"));

@@ -1,13 +1,110 @@
-//! `prov show` and `prov log`: a build, and a node's builds, for a reviewer's terminal.
-//! Renderers are pure functions of their inputs, so golden tests cover them without a node.
+//! `prov show` (on the host): one build, for a reviewer's terminal, or its SBOM. The renderers
+//! are pure functions of their inputs, so golden tests cover them without a node.
 
 use std::fmt::Write;
+use std::fs;
+use std::path::Path;
 
-use anstyle::{AnsiColor, Style};
-use chrono::{DateTime, Utc};
+use anyhow::Context;
+use chrono::DateTime;
 
-use crate::record::manifest::{BuildStatus, ImageIdKind, ImageStore, SourceDateFrom};
-use crate::record::store::{ChainEntry, Link, Stored};
+use super::paint::{duration, status_text, Paint};
+use crate::error::{Outcome, Result};
+use crate::host::state::HostState;
+use crate::host::{attest, reproduce, verify};
+use crate::record::buildkit::{self, SideBySide};
+use crate::record::manifest::{side_files, ImageIdKind, ImageStore, SourceDateFrom};
+use crate::record::nodes::NodeName;
+use crate::record::sbom::{self, package_of, Bom, BomComponent};
+use crate::record::store::{ChainEntry, Store, Stored};
+use crate::record::text::{clip, printable, short_id as short};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The node; defaults to the first one in nodes.json.
+    #[arg(long)]
+    pub node: Option<NodeName>,
+    /// A build id, or `latest`.
+    #[arg(default_value = "latest")]
+    pub build: String,
+    /// Print the manifest itself, as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not ask the node whether it runs this build.
+    #[arg(long)]
+    pub offline: bool,
+    /// Show the build's SBOM instead (with --json: the CycloneDX file itself).
+    #[arg(long)]
+    pub sbom: bool,
+}
+
+/// Reads the build's record and what is pinned beside it; asks the node (read-only) whether it
+/// runs the build, unless --offline. Writes nothing.
+pub fn run(repo: &Path, args: Args) -> Result<Outcome> {
+    let node = super::node_or_default(repo, args.node.as_ref())?;
+    let store = Store::new(&repo.join("provenance"), &node);
+    let stored = store.resolve(&args.build)?;
+    if args.sbom {
+        let bytes = stored
+            .pinned(store.dir(), side_files::SBOM)?
+            .with_context(|| {
+                format!(
+                    "build {} has no SBOM (a failed build, or one made before prov wrote them): \
+                     run make demo NODE={node} for one that has",
+                    stored.manifest.build_id
+                )
+            })?;
+        if args.json {
+            print!("{}", String::from_utf8_lossy(&bytes));
+        } else {
+            print!("{}", render_sbom(&sbom::parse(&bytes)?));
+        }
+        return Ok(Outcome::Held);
+    }
+    if args.json {
+        // The manifest itself, byte for byte: its sha256 is what the chain pins.
+        let path = store.manifest_path(&stored.manifest.build_id);
+        print!(
+            "{}",
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?
+        );
+        return Ok(Outcome::Held);
+    }
+    let chain = chain_position(&store.chain()?, &stored.manifest.build_id);
+    let running = if args.offline {
+        Running::NotAsked
+    } else {
+        match (
+            verify::running_api_image(repo, &node),
+            &stored.manifest.image,
+        ) {
+            (Ok(Some(id)), Some(image)) if id == image.id => Running::Yes,
+            (Ok(other), _) => Running::No(other),
+            (Err(e), _) => Running::Unknown(format!("{e:#}")),
+        }
+    };
+    print!("{}", render(&stored, &chain, &running, Paint::for_stdout()));
+    if let Some(bytes) = stored.pinned(store.dir(), side_files::BUILDKIT_PROVENANCE)? {
+        let statement: serde_json::Value =
+            serde_json::from_slice(&bytes).context("parsing BuildKit's provenance")?;
+        print!(
+            "{}",
+            render_buildkit(&buildkit::side_by_side(&stored.manifest, &statement))
+        );
+    }
+    let key = attest::load_public_key(&HostState::for_checkout(repo)?)?;
+    let verdicts = reproduce::verdicts(store.dir(), &stored, key.as_ref());
+    if !verdicts.is_empty() {
+        println!("\nreproduced (prov reproduce)");
+        for (node, verdict) in &verdicts {
+            println!(
+                "  {}",
+                clip(&printable(&reproduce::summary(node, verdict)), 78)
+            );
+        }
+    }
+    Ok(Outcome::Held)
+}
 
 /// Whether the node runs the shown build now, as far as could be learned.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,49 +114,6 @@ pub enum Running {
     No(Option<String>),
     Unknown(String),
     NotAsked,
-}
-
-/// Colour only on a terminal, and never with NO_COLOR set.
-#[derive(Debug, Clone, Copy)]
-pub struct Paint(pub bool);
-
-impl Paint {
-    pub fn for_stdout() -> Self {
-        let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
-        Paint(terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
-    }
-
-    fn paint(self, color: AnsiColor, text: &str) -> String {
-        if self.0 {
-            let style = Style::new().fg_color(Some(color.into())).bold();
-            format!("{style}{text}{style:#}")
-        } else {
-            text.to_string()
-        }
-    }
-
-    fn good(self, text: &str) -> String {
-        self.paint(AnsiColor::Green, text)
-    }
-
-    fn bad(self, text: &str) -> String {
-        self.paint(AnsiColor::Red, text)
-    }
-}
-
-use crate::record::text::{abbrev, clip, printable, short_id as short};
-use serde::{Deserialize, Serialize};
-
-fn duration(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
-    let secs = (to - from).num_seconds().max(0);
-    format!("{}m{:02}s", secs / 60, secs % 60)
-}
-
-fn status_text(paint: Paint, status: BuildStatus) -> String {
-    match status {
-        BuildStatus::Success => paint.good("success"),
-        BuildStatus::Failed => paint.bad("FAILED"),
-    }
 }
 
 /// Where a build sits in its node's chain: "#n of N" and whether the chain is intact up to it.
@@ -286,141 +340,8 @@ fn claims(w: &mut String, m: &crate::record::manifest::Manifest) {
     }
 }
 
-/// The log as data, newest first.
-pub fn log_entries(chain: &[ChainEntry], latest: Option<&str>) -> Vec<LogEntry> {
-    let mut intact = true;
-    let mut entries: Vec<LogEntry> = chain
-        .iter()
-        .map(|entry| {
-            intact &= entry.is_intact();
-            let m = entry.read.as_ref().ok().map(|s| &s.manifest);
-            LogEntry {
-                build_id: entry.build_id.clone(),
-                started_at: m.map(|m| m.started_at),
-                status: m.map(|m| m.status),
-                commit: m.and_then(|m| m.git.commit.clone()),
-                image_id: m.and_then(|m| m.image.as_ref().map(|i| i.id.clone())),
-                chain_intact: intact,
-                latest: Some(entry.build_id.as_str()) == latest,
-                error: entry.read.as_ref().err().map(|e| e.to_string()),
-            }
-        })
-        .collect();
-    entries.reverse();
-    entries
-}
-
-/// One line per build, newest first; `*` marks the build `latest` points at.
-pub fn render_log(chain: &[ChainEntry], latest: Option<&str>, paint: Paint) -> String {
-    let mut out = format!(
-        "  {:<24}  {:<11}  {:<7}  {:<7}  {:<12}  {}\n",
-        "BUILD", "TIME (UTC)", "STATUS", "COMMIT", "IMAGE", "CHAIN"
-    );
-    for (line, entry) in log_entries(chain, latest).iter().zip(chain.iter().rev()) {
-        let marker = if line.latest { "*" } else { " " };
-        let chain_text = if line.chain_intact {
-            paint.good("intact")
-        } else {
-            paint.bad("BROKEN")
-        };
-        let columns = match (&entry.read, line.status) {
-            (Err(e), _) => format!(
-                "{:<43}",
-                paint.bad(&clip(&printable(&format!("unreadable: {}", e.brief())), 43))
-            ),
-            (Ok(_), status) => format!(
-                "{:<11}  {:<7}  {:<7}  {:<12}",
-                line.started_at
-                    .map_or(String::new(), |t| t.format("%m-%d %H:%M").to_string()),
-                status.map_or(String::new(), |s| status_text(paint, s)),
-                line.commit.as_deref().map_or("-", |c| abbrev(c, 7)),
-                line.image_id.as_deref().map_or("-", short),
-            ),
-        };
-        let _ = writeln!(
-            out,
-            "{marker} {:<24}  {columns}  {chain_text}",
-            line.build_id
-        );
-        if let (Ok(_), Link::Broken { expected, found }) = (&entry.read, &entry.link) {
-            let _ = writeln!(
-                out,
-                "{:<28}prev digest {} != file before {}",
-                "",
-                found.as_deref().map_or("(none)", short),
-                expected.as_deref().map_or("(none)", short)
-            );
-        }
-    }
-    if latest.is_some() {
-        out.push_str("* latest\n");
-    }
-    out
-}
-
-/// A verdict of `prov reproduce`, for people.
-pub fn render_reproduction(r: &crate::record::reproduction::Reproduction) -> String {
-    let mut out = format!(
-        "{}:{} rebuilt on {} ({} .. {}): ",
-        r.of_node,
-        r.of_build,
-        r.node,
-        r.rebuilt.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
-        r.rebuilt.finished_at.format("%H:%M:%S")
-    );
-    if !r.same_source {
-        let _ = writeln!(
-            out,
-            "other source\n  built from tree {}, rebuilt from tree {}",
-            r.of_source.tree, r.rebuilt.git.tree
-        );
-    }
-    match &r.first_difference {
-        None => {
-            let _ = writeln!(
-                out,
-                "identical
-  image {}",
-                r.of_image
-            );
-        }
-        Some(d) => {
-            let _ = writeln!(
-                out,
-                "DIFFERENT
-  image {} there, {} here",
-                short(&r.of_image),
-                short(&r.rebuilt.image.id)
-            );
-            let side = |l: &Option<String>| l.as_deref().map_or("(none)", short).to_string();
-            let what = if d.path.is_some() {
-                "first layer whose files differ"
-            } else {
-                "first differing layer"
-            };
-            let _ = writeln!(
-                out,
-                "  {what} #{} (from the bottom): {} there, {} here",
-                d.layer + 1,
-                side(&d.layer_a),
-                side(&d.layer_b)
-            );
-            let _ = writeln!(
-                out,
-                "  first differing file: {}",
-                d.path
-                    .as_deref()
-                    .map_or("(none: only removals or metadata differ)".into(), |p| {
-                        format!("/{}", printable(p))
-                    })
-            );
-        }
-    }
-    out
-}
-
 /// BuildKit's account of the build beside prov's (`prov show` on a BuildKit node).
-pub fn render_buildkit(cmp: &crate::record::buildkit::SideBySide) -> String {
+pub fn render_buildkit(cmp: &SideBySide) -> String {
     let mut out =
         String::from("\nBuildKit's provenance of the same build (SLSA v0.2), beside prov's\n");
     for (what, ours, theirs) in &cmp.rows {
@@ -439,18 +360,39 @@ pub fn render_buildkit(cmp: &crate::record::buildkit::SideBySide) -> String {
     out
 }
 
-/// One line of `prov log --json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LogEntry {
-    pub build_id: String,
-    pub started_at: Option<DateTime<Utc>>,
-    pub status: Option<BuildStatus>,
-    pub commit: Option<String>,
-    pub image_id: Option<String>,
-    /// Every link of the chain up to and including this build holds.
-    pub chain_intact: bool,
-    pub latest: bool,
-    /// Why the manifest could not be read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+/// `prov show --sbom`: one line per component, crates first, within 80 columns.
+pub fn render_sbom(bom: &Bom) -> String {
+    let mut out = String::new();
+    let head = format!(
+        "sbom (CycloneDX {}) of {} {}: {} components",
+        crate::record::text::printable(&bom.spec_version),
+        crate::record::text::printable(&bom.metadata.component.name),
+        crate::record::text::printable(crate::record::text::short_id(
+            &bom.metadata.component.version
+        )),
+        bom.components.len()
+    );
+    let _ = writeln!(out, "{}", crate::record::text::clip(&head, 80));
+    let mut sorted: Vec<&BomComponent> = bom.components.iter().collect();
+    sorted.sort_by_key(|c| (package_of(c), c.version.clone()));
+    for c in sorted {
+        let sha = c
+            .hashes
+            .iter()
+            .find(|h| h.alg == "SHA-256")
+            .map_or(String::new(), |h| {
+                format!("sha256:{}", crate::record::text::short_id(&h.content))
+            });
+        // Every field is the node's text: escaped, then shortened.
+        let field = |s: &str, n| crate::record::text::clip(&crate::record::text::printable(s), n);
+        let line = format!(
+            "  {:<11} {:<26} {:<18} {}",
+            field(&c.kind, 11),
+            field(&package_of(c), 26),
+            field(&c.version, 18),
+            field(&sha, 19)
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
 }
