@@ -41,20 +41,27 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// Uses the cached ssh configuration of the node, asking Vagrant for it when there is none.
+    /// Uses the node's ssh configuration, which `prov pin` wrote when the node was brought up.
+    /// Writes nothing: the reading commands (verify, show, diff) connect through here too.
     pub fn connect(repo: &Path, node: &NodeName) -> Result<Self> {
         let state = HostState::for_checkout(repo)?;
         let config = state.ssh_config(node);
         if !config.is_file() {
-            refresh_config(repo, &state, node)?;
+            bail!(
+                "node {node} has no ssh configuration in {}: bring it up (`make up NODE={node}`), \
+                 which writes it",
+                state.dir().display()
+            );
         }
+        let control_path = control_path(&state)?;
         Ok(Transport {
             node: node.clone(),
             config,
             known_hosts: state.known_hosts(),
-            control_path: control_path(&state)?,
+            // Without the sockets' folder (made by `prov pin`), each call has its own connection.
+            shared: control_path.parent().is_some_and(Path::is_dir),
+            control_path,
             host_key_checking: "yes",
-            shared: true,
             deadline: None,
         })
     }
@@ -432,8 +439,8 @@ type Input = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
 /// and ssh first binds `<path>.<16 random characters>`.
 const SOCKET_PATH_MAX: usize = 107;
 
+/// Where ssh keeps the shared connections' sockets, `<state>/cm/%C`; checked, not made.
 fn control_path(state: &HostState) -> Result<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let dir = state.dir().join("cm");
     let longest = dir.as_os_str().len() + "/".len() + 40 + ".".len() + 16;
     if longest > SOCKET_PATH_MAX {
@@ -444,18 +451,24 @@ fn control_path(state: &HostState) -> Result<PathBuf> {
             state.dir().display()
         );
     }
+    Ok(dir.join("%C"))
+}
+
+/// Makes the sockets' folder, private to the host's user (`prov pin` does, once per node).
+fn make_control_dir(state: &HostState) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = state.dir().join("cm");
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&dir)
         .with_context(|| format!("creating {}", dir.display()))?;
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("setting the mode of {}", dir.display()))?;
-    Ok(dir.join("%C"))
+        .with_context(|| format!("setting the mode of {}", dir.display()))
 }
 
 /// Writes `vagrant ssh-config NODE` to the host state; stale after the node is recreated.
-pub fn refresh_config(repo: &Path, state: &HostState, node: &NodeName) -> Result<()> {
+fn refresh_config(repo: &Path, state: &HostState, node: &NodeName) -> Result<()> {
     let path = state.ssh_config(node);
     let out = state
         .vagrant(repo)
@@ -501,6 +514,7 @@ fn pinned_fingerprint(known_hosts: &Path, alias: &str) -> Option<String> {
 pub fn pin(repo: &Path, node: &NodeName, new: bool) -> Result<String> {
     let state = HostState::for_checkout(repo)?;
     refresh_config(repo, &state, node)?;
+    make_control_dir(&state)?;
     let known_hosts = state.known_hosts();
     if new {
         forget_key(&known_hosts, node)?;
