@@ -105,6 +105,9 @@ fn show_log_diff_and_verify_write_nothing() {
             String::from_utf8_lossy(&out.stderr)
         );
         let after = (snapshot(&repo), snapshot(&state));
-        assert_eq!(after, before, "prov {args:?} changed the checkout or the state");
+        assert_eq!(
+            after, before,
+            "prov {args:?} changed the checkout or the state"
+        );
     }
 }

@@ -12,7 +12,7 @@ use prov::cli::paint::Paint;
 use prov::cli::show;
 use prov::cli::show::Running;
 use prov::host::report::{Check, NodeReport};
-use prov::record::manifest::is_build_id;
+use prov::record::names::is_build_id;
 use prov::record::sbom::{Bom, BomComponent, BomHash, BomMetadata, BomTools};
 use prov::record::store::{parse_manifest, Store, StoreError, Stored};
 

@@ -39,7 +39,7 @@ fn evidence(node: &str) -> Evidence {
     let tree = latest.as_ref().unwrap().manifest.git.tree.clone();
     let key: prov::host::attest::PublicKeyFile =
         serde_json::from_value(read_json(node, "attest.pub.json")).unwrap();
-    let envelope = std::fs::read(store.dir().join(prov::host::attest::envelope_name(
+    let envelope = std::fs::read(store.dir().join(prov::record::names::envelope(
         &latest.as_ref().unwrap().manifest.build_id,
     )))
     .map_err(|e| e.to_string());

@@ -4,7 +4,7 @@
 use crate::error::{Outcome, Result};
 use crate::host::reproduce::IMAGE_NAME;
 use crate::node::build;
-use crate::record::manifest::is_build_id;
+use crate::record::names::is_build_id;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -11,7 +11,7 @@ use chrono::DateTime;
 use super::paint::{duration, status_text, Paint};
 use crate::error::{Outcome, Result};
 use crate::host::state::HostState;
-use crate::host::{attest, reproduce, verify};
+use crate::host::{attest, verdicts, verify};
 use crate::record::buildkit::{self, SideBySide};
 use crate::record::manifest::{side_files, ImageIdKind, ImageStore, SourceDateFrom};
 use crate::record::nodes::NodeName;
@@ -93,13 +93,13 @@ pub fn run(repo: &Path, args: Args) -> Result<Outcome> {
         );
     }
     let key = attest::load_public_key(&HostState::for_checkout(repo)?)?;
-    let verdicts = reproduce::verdicts(store.dir(), &stored, key.as_ref());
+    let verdicts = verdicts::verdicts(&store, &stored, key.as_ref());
     if !verdicts.is_empty() {
         println!("\nreproduced (prov reproduce)");
         for (node, verdict) in &verdicts {
             println!(
                 "  {}",
-                clip(&printable(&reproduce::summary(node, verdict)), 78)
+                clip(&printable(&verdicts::summary(node, verdict)), 78)
             );
         }
     }

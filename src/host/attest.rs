@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -22,7 +22,7 @@ use crate::record::bounded;
 use crate::record::digest::sha256_hex;
 use crate::record::manifest::{labels, Manifest};
 use crate::record::store::write_atomic;
-use crate::record::store::Stored;
+use crate::record::store::{Store, Stored};
 
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
@@ -275,11 +275,6 @@ pub fn sbom_statement(stored: &Stored, bom: &[u8]) -> Result<Value> {
     }))
 }
 
-/// Where a build's SBOM attestation lives: next to its manifest.
-pub fn sbom_envelope_name(build_id: &str) -> String {
-    format!("{build_id}.sbom.dsse.json")
-}
-
 /// Attests one recorded build with the project's key, and its SBOM when it has one (checked
 /// against the record's digest); returns the build attestation's path.
 pub fn attest(
@@ -291,9 +286,9 @@ pub fn attest(
     if let Some(bom) = stored.pinned(store.dir(), crate::record::manifest::side_files::SBOM)? {
         let mut bytes = serde_json::to_vec_pretty(&sign(&sbom_statement(stored, &bom)?, key))?;
         bytes.push(b'\n');
-        write_atomic(&store.dir().join(sbom_envelope_name(id)), &bytes)?;
+        write_atomic(&store.sbom_envelope_path(id), &bytes)?;
     }
-    write_envelope(store.dir(), id, &sign(&statement(stored)?, key))
+    write_envelope(store, id, &sign(&statement(stored)?, key))
 }
 
 /// The host attests a node's record only after checking it against what it describes: the
@@ -348,17 +343,9 @@ pub fn attest_checked(
     Ok(path)
 }
 
-/// Where a build's envelope lives: next to its manifest.
-pub fn envelope_path(store_dir: &Path, build_id: &str) -> PathBuf {
-    store_dir.join(envelope_name(build_id))
-}
-
-pub fn envelope_name(build_id: &str) -> String {
-    format!("{build_id}.dsse.json")
-}
-
-pub fn write_envelope(store_dir: &Path, build_id: &str, envelope: &Envelope) -> Result<PathBuf> {
-    let path = envelope_path(store_dir, build_id);
+/// Keeps a build's envelope beside its record.
+pub fn write_envelope(store: &Store, build_id: &str, envelope: &Envelope) -> Result<PathBuf> {
+    let path = store.envelope_path(build_id);
     let mut bytes = serde_json::to_vec_pretty(envelope)?;
     bytes.push(b'\n');
     write_atomic(&path, &bytes)?;

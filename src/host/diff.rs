@@ -9,7 +9,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::host::transport::Transport;
 use crate::record::image_fs::{self, Listing};
-use crate::record::manifest::{is_build_id, side_files, Manifest};
+use crate::record::manifest::{side_files, Manifest};
+use crate::record::names::is_build_id;
 use crate::record::nodes::{self, NodeName};
 use crate::record::sbom::SbomComparison;
 use crate::record::store::{Store, Stored};

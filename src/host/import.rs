@@ -20,7 +20,8 @@ use crate::host::state::HostState;
 use crate::host::transport::Transport;
 use crate::record::bounded::{self, MAX_RECORD_BYTES};
 use crate::record::build_log;
-use crate::record::manifest::{is_build_id, side_files, BuildStatus};
+use crate::record::manifest::{side_files, BuildStatus};
+use crate::record::names;
 use crate::record::nodes::NODE_MOUNT;
 use crate::record::store::{write_atomic, Store, Stored};
 
@@ -50,7 +51,7 @@ pub fn fetch_records(state: &HostState, transport: &Transport) -> Result<Fetched
     fs::create_dir(&records)?;
     let stream = node_tar(transport, &[], MAX_RECORDS_BYTES)?;
     unpack(&stream, &records, |name| {
-        name == "latest" || name.strip_suffix(".json").is_some_and(is_build_id)
+        name == "latest" || names::record_id(name).is_some()
     })
     .with_context(|| format!("reading node {node}'s records"))?;
     Ok(Fetched {
@@ -218,7 +219,7 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
         let names: Vec<String> = new
             .iter()
             .flat_map(|s| {
-                let log = format!("{}.log", s.manifest.build_id);
+                let log = names::log(&s.manifest.build_id);
                 let pinned = s.manifest.side_files().into_iter().map(|f| f.name);
                 std::iter::once(log).chain(pinned)
             })
@@ -242,9 +243,7 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
         }
     }
     for stored in &new {
-        let log = logs_dir
-            .path()
-            .join(format!("{}.log", stored.manifest.build_id));
+        let log = logs_dir.path().join(names::log(&stored.manifest.build_id));
         check_log(stored, &log).map_err(refuse)?;
         check_side_files(stored, logs_dir.path()).map_err(refuse)?;
     }
@@ -278,7 +277,7 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
     fs::create_dir_all(host.dir()).with_context(|| format!("creating {}", host.dir().display()))?;
     for stored in &new {
         let id = &stored.manifest.build_id;
-        fs::copy(logs_dir.path().join(format!("{id}.log")), host.log_path(id))
+        fs::copy(logs_dir.path().join(names::log(id)), host.log_path(id))
             .with_context(|| format!("writing {}", host.log_path(id).display()))?;
         for name in stored.manifest.side_files().into_iter().map(|f| f.name) {
             fs::copy(logs_dir.path().join(&name), host.dir().join(&name))
@@ -416,7 +415,7 @@ mod tests {
     }
 
     fn is_record(name: &str) -> bool {
-        name == "latest" || name.strip_suffix(".json").is_some_and(is_build_id)
+        name == "latest" || names::record_id(name).is_some()
     }
 
     const ID: &str = "20261130-120000-000-a1b2";

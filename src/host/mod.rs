@@ -11,5 +11,6 @@ pub mod reproduce;
 pub mod state;
 pub mod sync;
 pub mod transport;
+pub mod verdicts;
 pub mod verify;
 pub mod vsa;

@@ -24,6 +24,7 @@ use crate::record::engine::{HistoryEntry, ImageInspect};
 use crate::record::manifest::{
     labels, BuildContext, BuildStatus, ImageIdKind, ImageStore, Manifest, SourceDate,
 };
+use crate::record::names;
 use crate::record::nodes::NodeName;
 use crate::record::stack;
 
@@ -223,7 +224,7 @@ pub fn disagreements(m: &Manifest, f: &Facts) -> Vec<String> {
     let id_time = m.started_at.format("%Y%m%d-%H%M%S-%3f").to_string();
     check(
         "build_id",
-        crate::record::manifest::is_build_id(&m.build_id) && m.build_id.starts_with(&id_time),
+        crate::record::names::is_build_id(&m.build_id) && m.build_id.starts_with(&id_time),
         format!("{} does not name its start {id_time}", m.build_id),
     );
     let (from, to) = (
@@ -324,7 +325,7 @@ pub fn disagreements(m: &Manifest, f: &Facts) -> Vec<String> {
     );
     check(
         "build_log.path",
-        m.build_log.path == format!("provenance/{}/{}.log", m.node, m.build_id),
+        m.build_log.path == format!("provenance/{}/{}", m.node, names::log(&m.build_id)),
         format!(
             "{} is not where prov keeps this build's log",
             m.build_log.path

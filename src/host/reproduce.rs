@@ -17,6 +17,7 @@ use crate::host::diff::read_saved_image;
 use crate::host::state::HostState;
 use crate::host::sync;
 use crate::host::transport::Transport;
+use crate::host::verdicts::PREDICATE_TYPE;
 use crate::record::image_fs::{self, Listing};
 use crate::record::manifest::Manifest;
 use crate::record::nodes::NodeName;
@@ -26,99 +27,11 @@ use crate::record::tree_hash;
 
 /// The repository part of a rebuild's tag; the tag is the reproduced build's id.
 pub const IMAGE_NAME: &str = "prov-reproduce";
-pub const PREDICATE_TYPE: &str = "https://prov.dev/reproduce/v1";
 /// The most of a node's rebuild report the host reads (it is about 4 KiB).
 const MAX_REPORT_BYTES: u64 = 1 << 20;
 /// How long a rebuild may take, and the most of its output shown.
 const REBUILD_TIME: std::time::Duration = std::time::Duration::from_secs(1800);
 const MAX_SHOWN_BYTES: u64 = 256 << 20;
-
-/// Where the signed verdict of reproducing `build_id` on `node` is kept: beside the record.
-pub fn envelope_path(store_dir: &Path, build_id: &str, node: &NodeName) -> PathBuf {
-    store_dir.join(format!("{build_id}.reproduce-{node}.dsse.json"))
-}
-
-/// The signed verdicts kept for a build: (rebuilding node, path), by node name.
-pub fn envelopes_of(store_dir: &Path, build_id: &str) -> Vec<(NodeName, PathBuf)> {
-    let prefix = format!("{build_id}.reproduce-");
-    let mut found: Vec<(NodeName, PathBuf)> = std::fs::read_dir(store_dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let node = name.strip_prefix(&prefix)?.strip_suffix(".dsse.json")?;
-            Some((node.parse().ok()?, entry.path()))
-        })
-        .collect();
-    found.sort();
-    found
-}
-
-/// The verdicts kept for a record, each by the node that rebuilt it: the verdict once its
-/// signature verifies and it names this very record and image, else why not.
-pub fn verdicts(
-    store_dir: &Path,
-    of: &Stored,
-    key: Option<&attest::PublicKeyFile>,
-) -> Vec<(NodeName, Result<Reproduction, String>)> {
-    envelopes_of(store_dir, &of.manifest.build_id)
-        .into_iter()
-        .map(|(node, path)| {
-            let verdict = read_verdict(&path, of, key).map_err(|e| format!("{e:#}"));
-            (node, verdict)
-        })
-        .collect()
-}
-
-fn read_verdict(
-    path: &Path,
-    of: &Stored,
-    key: Option<&attest::PublicKeyFile>,
-) -> Result<Reproduction> {
-    let key = key.ok_or_else(|| anyhow!("the project's public key is missing"))?;
-    let bytes = crate::record::bounded::read(path)?.ok_or_else(|| anyhow!("it vanished"))?;
-    let statement = attest::verified_statement(&bytes, key)?;
-    if statement["predicateType"] != PREDICATE_TYPE {
-        bail!("its statement is not a verdict of prov reproduce");
-    }
-    let verdict: Reproduction = serde_json::from_value(statement["predicate"].clone())
-        .context("its verdict is not what prov writes")?;
-    let image = of.manifest.image.as_ref().map(|i| i.id.as_str());
-    if verdict.of_record_sha256 != of.sha256 || Some(verdict.of_image.as_str()) != image {
-        bail!("it is the verdict on another record or image");
-    }
-    Ok(verdict)
-}
-
-/// One line per verdict, for `prov show` and `prov verify`.
-pub fn summary(node: &NodeName, verdict: &Result<Reproduction, String>) -> String {
-    match verdict {
-        Ok(v) if !v.same_source => format!(
-            "rebuilt on {node} from other source (tree {}): {}, signed",
-            crate::record::text::short_id(&v.rebuilt.git.tree),
-            if v.identical {
-                "identical"
-            } else {
-                "different"
-            }
-        ),
-        Ok(v) if v.identical => format!(
-            "rebuilt on {node} ({}): identical, signed",
-            v.at.format("%Y-%m-%d %H:%M UTC")
-        ),
-        Ok(v) => format!(
-            "rebuilt on {node} ({}): DIFFERENT from layer #{}{}, signed",
-            v.at.format("%Y-%m-%d %H:%M UTC"),
-            v.first_difference.as_ref().map_or(0, |d| d.layer + 1),
-            v.first_difference
-                .as_ref()
-                .and_then(|d| d.path.as_deref())
-                .map_or(String::new(), |p| format!(", /{p}"))
-        ),
-        Err(why) => format!("a verdict of a rebuild on {node} does not hold: {why}"),
-    }
-}
 
 /// Rebuilds `of` on `node`, compares, signs and keeps the verdict; returns it and its path.
 pub fn reproduce(
@@ -194,10 +107,7 @@ pub fn reproduce(
         at: Utc::now(),
     };
     let envelope = attest::sign(&statement(&reproduction), &key);
-    let dir = Store::new(&repo.join("provenance"), &m.node)
-        .dir()
-        .to_path_buf();
-    let path = envelope_path(&dir, &m.build_id, node);
+    let path = Store::new(&repo.join("provenance"), &m.node).verdict_path(&m.build_id, node);
     let mut bytes = serde_json::to_vec_pretty(&envelope)?;
     bytes.push(b'\n');
     write_atomic(&path, &bytes)?;

@@ -679,8 +679,14 @@ mod tests {
     #[test]
     fn control_socket_lives_in_the_state_and_fits_a_socket_path() {
         let dir = tempfile::tempdir().unwrap();
-        let path = control_path(&HostState::at(dir.path())).unwrap();
+        let state = HostState::at(dir.path());
+        let path = control_path(&state).unwrap();
         assert_eq!(path, dir.path().join("cm/%C"));
+        assert!(
+            !dir.path().join("cm").exists(),
+            "only `prov pin` makes the folder"
+        );
+        make_control_dir(&state).unwrap();
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(dir.path().join("cm"))
             .unwrap()

@@ -94,17 +94,15 @@ fn verify_node(
     }
     let verdicts = manifest
         .and_then(|m| imported.read(&m.build_id).ok())
-        .map(|stored| {
-            crate::host::reproduce::verdicts(imported.dir(), &stored, public_key.as_ref())
-        })
+        .map(|stored| crate::host::verdicts::verdicts(&imported, &stored, public_key.as_ref()))
         .unwrap_or_default();
     let reproduced: Vec<String> = verdicts
         .iter()
-        .map(|(node, verdict)| crate::host::reproduce::summary(node, verdict))
+        .map(|(node, verdict)| crate::host::verdicts::summary(node, verdict))
         .collect();
     let attestation = match (public_key, manifest) {
         (Some(key), Some(m)) => {
-            let path = attest::envelope_path(imported.dir(), &m.build_id);
+            let path = imported.envelope_path(&m.build_id);
             let envelope = match crate::record::bounded::read(&path) {
                 Ok(Some(bytes)) => Ok(bytes),
                 Ok(None) => Err(format!("no attestation at {}", path.display())),
@@ -408,7 +406,7 @@ fn write_capture(
         .build_ids()?
         .into_iter()
         .map(|id| format!("{id}.json"));
-    let envelope = crate::host::attest::envelope_name(&latest);
+    let envelope = crate::record::names::envelope(&latest);
     for name in records_held.chain(["latest".to_string(), envelope]) {
         let bytes = crate::record::bounded::read(&imported.dir().join(&name))?
             .with_context(|| format!("no {name} in {}", imported.dir().display()))?;

@@ -135,7 +135,7 @@ pub fn statement(
     let store = format!("provenance/{}", report.node);
     let mut inputs = Vec::new();
     if let (Some(build), Some(sha)) = (&j.build_id, &j.attestation_sha256) {
-        inputs.push(json!({"uri": format!("{store}/{}", attest::envelope_name(build)), "digest": {"sha256": sha}}));
+        inputs.push(json!({"uri": format!("{store}/{}", crate::record::names::envelope(build)), "digest": {"sha256": sha}}));
     }
     if let (Some(build), Some(sha)) = (&j.build_id, &j.manifest_sha256) {
         inputs.push(json!({"uri": format!("{store}/{build}.json"), "digest": {"sha256": sha}}));

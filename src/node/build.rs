@@ -23,6 +23,7 @@ use crate::record::manifest::{
     labels, BaseImage, BuildLog, BuildStatus, FileDigest, GitSource, ImageRecord, ImageStore,
     LatestPointer, Manifest, SourceDate, ToolInfo, MANIFEST_SCHEMA,
 };
+use crate::record::names;
 use crate::record::nodes::NodeName;
 use crate::record::policy;
 use crate::record::reproduction::Rebuilt;
@@ -148,7 +149,7 @@ pub fn build(req: &BuildRequest) -> crate::error::Result<Manifest> {
     let tag = format!("{}:{build_id}", req.image_name);
     let log_rel = Path::new("provenance")
         .join(&req.node)
-        .join(format!("{build_id}.log"));
+        .join(names::log(&build_id));
     let made = phases.time("build", || {
         make_image(
             req,
@@ -763,10 +764,14 @@ fn keep_buildkit_provenance(
 ) -> Result<FileDigest> {
     let mut bytes = serde_json::to_vec_pretty(statement).expect("a statement serializes");
     bytes.push(b'\n');
-    let path = store.dir().join(format!("{build_id}.buildkit.json"));
+    let path = store.side_path(build_id, side_files::BUILDKIT_PROVENANCE);
     crate::record::store::write_atomic(&path, &bytes)?;
     Ok(FileDigest {
-        path: format!("provenance/{}/{build_id}.buildkit.json", store.node()),
+        path: format!(
+            "provenance/{}/{}",
+            store.node(),
+            names::side(build_id, side_files::BUILDKIT_PROVENANCE)
+        ),
         sha256: sha256_hex(&bytes),
     })
 }
@@ -804,7 +809,7 @@ fn keep_sbom(
     let lock = crate::record::vendor::parse_lock(&String::from_utf8_lossy(&lock_bytes))
         .context("parsing Cargo.lock")?;
     let bytes = sbom::to_bytes(&sbom::bom(&listed, &lock, &materials.git.tree)?);
-    let name = format!("{build_id}.{}", side_files::SBOM);
+    let name = names::side(build_id, side_files::SBOM);
     crate::record::store::write_atomic(&store.dir().join(&name), &bytes)?;
     Ok(FileDigest {
         path: format!("provenance/{}/{name}", store.node()),

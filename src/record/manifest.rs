@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::record::compose::ComposeConfig;
+use crate::record::names;
 use crate::record::nodes::NodeName;
 
 /// Version tag of the manifest format. Readers refuse any other value.
@@ -26,23 +27,6 @@ pub mod labels {
     pub const TREE: &str = "dev.prov.source.tree";
     pub const DOCKERFILE_SHA256: &str = "dev.prov.dockerfile.sha256";
     pub const NO_CACHE: &str = "dev.prov.build.no-cache";
-}
-
-/// Build ids are `YYYYMMDD-HHMMSS-mmm-xxxx` (UTC start time, four hex digits): they name files,
-/// image tags and command arguments, so nothing else is accepted as one.
-pub fn is_build_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    b.len() == 24
-        && b[8] == b'-'
-        && b[15] == b'-'
-        && b[19] == b'-'
-        && digits(0..8)
-        && digits(9..15)
-        && digits(16..19)
-        && b[20..]
-            .iter()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,7 +118,7 @@ impl Manifest {
         .filter_map(|(suffix, what, pinned)| {
             pinned.as_ref().map(|pinned| SideFile {
                 suffix,
-                name: format!("{}.{suffix}", self.build_id),
+                name: names::side(&self.build_id, suffix),
                 what,
                 pinned,
             })

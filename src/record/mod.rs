@@ -8,6 +8,7 @@ pub mod digest;
 pub mod engine;
 pub mod image_fs;
 pub mod manifest;
+pub mod names;
 pub mod nodes;
 pub mod policy;
 pub mod reproduction;

@@ -13,7 +13,8 @@ use thiserror::Error;
 
 use crate::record::bounded::{self, ReadError};
 use crate::record::digest::sha256_hex;
-use crate::record::manifest::{is_build_id, BuildStatus, LatestPointer, Manifest, MANIFEST_SCHEMA};
+use crate::record::manifest::{BuildStatus, LatestPointer, Manifest, MANIFEST_SCHEMA};
+use crate::record::names::{self, is_build_id};
 use crate::record::nodes::NodeName;
 
 const LATEST: &str = "latest";
@@ -195,11 +196,46 @@ impl Store {
     }
 
     pub fn manifest_path(&self, build_id: &str) -> PathBuf {
-        self.dir.join(format!("{build_id}.json"))
+        self.dir.join(names::record(build_id))
     }
 
     pub fn log_path(&self, build_id: &str) -> PathBuf {
-        self.dir.join(format!("{build_id}.log"))
+        self.dir.join(names::log(build_id))
+    }
+
+    /// A file the record pins beside itself (`manifest::side_files`).
+    pub fn side_path(&self, build_id: &str, suffix: &str) -> PathBuf {
+        self.dir.join(names::side(build_id, suffix))
+    }
+
+    /// The host's attestation of the record.
+    pub fn envelope_path(&self, build_id: &str) -> PathBuf {
+        self.dir.join(names::envelope(build_id))
+    }
+
+    /// The host's attestation of the record's SBOM.
+    pub fn sbom_envelope_path(&self, build_id: &str) -> PathBuf {
+        self.dir.join(names::sbom_envelope(build_id))
+    }
+
+    /// The host's verdict of the build's reproduction on `node`.
+    pub fn verdict_path(&self, build_id: &str, node: &NodeName) -> PathBuf {
+        self.dir.join(names::verdict(build_id, node))
+    }
+
+    /// The verdicts kept for a build: (rebuilding node, path), by node name.
+    pub fn verdicts(&self, build_id: &str) -> Vec<(NodeName, PathBuf)> {
+        let mut found: Vec<(NodeName, PathBuf)> = fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let node = names::verdict_node(&entry.file_name().to_string_lossy(), build_id)?;
+                Some((node, entry.path()))
+            })
+            .collect();
+        found.sort();
+        found
     }
 
     /// Creates the node's folder and takes its build lock; the lock is released on drop.
@@ -228,7 +264,7 @@ impl Store {
             let name = name.to_string_lossy();
             // `<build id>.json` only: temporary files (`.x.tmp-N`), attestations
             // (`<id>.dsse.json`) and anything else are not manifests.
-            if let Some(id) = name.strip_suffix(".json").filter(|id| is_build_id(id)) {
+            if let Some(id) = names::record_id(&name) {
                 ids.push(id.to_string());
             }
         }
