@@ -1,0 +1,183 @@
+//! The builder itself: the `docker build` command line (legacy or BuildKit, no cache, no
+//! network), its output copied to the terminal and the log while hashed, and BuildKit's OCI
+//! archive loaded into the engine.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::record::build_inputs::{base_context_name, passed_build_args, Builder};
+use crate::record::buildkit::ImageArchive;
+use crate::record::digest::HashingWriter;
+use crate::record::manifest::BuildLog;
+
+use super::materials::{in_context_dir, Materials};
+use super::BuildRequest;
+
+/// Runs the build, copying its output to the terminal and the log while hashing it. The outer
+/// error means the build could not be run at all; the inner one that docker build failed.
+pub(super) fn run_docker_build(
+    req: &BuildRequest,
+    m: &Materials,
+    tag: &str,
+    image_labels: &BTreeMap<String, String>,
+    archive: Option<&Path>,
+    log_path: &Path,
+    echo: &mut dyn Write,
+) -> Result<(BuildLog, Result<()>)> {
+    let dockerfile = in_context_dir(&req.context, &req.dockerfile)
+        .expect("checked when the context was made")
+        .to_string_lossy()
+        .into_owned();
+    let mut args: Vec<String> = match (m.builder, archive) {
+        (Builder::Legacy, _) => vec!["build".into(), "--force-rm".into()],
+        // Plain progress streams like the legacy builder's. The image, its timestamps set to
+        // the source's date, and BuildKit's own provenance go to an OCI archive (the docker
+        // exporter takes no provenance, and `--load` cannot rewrite timestamps).
+        (Builder::BuildKit, archive) => vec![
+            "buildx".into(),
+            "build".into(),
+            "--progress=plain".into(),
+            "--provenance=mode=max".into(),
+            "--output".into(),
+            format!(
+                "type=oci,name={tag},rewrite-timestamp=true,dest={}",
+                archive.expect("a BuildKit build has an archive").display()
+            ),
+        ],
+    };
+    args.extend([
+        "--no-cache".into(),
+        "--network=none".into(),
+        "--file".into(),
+        dockerfile,
+        "--tag".into(),
+        tag.into(),
+    ]);
+    // BuildKit cannot take `FROM <image id>`; a named context resolves a local image offline,
+    // and its ID is checked again after the build.
+    if m.builder == Builder::BuildKit {
+        for base in &m.base_images {
+            args.push("--build-context".into());
+            args.push(format!(
+                "{}=docker-image://{}",
+                base_context_name(&base.arg),
+                base.reference
+            ));
+        }
+    }
+    let build_args = passed_build_args(
+        m.builder,
+        &m.base_images,
+        &m.git,
+        Some(&m.source_date),
+        req.build_args.iter().cloned(),
+    );
+    for (k, v) in build_args {
+        args.push("--build-arg".into());
+        args.push(format!("{k}={v}"));
+    }
+    for (k, v) in image_labels {
+        args.push("--label".into());
+        args.push(format!("{k}={v}"));
+    }
+    // The context is the stream prov made from the recorded tree, on standard input.
+    args.push("-".into());
+
+    let file = File::create(log_path).with_context(|| {
+        format!(
+            "cannot create the build log {}: the provenance folder must be writable",
+            log_path.display()
+        )
+    })?;
+    let mut log = HashingWriter::new(file);
+    // The exact command heads the log, so the log alone says how the image was made.
+    let context = &m.context.record;
+    let env = match m.builder {
+        Builder::Legacy => "DOCKER_BUILDKIT=0 ",
+        Builder::BuildKit => "",
+    };
+    writeln!(
+        log,
+        "$ {env}docker {} < context.tar ({} files, {} bytes, sha256 {})",
+        args.join(" "),
+        context.files,
+        context.bytes,
+        context.sha256
+    )?;
+
+    let mut reader = duct::cmd("docker", &args)
+        .dir(&req.repo)
+        .stdin_path(&m.context.tar)
+        .env(
+            "DOCKER_BUILDKIT",
+            if m.builder == Builder::Legacy {
+                "0"
+            } else {
+                "1"
+            },
+        )
+        .stderr_to_stdout()
+        .unchecked()
+        .reader()
+        .context("starting docker build")?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .context("reading docker build output")?;
+        if n == 0 {
+            break;
+        }
+        echo.write_all(&buf[..n])?;
+        echo.flush()?;
+        log.write_all(&buf[..n])
+            .with_context(|| format!("writing {}", log_path.display()))?;
+    }
+    let status = reader
+        .try_wait()?
+        .ok_or_else(|| anyhow!("docker build output ended before the process"))?
+        .status;
+    let (file, sha256, bytes) = log.finish()?;
+    file.sync_all()?;
+    let result = if status.success() {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "docker build exited with {status}; see the log {}",
+            log_path.display()
+        ))
+    };
+    Ok((
+        BuildLog {
+            path: String::new(),
+            sha256,
+            bytes,
+        },
+        result,
+    ))
+}
+
+/// Loads the image of BuildKit's OCI archive into the node's store, without BuildKit's provenance
+/// (see [`ImageArchive::write_image_only`]), and returns the provenance.
+pub(super) fn load_archive(path: &Path) -> Result<Option<serde_json::Value>> {
+    let open = || File::open(path).with_context(|| format!("opening {}", path.display()));
+    let archive = ImageArchive::read(open()?).context("reading BuildKit's OCI archive")?;
+    let mut load = std::process::Command::new("docker")
+        .arg("load")
+        .stdin(std::process::Stdio::piped())
+        // Its one line goes to stderr: a rebuild reports on stdout.
+        .stdout(std::io::stderr())
+        .spawn()
+        .context("running docker load")?;
+    let written = archive.write_image_only(open()?, load.stdin.take().expect("stdin is piped"));
+    let status = load.wait().context("running docker load")?;
+    written.context("streaming the image to docker load")?;
+    if !status.success() {
+        bail!("docker load of the built image exited with {status}");
+    }
+    Ok(archive.statement)
+}
