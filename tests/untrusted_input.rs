@@ -110,7 +110,7 @@ proptest! {
                 hint: texts[0].clone(),
             }],
             reproduced: vec![texts[2].clone()],
-            judged: Default::default(),
+            subject: Default::default(),
         };
         let out = prov::cli::verify::human(&[report]);
         prop_assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");

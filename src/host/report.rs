@@ -59,13 +59,13 @@ pub struct NodeReport {
     pub reproduced: Vec<String>,
     /// What the checks were about: the verification summary names it.
     #[serde(default)]
-    pub judged: Judged,
+    pub subject: Subject,
 }
 
-/// What verify judged on a node: the image the api runs and the record and attestation it was
-/// held against. Empty where the node could not be asked.
+/// What verify judged on a node: the image the api runs, and the record and attestation it
+/// was held against. Empty where the node could not be asked.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Judged {
+pub struct Subject {
     /// The image of the running api container.
     pub running_image: Option<String>,
     pub build_id: Option<String>,

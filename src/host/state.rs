@@ -100,7 +100,7 @@ impl HostState {
         cmd
     }
 
-    /// What the host last sent to `node`'s export, and when (`export::sync` writes it; the import
+    /// What the host last sent to `node`'s export, and when (`sync::sync` writes it; the import
     /// proves a record's source against it).
     pub fn synced_path(&self, node: &NodeName) -> PathBuf {
         self.dir.join("synced").join(format!("{node}.json"))

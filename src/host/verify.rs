@@ -17,7 +17,7 @@ use crate::host::attest;
 use crate::host::checks::{self, Evidence};
 use crate::host::import;
 use crate::host::probe::{self, ImageQuery};
-use crate::host::report::{HttpAnswer, HttpAnswers, Judged, NodeReport};
+use crate::host::report::{HttpAnswer, HttpAnswers, NodeReport, Subject};
 use crate::host::state::HostState;
 use crate::host::transport::Transport;
 use crate::record::engine::NodeState;
@@ -120,7 +120,7 @@ fn verify_node(
     let cached_steps = manifest.map_or(Ok(Vec::new()), |m| {
         cached_steps_in(&imported.log_path(&m.build_id))
     });
-    let judged = Judged {
+    let subject = Subject {
         running_image: running_api(&state).map(|c| c.image.clone()),
         build_id: manifest.map(|m| m.build_id.clone()),
         recorded_image: manifest
@@ -156,7 +156,7 @@ fn verify_node(
         error: None,
         checks,
         reproduced,
-        judged,
+        subject,
     })
 }
 
@@ -452,7 +452,7 @@ fn unchecked(node: &NodeName, reason: String) -> NodeReport {
         error: Some(reason),
         checks: Vec::new(),
         reproduced: Vec::new(),
-        judged: Judged::default(),
+        subject: Subject::default(),
     }
 }
 

@@ -95,7 +95,7 @@ pub fn statement(
     fallback_image: Option<&str>,
     verified_at: DateTime<Utc>,
 ) -> Result<Value> {
-    let j = &report.judged;
+    let j = &report.subject;
     let (image, running) = match (&j.running_image, &j.recorded_image) {
         (Some(running), _) => (running.as_str(), true),
         (None, Some(recorded)) => (recorded.as_str(), false),
@@ -274,7 +274,7 @@ pub fn summary_line(summary: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::report::{Check, Judged};
+    use crate::host::report::{Check, Subject};
 
     fn check(name: &str, ok: bool) -> Check {
         Check {
@@ -293,7 +293,7 @@ mod tests {
             error: error.map(Into::into),
             checks,
             reproduced: Vec::new(),
-            judged: Judged {
+            subject: Subject {
                 running_image: Some(format!("sha256:{}", "a".repeat(64))),
                 build_id: Some("20261130-120000-000-abcd".into()),
                 recorded_image: Some(format!("sha256:{}", "a".repeat(64))),
@@ -353,7 +353,7 @@ mod tests {
     #[test]
     fn a_node_that_could_not_be_checked_is_failed_never_passed() {
         let mut r = report(Vec::new(), Some("ssh: connection refused"));
-        r.judged = Judged::default();
+        r.subject = Subject::default();
         let image = format!("sha256:{}", "e".repeat(64));
         let s = statement(&r, &policy(&r), Some(&image), at()).unwrap();
         assert_eq!(s["predicate"]["verificationResult"], FAILED);
@@ -374,7 +374,7 @@ mod tests {
     #[test]
     fn a_reproduced_build_earns_prov_reproduced_and_no_level_claims_the_slsa_prefix_falsely() {
         let mut r = report(vec![check("manifest", true)], None);
-        r.judged.reproduced = true;
+        r.subject.reproduced = true;
         let s = statement(&r, &policy(&r), None, at()).unwrap();
         let levels: Vec<&str> = s["predicate"]["verifiedLevels"]
             .as_array()
