@@ -1,4 +1,6 @@
-//! prov as a library: the CLI in `main.rs` is a thin layer over these modules.
+//! prov as a library, in four layers that draw the trust line (docs/ARCHITECTURE.md): `record`
+//! (data and its rules), `node` (what runs inside a node), `host` (what runs on the host), `cli`
+//! (one file per subcommand, a thin layer over the others). `error` decides every exit code.
 
 pub mod cli;
 pub mod error;

@@ -195,3 +195,87 @@ fn the_readmes_exit_codes_are_the_ones_prov_decides() {
         );
     }
 }
+
+/// The files docs/ARCHITECTURE.md's map names under `src/`: a line at the left margin names a
+/// folder, the indented lines below it name its files (one or more per line, before the
+/// description).
+fn mapped_sources(map: &str) -> BTreeSet<String> {
+    let block = map
+        .split("## Where things live")
+        .nth(1)
+        .and_then(|rest| rest.split("```").nth(1))
+        .expect("docs/ARCHITECTURE.md has a map in a code block under `## Where things live`");
+    let mut folder = String::new();
+    let mut named = BTreeSet::new();
+    for line in block.lines() {
+        if !line.starts_with(' ') {
+            folder = line.split_whitespace().next().unwrap_or("").to_string();
+            continue;
+        }
+        // Names come first; the description starts at the first word that is not a file name.
+        for word in line
+            .split_whitespace()
+            .take_while(|w| w.ends_with(".rs"))
+        {
+            named.insert(format!("{folder}{word}"));
+        }
+    }
+    named.retain(|n| n.starts_with("src/"));
+    named
+}
+
+/// The map of the code names every source file, and only files that exist: it cannot go stale.
+#[test]
+fn the_architecture_map_names_every_source_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mapped = mapped_sources(&read(&root.join("docs/ARCHITECTURE.md")));
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let rel = path.strip_prefix(root).unwrap();
+                out.insert(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    let mut present = BTreeSet::new();
+    walk(root, &root.join("src"), &mut present);
+    let missing: Vec<_> = present.difference(&mapped).collect();
+    let stale: Vec<_> = mapped.difference(&present).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "docs/ARCHITECTURE.md's map: add {missing:?}, remove {stale:?}"
+    );
+}
+
+/// Every path under src/, tests/ or scripts/ the docs write in backquotes exists.
+#[test]
+fn every_path_the_docs_write_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    files.extend(
+        std::fs::read_dir(root.join("docs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "md")),
+    );
+    for file in files {
+        let text = read(&file);
+        for span in text.split('`').skip(1).step_by(2) {
+            let is_path = ["src/", "tests/", "scripts/"]
+                .iter()
+                .any(|p| span.starts_with(p))
+                && !span.contains(char::is_whitespace)
+                && !span.contains('*');
+            if is_path {
+                assert!(
+                    root.join(span).exists(),
+                    "{}: `{span}` does not exist",
+                    file.display()
+                );
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 PROV_BIN=/vagrant/target/release/prov
 IMAGE_IDS=/vagrant/.cache/images/ids.env
 
-# The one rule lives in prov (`prov context`); this only hands it the script being run.
+# The one rule lives in prov (`prov guard`); this only hands it the script being run.
 require_node_context() {
   local script
   script="$(readlink -f "${BASH_SOURCE[-1]}")"
@@ -19,7 +19,7 @@ require_node_context() {
       "a node with the whole repository mounted at /vagrant; run them from the host with make" \
       "(e.g. make demo NODE=<name>), which builds prov first."
   fi
-  "$PROV_BIN" context --script "$script" || exit 1
+  "$PROV_BIN" guard --script "$script" || exit 1
 }
 require_node_context
 # The stack's names (project, services, containers, labels), defined once, in prov.

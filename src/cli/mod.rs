@@ -13,10 +13,10 @@ use crate::record::nodes::{self, NodeName};
 pub mod attest;
 pub mod bases;
 pub mod build;
-pub mod context;
 pub mod diff;
 pub mod digest;
 pub mod exec;
+pub mod guard;
 pub mod import;
 pub mod key;
 pub mod log;
@@ -84,7 +84,7 @@ enum Command {
         command: key::Command,
     },
     /// Check that this process runs inside a node from /vagrant (used by every script).
-    Context(context::Args),
+    Guard(guard::Args),
     /// Print the working tree's hash (what `git add -A && git write-tree` would print) and
     /// whether it differs from HEAD, without touching the repository.
     Tree(tree::Args),
@@ -167,7 +167,7 @@ fn run(cli: Cli) -> Result<Exit> {
         Command::Sync(args) => sync::run(repo, args),
         Command::Bases(args) => bases::run(repo, args),
         Command::Key { command } => key::run(repo, command),
-        Command::Context(args) => context::run(args),
+        Command::Guard(args) => guard::run(args),
         Command::Tree(args) => tree::run(args),
         Command::Digest(args) => digest::run(args),
         Command::Nodes(args) => nodes_cmd::run(repo, args),

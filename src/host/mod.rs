@@ -1,3 +1,8 @@
+//! What runs on the host, the only trusted party: the ssh transport, the export sync, the import
+//! and its proofs, the bases, verify and its checks, attestations and summaries, reproduce, diff
+//! and the host's state. It reads what nodes wrote as data, through `record`, and never uses
+//! `node`.
+
 pub mod attest;
 pub mod bases;
 pub mod checks;

@@ -2,7 +2,7 @@
 //!
 //! Running Compose or a build from the wrong directory silently picks up the wrong compose file,
 //! `.env` or source. This module is the one implementation of the rule; the shell scripts reach
-//! it through `prov context --script "$0"`, and `prov build` calls it directly.
+//! it through `prov guard --script "$0"`, and `prov build` calls it directly.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,3 +1,7 @@
+//! The record: data and its rules, shared by both sides of the trust line. What a build records
+//! and how it is stored, hashed, named, read safely and rendered as text. Nothing here runs a
+//! process or reaches a node; the node and host layers build on it, never the other way.
+
 pub mod bounded;
 pub mod build_context;
 pub mod build_inputs;

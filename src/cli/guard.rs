@@ -1,4 +1,4 @@
-//! `prov context` (inside a node): the execution-context rule every node script checks first.
+//! `prov guard` (inside a node): the execution-context rule every node script checks first.
 
 use std::path::PathBuf;
 
