@@ -51,6 +51,8 @@ e2e() {
   (cd "$PROV_REPO" && cargo test --locked --test build_context -- --ignored)
   local node flavour failed=0
   local -A seen=()
+  # A test that hangs fails, named, instead of holding the run until CI's own limit.
+  export BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-2400}
   # The per-node files run on the first node of each flavour nodes.json declares, then the
   # cluster's files on them all. A failing pass does not stop the next one: every failure shows.
   for node in $(prov nodes); do

@@ -37,18 +37,24 @@ compose() {
   fi
 }
 
-# Reads the base image references made by `make bases` and checks that this node's engine holds
-# them (the host loads them into each node when it boots it).
-load_bases() {
+# Reads the base image references made by `make bases`; enough for Compose to read its file
+# (down and clean need no base in the engine: a node that never built has none).
+read_bases() {
   [[ -r $IMAGE_IDS ]] || die "no base images recorded ($IMAGE_IDS): run make bases on the host"
   # shellcheck source=/dev/null
   source "$IMAGE_IDS"
+  export PROV_DB_IMAGE=$POSTGRES_TAG
+}
+
+# Reads the base image references and checks that this node's engine holds them (the host loads
+# them into each node when it boots it).
+load_bases() {
+  read_bases
   local tag
   for tag in "$BUILDER_TAG" "$RUNTIME_TAG" "$POSTGRES_TAG"; do
     docker image inspect "$tag" >/dev/null 2>&1 ||
       die "base image $tag is not in $(node_name)'s engine: run make demo NODE=$(node_name) on the host, which loads it"
   done
-  export PROV_DB_IMAGE=$POSTGRES_TAG
 }
 
 # The api image of the node's latest recorded build; refuses when there is none.

@@ -5,7 +5,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib/node.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/node.sh"
 
-load_bases
+read_bases
 export PROV_API_IMAGE=unused-by-down
 log "removing the stack's containers on $(node_name) (volumes kept)"
 compose down --remove-orphans

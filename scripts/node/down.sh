@@ -4,7 +4,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib/node.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/node.sh"
 
-load_bases
+read_bases
 export PROV_API_IMAGE=unused-by-stop
 log "stopping the stack on $(node_name)"
 compose stop

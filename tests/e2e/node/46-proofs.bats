@@ -99,7 +99,7 @@ teardown() {
     cp latest /tmp/prov-e2e-latest.orig"
   # Each is refused, naming what disagrees (a tree changed is named first by the SBOM's tree).
   for case in 'tree|.git.tree = "0000000000000000000000000000000000000000"' \
-    'base_images.RUNTIME_IMAGE|.base_images[1].config_digest = "sha256:00"' \
+    "base_images.RUNTIME_IMAGE|.base_images[1].config_digest = \"sha256:$(printf '%064d' 0)\"" \
     'started_at|.started_at = "2001-01-01T00:00:00Z"' \
     "log has sha256|.build_log.sha256 = \"$(printf '%064d' 0)\""; do
     root_on "$NODE" "cd /vagrant/provenance/$NODE && cp /tmp/prov-e2e-record.orig $id.json && \
