@@ -213,10 +213,7 @@ fn mapped_sources(map: &str) -> BTreeSet<String> {
             continue;
         }
         // Names come first; the description starts at the first word that is not a file name.
-        for word in line
-            .split_whitespace()
-            .take_while(|w| w.ends_with(".rs"))
-        {
+        for word in line.split_whitespace().take_while(|w| w.ends_with(".rs")) {
             named.insert(format!("{folder}{word}"));
         }
     }

@@ -4,9 +4,10 @@
 LINT="$BATS_TEST_DIRNAME/../../scripts/host/bats-lint.sh"
 
 # Writes the test file's body (stdin) to a bats file and lints it (`TEST` stands for bats'
-# keyword, which bats would rewrite even in a heredoc).
+# keyword, which bats would rewrite even in a heredoc; `AND` for `&&`, so that this file itself
+# passes the lint).
 lint_bats() {
-  sed 's/^TEST /@test /' >"$BATS_TEST_TMPDIR/case.bats"
+  sed 's/^TEST /@test /; s/ AND / \&\& /g' >"$BATS_TEST_TMPDIR/case.bats"
   run "$LINT" "$BATS_TEST_TMPDIR/case.bats"
   echo "$output"
 }
@@ -14,8 +15,8 @@ lint_bats() {
 @test "two assertions joined with && are refused, naming the file and the line" {
   lint_bats <<'CASE'
 TEST "joined" {
-  [ -n "$a" ] && [ -n "$b" ]
-  [[ $a == x ]] && [[ $b == y ]]
+  [ -n "$a" ] AND [ -n "$b" ]
+  [[ $a == x ]] AND [[ $b == y ]]
   true
 }
 CASE
