@@ -13,6 +13,23 @@ die() {
   exit "${PROV_DIE_CODE:-1}"
 }
 
+# Starts a daemon in its own session, its output to LOG, holding no file of its caller's: a
+# daemon that kept a pipe of its caller (bats keeps fds 3 and 4) would keep that caller from
+# ever seeing the end of its output.
+#   detach LOG COMMAND [ARG...]
+detach() {
+  local log=$1
+  shift
+  (
+    local fd
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      ((fd > 2)) && eval "exec $fd>&-"
+    done
+    exec setsid nohup "$@" >>"$log" 2>&1 </dev/null
+  ) &
+}
+
 # The declared tools (scripts/lib/tools.list): "COMMAND PACKAGE" for every line of the given
 # scopes.
 TOOLS_LIST="$PROV_REPO/scripts/lib/tools.list"

@@ -55,7 +55,7 @@ ensure_engine() {
   [[ $(id -u) == 0 ]] || die "no Docker engine answers; start it (sudo service docker start) and retry"
   local root="${PROV_DOCKER_DATA_ROOT:-/var/lib/docker}"
   log "starting the Docker engine (data root $root, log /var/log/prov-dockerd.log)"
-  setsid nohup dockerd --data-root "$root" >>/var/log/prov-dockerd.log 2>&1 </dev/null &
+  detach /var/log/prov-dockerd.log dockerd --data-root "$root"
   local deadline=$((SECONDS + 60))
   until docker info >/dev/null 2>&1; do
     ((SECONDS < deadline)) || die "the Docker engine did not start within 60 s: see /var/log/prov-dockerd.log"
