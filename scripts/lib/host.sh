@@ -251,13 +251,8 @@ ensure_lxc_network() {
     ip link set "$bridge" up
     log "made the bridge $bridge ($subnet.1/24) for this checkout's LXC nodes"
   fi
-  # IPv6 on the bridge would be a way around the IPv4 rule below: it is turned off where the
-  # kernel lets us, and where it does not (a container's /proc/sys is read-only) every IPv6
-  # packet from the bridge to the host is dropped instead.
-  local v6=/proc/sys/net/ipv6/conf/$bridge/disable_ipv6
-  if [[ -e $v6 && $(<"$v6") != 1 ]] && ! (echo 1 >"$v6") 2>/dev/null; then
-    ip6tables -C "${LXC_INPUT6_RULE[@]/BRIDGE/$bridge}" 2>/dev/null ||
-      ip6tables -I "${LXC_INPUT6_RULE[@]/BRIDGE/$bridge}"
+  if [[ -e /proc/sys/net/ipv6/conf/$bridge/disable_ipv6 ]]; then
+    echo 1 >"/proc/sys/net/ipv6/conf/$bridge/disable_ipv6"
   fi
   iptables -C "${LXC_INPUT_RULE[@]/BRIDGE/$bridge}" 2>/dev/null ||
     iptables -I "${LXC_INPUT_RULE[@]/BRIDGE/$bridge}"
@@ -265,7 +260,6 @@ ensure_lxc_network() {
 
 LXC_INPUT_RULE=(INPUT -i BRIDGE -m conntrack --ctstate NEW -m comment
   --comment "prov: LXC nodes open no connection to the host" -j REJECT)
-LXC_INPUT6_RULE=(INPUT -i BRIDGE -m comment --comment "prov: LXC nodes send the host no IPv6" -j DROP)
 
 # Once no LXC node of the checkout is left, its bridge goes (the next node makes it again).
 lxc_network_gc() {
@@ -278,7 +272,6 @@ lxc_network_gc() {
     log "removed the bridge $bridge (no LXC node of this checkout is left)"
   fi
   while iptables -D "${LXC_INPUT_RULE[@]/BRIDGE/$bridge}" 2>/dev/null; do :; done
-  while ip6tables -D "${LXC_INPUT6_RULE[@]/BRIDGE/$bridge}" 2>/dev/null; do :; done
   rm -f "$file"
 }
 

@@ -22,7 +22,7 @@ teardown() {
   done
   assert_output_has "cleaning node worker2 failed (above): destroying it all the same"
   if [[ ${PROVIDER:-lxc} == lxc ]]; then
-    # No container, disk or bridge of this checkout is left (nor its firewall rules).
+    # No container, disk or bridge of this checkout is left (nor its firewall rule).
     prefix=$(sed -n 's/^bridge=//p' "$BATS_FILE_TMPDIR/network")
     run lxc-ls -1
     [[ $output != *"$prefix-"* ]]
@@ -30,8 +30,6 @@ teardown() {
     run ip link show "$prefix"
     [ "$status" -ne 0 ]
     run iptables -S INPUT
-    [[ $output != *"$prefix"* ]]
-    run ip6tables -S INPUT
     [[ $output != *"$prefix"* ]]
   else
     run docker ps --all --quiet --filter name=prov-node-
