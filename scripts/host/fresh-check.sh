@@ -9,7 +9,10 @@
 #   - a `git clone` of the current commit, and nothing else: no package, image or cache of the
 #     host's;
 #   - the docker provider nodes' flags and the host's loop devices, so Docker, Vagrant and LXC
-#     run inside it (its engine's data on a folder of the host).
+#     run inside it (its engine's data on a folder of the host), and /proc and /sys unmasked and
+#     writable as a machine's are: the LXC nodes' user namespaces mount their own proc and sysfs
+#     only where the machine's are fully visible (the kernel's rule). Its network is its own; no
+#     test writes a kernel setting outside it (the suite writes only its bridge's disable_ipv6).
 # Usage: scripts/host/fresh-check.sh [--keep]   (--keep leaves the machine's folder for a look)
 # Prints each command's exit status and duration, and writes them to .cache/fresh-check/.
 set -euo pipefail
@@ -71,6 +74,9 @@ read -r -d '' MACHINE_SCRIPT <<'SCRIPT' || true
 set -uo pipefail
 cp /host-ca/*.crt /usr/local/share/ca-certificates/ 2>/dev/null || true
 update-ca-certificates >/dev/null
+# A machine's /sys is writable; docker mounts a container's read-only, and the kernel lets the
+# LXC nodes' user namespaces mount a sysfs only where the machine's own is not.
+mount -o remount,rw /sys
 cd /root/prov
 results=()
 for command in "make demo-reviewer" "make test"; do
@@ -93,6 +99,7 @@ start=$SECONDS
 docker run --name prov-fresh-check --hostname fresh-check \
   --cap-add=ALL --cap-drop=SYS_RESOURCE \
   --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+  --security-opt systempaths=unconfined \
   -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
   "${loops[@]}" \
   -v "$MACHINE/docker:/var/lib/docker" \
