@@ -437,6 +437,22 @@ fn a_process_an_exec_session_started_fails_and_the_healthchecks_own_do_not() {
             ]));
         });
         passes(&checks);
+        // A healthcheck that just ended, not yet reaped, is the healthcheck's; another program's
+        // zombie is not.
+        for (zombie, ok) in [("[pg_isready] <defunct>", true), ("[sh] <defunct>", false)] {
+            let checks = checks_after(node, |state, _| {
+                let id = id_of(state, 1);
+                state["processes"][&id]["Processes"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!(["4444", "0", zombie]));
+            });
+            if ok {
+                passes(&checks);
+            } else {
+                fails(&checks, &["processes:db"], "process 4444 `[sh] <defunct>`");
+            }
+        }
         // A child of the entrypoint is the entrypoint's.
         let checks = checks_after(node, |state, _| {
             let id = id_of(state, 1);

@@ -708,7 +708,9 @@ fn healthcheck_command(c: &ContainerInspect) -> Option<String> {
 }
 
 /// The processes that neither descend from the container's main process nor are its healthcheck
-/// (with what that started): an exec session's.
+/// (with what that started): an exec session's. A healthcheck that just ended and is not yet
+/// reaped shows as `[program] <defunct>` (`ps` names a zombie by the first 15 bytes of its
+/// program's name): it is the healthcheck's too; any other zombie is not excused.
 fn foreign_processes(top: &Top, main: i64, health: Option<&str>) -> Vec<String> {
     let column = |title: &str| top.titles.iter().position(|t| t == title);
     let (Some(pid), Some(ppid), Some(args)) = (column("PID"), column("PPID"), column("COMMAND"))
@@ -728,9 +730,14 @@ fn foreign_processes(top: &Top, main: i64, health: Option<&str>) -> Vec<String> 
         })
         .collect();
     let main = main.to_string();
+    let health_ended = health.and_then(|h| {
+        let program = h.split_whitespace().next()?.rsplit('/').next()?;
+        let comm: String = program.chars().take(15).collect();
+        Some(format!("[{comm}] <defunct>"))
+    });
     let mut known: BTreeSet<&str> = BTreeSet::new();
     for (p, _, command) in &rows {
-        if *p == main || Some(*command) == health {
+        if *p == main || Some(*command) == health || Some(*command) == health_ended.as_deref() {
             known.insert(p);
         }
     }
