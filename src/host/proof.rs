@@ -715,8 +715,15 @@ pub fn gather(
     let version: VersionAnswer =
         serde_json::from_value(engine.version.clone()).context("reading the engine's /version")?;
     let store = engine.store;
+    // Asked only of an image the engine holds: for one it does not, the image check names that.
+    let held = |id: &str| {
+        references
+            .iter()
+            .zip(&engine.images)
+            .any(|(r, i)| r == id && i.is_some())
+    };
     let config_digest = match (store, &m.image) {
-        (ImageStore::Containerd, Some(image)) => {
+        (ImageStore::Containerd, Some(image)) if held(&image.id) => {
             Some(containerd_config_digest(transport, &image.id)?)
         }
         _ => None,
