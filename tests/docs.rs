@@ -127,10 +127,8 @@ fn the_readmes_synopsis_names_every_subcommand_with_every_flag() {
     }
 }
 
-#[test]
-fn every_prov_command_the_docs_write_exists() {
-    let cli = cli();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+/// The README and every document under docs/.
+fn doc_files(root: &Path) -> Vec<std::path::PathBuf> {
     let mut files = vec![root.join("README.md")];
     files.extend(
         std::fs::read_dir(root.join("docs"))
@@ -138,7 +136,14 @@ fn every_prov_command_the_docs_write_exists() {
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "md")),
     );
-    for file in files {
+    files
+}
+
+#[test]
+fn every_prov_command_the_docs_write_exists() {
+    let cli = cli();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in doc_files(root) {
         let text = read(&file);
         // Backquoted spans: `prov SUB ...`.
         for span in text.split('`').skip(1).step_by(2) {
@@ -251,14 +256,7 @@ fn the_architecture_map_names_every_source_file() {
 #[test]
 fn every_path_the_docs_write_exists() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = vec![root.join("README.md")];
-    files.extend(
-        std::fs::read_dir(root.join("docs"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "md")),
-    );
-    for file in files {
+    for file in doc_files(root) {
         let text = read(&file);
         for span in text.split('`').skip(1).step_by(2) {
             let is_path = ["src/", "tests/", "scripts/"]
