@@ -164,6 +164,12 @@ node_up() {
     if ! node_has_export "$node"; then
       log "node $node mounts the host's checkout (made by an older prov): re-creating it with its own export (its engine's data is kept)"
       vagrant_in_repo destroy --force "$node"
+    elif ! node_running "$node"; then
+      # A node that stopped without Vagrant (its engine killed for memory, say) leaves its port
+      # forwarder listening, which makes `vagrant up` refuse the port; Vagrant's halt stops it
+      # by the id Vagrant recorded.
+      log "node $node is stopped: clearing what it left before booting it"
+      vagrant_in_repo halt "$node"
     fi
   fi
   if ! node_created "$node"; then

@@ -99,19 +99,46 @@ pub fn differs(base: &HostBase, found: &ImageInspect) -> Option<String> {
 }
 
 /// `prov bases --node N`: the node's engine holds exactly the host's bases under their tags.
-/// When it lacks one, or a tag names another image, the host's saved bases are loaded into it
-/// (`docker load` retags them), and checked again. Returns what was wrong before, if anything.
+/// When it lacks one, or a tag names another image, the host's saved bases are loaded into it,
+/// and checked again. Returns what was wrong before, if anything.
+///
+/// A tag that names another image is removed before the load, not left for `docker load` to
+/// move: Engine 26's containerd store keeps a moved tag's labels, so the base would carry the
+/// classic builder's parent label of the image built from it, a parent cycle in which the
+/// engine's next pruning `docker image rm` loops until the node runs out of memory (measured).
 pub fn ship(repo: &Path, transport: &Transport) -> Result<Vec<String>> {
     let bases = HostBases::load(repo)?;
     let quick = transport.bounded(std::time::Duration::from_secs(30));
     let wrong = check_node(&bases, &quick)?;
     if wrong.is_empty() {
-        return Ok(wrong);
+        return Ok(Vec::new());
     }
     let tar = repo.join(BASES_TAR);
     let size = std::fs::metadata(&tar)
         .with_context(|| format!("{} is missing: run `make bases`", tar.display()))?
         .len();
+    let moved: Vec<String> = wrong
+        .iter()
+        .filter(|w| w.moved)
+        .map(|w| w.tag.clone())
+        .collect();
+    if !moved.is_empty() {
+        // Forced, so that a container on the moved tag keeps its image (then untagged only);
+        // without pruning, so that the engine does not walk parents it may have in a cycle.
+        let argv: Vec<String> = ["docker", "image", "rm", "--force", "--no-prune"]
+            .into_iter()
+            .map(String::from)
+            .chain(moved)
+            .collect();
+        let out = quick.output(&argv)?;
+        if !out.status.success() {
+            bail!(
+                "removing the moved base tags from node {} failed: {}",
+                transport.node(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
     let limit = std::time::Duration::from_secs(60 + size / (10 << 20));
     let out = transport
         .bounded(limit)
@@ -133,14 +160,26 @@ pub fn ship(repo: &Path, transport: &Transport) -> Result<Vec<String>> {
         bail!(
             "node {}'s engine does not hold the host's bases even after loading them: {}",
             transport.node(),
-            still.join("; ")
+            still
+                .iter()
+                .map(|w| w.why.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
         );
     }
-    Ok(wrong)
+    Ok(wrong.into_iter().map(|w| w.why).collect())
+}
+
+/// A base the node's engine does not hold as the host's under its tag.
+struct Wrong {
+    tag: String,
+    /// The tag names another image (rather than nothing).
+    moved: bool,
+    why: String,
 }
 
 /// What is wrong with the node's copy of each base, by tag.
-fn check_node(bases: &HostBases, transport: &Transport) -> Result<Vec<String>> {
+fn check_node(bases: &HostBases, transport: &Transport) -> Result<Vec<Wrong>> {
     let query = ImageQuery {
         inspect: bases.0.iter().map(|b| b.tag.clone()).collect(),
         history: Vec::new(),
@@ -151,13 +190,19 @@ fn check_node(bases: &HostBases, transport: &Transport) -> Result<Vec<String>> {
         .iter()
         .zip(found)
         .filter_map(|(base, image)| match image {
-            None => Some(format!("{} is missing", base.tag)),
-            Some(image) => differs(base, &image).map(|why| {
-                format!(
+            None => Some(Wrong {
+                tag: base.tag.clone(),
+                moved: false,
+                why: format!("{} is missing", base.tag),
+            }),
+            Some(image) => differs(base, &image).map(|why| Wrong {
+                tag: base.tag.clone(),
+                moved: true,
+                why: format!(
                     "{} names {}: {why}",
                     base.tag,
                     crate::record::text::short_id(&image.id)
-                )
+                ),
             }),
         })
         .collect())
