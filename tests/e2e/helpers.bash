@@ -43,6 +43,15 @@ node_dir() {
   fi
 }
 
+# Stops a node from the host, without Vagrant, as its init's end would (its engine killed for
+# memory, say).
+kill_node() {
+  case $(node_provider "$1") in
+    lxc) lxc-stop -k -n "$(lxc_container "$1")" ;;
+    *) docker kill "prov-node-$1" >/dev/null ;;
+  esac
+}
+
 # Runs a bash snippet as root on a node from the host's side, not through the node's ssh (to put
 # back what a test broke there).
 root_from_host() {
