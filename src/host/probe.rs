@@ -212,9 +212,19 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
 /// engine wait for it), filled in on the node.
 const EVENTS: &str = "/events?since=1&filters=";
 
+/// How long verify waits for the api's log to show its answered requests: the engine writes what
+/// a container prints to the log file a moment later (a loaded node missed one, measured).
+const LOG_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// What verify asks once its HTTP requests are answered: the containers beyond the stack's, and
-/// the tail of the api's log, where the api notes each request that carries verify's nonce.
-pub fn after_http(transport: &Transport, state: &mut NodeState) -> Result<()> {
+/// the tail of the api's log, where the api notes each request that carries verify's nonce (read
+/// again, within [`LOG_SETTLE`], until it shows the `answered` requests with `nonce`).
+pub fn after_http(
+    transport: &Transport,
+    state: &mut NodeState,
+    nonce: Option<&str>,
+    answered: usize,
+) -> Result<()> {
     let others: Vec<String> = std::mem::take(&mut state.others)
         .iter()
         .map(|id| format!("/containers/{id}/json"))
@@ -225,7 +235,24 @@ pub fn after_http(transport: &Transport, state: &mut NodeState) -> Result<()> {
         .find(|c| c.name == format!("/{}", stack::API_CONTAINER));
     let log = api.map(|c| (c.id.clone(), c.log_path.clone()));
     let (others, log) = std::thread::scope(|scope| {
-        let log = scope.spawn(|| log.map(|(id, path)| api_log(transport, &id, &path)));
+        let log = scope.spawn(|| {
+            let (id, path) = log?;
+            let noted = nonce.map(|n| format!("nonce={n}"));
+            let start = std::time::Instant::now();
+            loop {
+                let lines = api_log(transport, &id, &path);
+                let shown = |lines: &Vec<LogLine>| match &noted {
+                    Some(noted) => lines.iter().filter(|l| l.log.contains(noted)).count(),
+                    None => answered,
+                };
+                match &lines {
+                    Ok(l) if shown(l) < answered && start.elapsed() < LOG_SETTLE => {
+                        std::thread::sleep(std::time::Duration::from_millis(200))
+                    }
+                    _ => break Some(lines),
+                }
+            }
+        });
         (engine_get(transport, &others, false), log.join())
     });
     for answer in others? {

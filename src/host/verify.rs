@@ -72,7 +72,11 @@ fn verify_node(
     };
     // Once the api answered: the containers beyond the stack's, and the api's log, which must
     // show verify's requests.
-    probe::after_http(&transport, &mut state)
+    let answered = [&http.health, &http.ready, &http.version]
+        .iter()
+        .filter(|a| a.status.is_some())
+        .count();
+    probe::after_http(&transport, &mut state, http.nonce.as_deref(), answered)
         .with_context(|| format!("could not read node {}'s Docker state", node.name))?;
     if let Some(dir) = capture {
         write_capture(&dir.join(&node.name), &host, &imported, &state, &http)?;

@@ -147,5 +147,7 @@ teardown() {
   jq -e '[.checks[] | select(.ok | not) | .name] | contains(["latest-is-newest", "no-rollback"])' \
     <<<"$output"
   prov sync --node "$NODE" >/dev/null
-  prov verify --node "$NODE" >/dev/null
+  run prov verify --node "$NODE"
+  echo "$output"
+  [ "$status" -eq 0 ]
 }
