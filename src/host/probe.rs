@@ -213,7 +213,7 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
 const EVENTS: &str = "/events?since=1&filters=";
 
 /// How long verify waits for the api's log to show its answered requests: the engine writes what
-/// a container prints to the log file a moment later (a loaded node missed one, measured).
+/// a container prints to the log file a moment after the container wrote it.
 const LOG_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// What verify asks once its HTTP requests are answered: the containers beyond the stack's, and
@@ -238,19 +238,19 @@ pub fn after_http(
         let log = scope.spawn(|| {
             let (id, path) = log?;
             let noted = nonce.map(|n| format!("nonce={n}"));
+            let settled = |lines: &[LogLine]| {
+                noted.as_ref().is_none_or(|noted| {
+                    lines.iter().filter(|l| l.log.contains(noted)).count() >= answered
+                })
+            };
             let start = std::time::Instant::now();
             loop {
                 let lines = api_log(transport, &id, &path);
-                let shown = |lines: &Vec<LogLine>| match &noted {
-                    Some(noted) => lines.iter().filter(|l| l.log.contains(noted)).count(),
-                    None => answered,
-                };
-                match &lines {
-                    Ok(l) if shown(l) < answered && start.elapsed() < LOG_SETTLE => {
-                        std::thread::sleep(std::time::Duration::from_millis(200))
-                    }
-                    _ => break Some(lines),
+                let waiting = matches!(&lines, Ok(l) if !settled(l));
+                if !waiting || start.elapsed() >= LOG_SETTLE {
+                    break Some(lines);
                 }
+                std::thread::sleep(std::time::Duration::from_millis(200));
             }
         });
         (engine_get(transport, &others, false), log.join())
