@@ -79,16 +79,12 @@ fn facts(node: &str) -> (Manifest, Facts) {
         inspect.config = base.config.clone();
         images.insert(b.id.clone(), Some(inspect));
     }
-    let history_of = |id: &str| {
-        state["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|h| h["image"] == id)
-            .map(|h| serde_json::from_value(h["entries"].clone()).unwrap())
-    };
-    let history = history_of(&image.id);
-    let base_history = history_of(&m.base_images[1].id);
+    let history = state["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["image"] == image.id.as_str())
+        .map(|h| serde_json::from_value(h["entries"].clone()).unwrap());
     // What the host had synced before the build, as it kept it.
     let synced: SyncStamp =
         serde_json::from_slice(&std::fs::read(fixtures().join(node).join("synced.json")).unwrap())
@@ -104,7 +100,6 @@ fn facts(node: &str) -> (Manifest, Facts) {
         images,
         history,
         history_of: Some(image.id.clone()),
-        base_history,
         engine_version: m.tool.versions["docker_engine"].clone(),
         store: image.store.unwrap_or(ImageStore::Classic),
         config_digest: image.config_digest.clone(),
@@ -396,6 +391,19 @@ fn what_compose_makes_of_the_hosts_file_is_the_recorded_configuration() {
         wrong
             .iter()
             .any(|w| w.contains("docker-compose: not found")),
+        "{wrong:#?}"
+    );
+}
+
+#[test]
+fn a_buildkit_image_whose_history_does_not_end_with_the_hosts_runtime_base_is_refused() {
+    let (m, mut f) = facts("worker1");
+    assert!(disagreements(&m, &f).is_empty());
+    let entries = f.history.as_mut().unwrap();
+    entries.last_mut().unwrap().created_by = "/bin/sh -c #(nop) ADD another base".into();
+    let wrong = disagreements(&m, &f);
+    assert!(
+        wrong.iter().any(|w| w.starts_with("image.layers:")),
         "{wrong:#?}"
     );
 }

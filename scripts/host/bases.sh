@@ -15,8 +15,8 @@
 #                             likewise
 #   .cache/images/bases.tar   docker save of the runtime, postgres and builder tags
 #   .cache/images/bases.json  those three as the host's engine describes them (ID, tag, layers,
-#                             configuration, creation time): what prov checks every node's copy
-#                             of them, and every record naming them, against
+#                             configuration, creation time, history): what prov checks every
+#                             node's copy of them, and every record naming them, against
 #                             NODE_LXC_BOX=prov-node-lxc-<hash12> (NODE_TRIXIE_LXC_BOX): the
 #                             boxes' names, in ids.env (PROVIDER=lxc)
 # Idempotent: an image is rebuilt only when its recipe hash (Dockerfile and the other files of
@@ -393,12 +393,18 @@ bases_stamp_content() { # what bases.tar must hold, and its size
   printf 'size=%s\n' "$(stat -c %s "$BASES_TAR" 2>/dev/null || echo none)"
 }
 
-# The saved bases as the host's engine describes them (rewritten each time: one inspect).
+# The saved bases as the host's engine describes them (rewritten each time: an inspect and a
+# history each). The history, newest first, tells an image built on a base its own layers from
+# the base's on a store that names no entry below an image's top (verify's layers-fresh).
 write_bases_json() {
-  local name
+  local name history
   for name in "${SAVED[@]}"; do
-    "$DOCKER" image inspect "${TAG[$name]}" | jq --arg name "$name" --arg tag "${TAG[$name]}" \
-      '.[0] | {$name, $tag, id: .Id, created: .Created, layers: .RootFS.Layers, config: .Config}'
+    history=$("$DOCKER" history --no-trunc --format '{{json .}}' "${TAG[$name]}" |
+      jq -s 'map({created: .CreatedAt, created_by: .CreatedBy})')
+    "$DOCKER" image inspect "${TAG[$name]}" |
+      jq --arg name "$name" --arg tag "${TAG[$name]}" --argjson history "$history" \
+        '.[0] | {$name, $tag, id: .Id, created: .Created, layers: .RootFS.Layers, config: .Config,
+          $history}'
   done | jq -s . >"$BASES_JSON.tmp"
   mv -f "$BASES_JSON.tmp" "$BASES_JSON"
 }

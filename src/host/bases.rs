@@ -30,6 +30,15 @@ pub struct HostBase {
     pub created: DateTime<Utc>,
     pub layers: Vec<String>,
     pub config: ImageConfig,
+    /// Its history, newest first: the bottom of the history of every image built on it.
+    pub history: Vec<BaseHistoryEntry>,
+}
+
+/// One entry of a base's history, as the host's engine describes it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BaseHistoryEntry {
+    pub created: DateTime<Utc>,
+    pub created_by: String,
 }
 
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration as Span, DurationRound};
 
 use crate::host::attest::{self, PublicKeyFile};
-use crate::host::bases::{self, HostBases};
+use crate::host::bases::{self, BaseHistoryEntry, HostBases};
 use crate::host::container_config::{self, Expected};
 use crate::host::report::{Check, HttpAnswer, HttpAnswers};
 use crate::record::engine::{
@@ -78,7 +78,7 @@ pub fn judge(e: &Evidence) -> Vec<Check> {
     let manifest = check_manifests(e, &mut checks);
     let services = check_services(&e.state, &mut checks);
     if let Some(m) = manifest {
-        check_image(m, &e.state, services[0], &mut checks);
+        check_image(m, &e.state, &e.bases, services[0], &mut checks);
     }
     check_configuration(manifest, &e.state, &services, &mut checks);
     check_db_image(&e.bases, &e.state, services[1], &mut checks);
@@ -286,6 +286,7 @@ fn describe_state(c: &ContainerInspect) -> String {
 fn check_image(
     m: &Manifest,
     state: &NodeState,
+    bases: &Result<HostBases, String>,
     api: Option<&ContainerInspect>,
     checks: &mut Checks,
 ) {
@@ -367,7 +368,7 @@ fn check_image(
         ),
         "the image came from elsewhere or was retagged: run `make demo`",
     );
-    check_layers_fresh(m, state, image, checks);
+    check_layers_fresh(m, state, bases, image, checks);
     checks.add(
         "container-fresh",
         api.is_some_and(|c| c.created > m.finished_at),
@@ -383,20 +384,28 @@ fn check_image(
 }
 
 /// Every history entry above the final stage's base was made inside the build's time window: a
-/// layer taken from a cache would carry an older time. The base begins at the first entry that
-/// carries a recorded base image's id (the engine gives each local image's top entry its id).
-fn check_layers_fresh(m: &Manifest, state: &NodeState, image: &ImageInspect, checks: &mut Checks) {
+/// layer taken from a cache would carry an older time.
+fn check_layers_fresh(
+    m: &Manifest,
+    state: &NodeState,
+    bases: &Result<HostBases, String>,
+    image: &ImageInspect,
+    checks: &mut Checks,
+) {
     let own = state
         .history
         .iter()
         .find(|h| h.image == image.id)
-        .and_then(|h| own_history(m, state, &h.entries));
+        .and_then(|h| own_history(m, bases.as_ref().ok(), &h.entries));
     let Some(own) = own else {
         checks.add(
             "layers-fresh",
             false,
             "the image's history, down to a recorded base image".into(),
-            "no recorded base in the image's history".into(),
+            match bases {
+                Ok(_) => "no recorded base in the image's history".into(),
+                Err(why) => format!("no recorded base in the image's history ({why})"),
+            },
             "the image is not built on the recorded bases: run `make demo`",
         );
         return;
@@ -446,11 +455,13 @@ fn check_layers_fresh(m: &Manifest, state: &NodeState, image: &ImageInspect, che
 
 /// The entries of an image's history (newest first) above its recorded base. The classic store
 /// names the base's entry by the base's ID; the containerd store names no entry below the top,
-/// so there the base's own history must be the bottom of the image's, entry for entry (by time
-/// too, unless the build set every time to the source's date).
+/// so there the host's history of the recorded base (by its configuration's digest: a node's
+/// containerd store may give the same base another ID each time it loads it) must be the bottom
+/// of the image's, entry for entry (by time too, unless the build set every time to the source's
+/// date).
 fn own_history<'a>(
     m: &Manifest,
-    state: &NodeState,
+    bases: Option<&HostBases>,
     entries: &'a [HistoryEntry],
 ) -> Option<&'a [HistoryEntry]> {
     if let Some(at) = entries
@@ -460,9 +471,10 @@ fn own_history<'a>(
         return Some(&entries[..at]);
     }
     m.base_images.iter().find_map(|base| {
-        let below = &state.history.iter().find(|h| h.image == base.id)?.entries;
+        let digest = base.config_digest.as_deref()?;
+        let below = &bases?.0.iter().find(|b| b.id == digest)?.history;
         let at = entries.len().checked_sub(below.len())?;
-        let same = |a: &HistoryEntry, b: &HistoryEntry| {
+        let same = |a: &HistoryEntry, b: &BaseHistoryEntry| {
             a.created_by == b.created_by && (m.source_date.is_some() || a.created == b.created)
         };
         (at > 0 && entries[at..].iter().zip(below).all(|(a, b)| same(a, b))).then(|| &entries[..at])

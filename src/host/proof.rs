@@ -189,10 +189,9 @@ pub struct Facts {
     /// The engine's answers: the record's image, its history, each recorded base and the
     /// database's image, by reference as asked (`None`: not there).
     pub images: BTreeMap<String, Option<ImageInspect>>,
-    /// The history of the image named by `history_of`, and of the runtime base it names.
+    /// The history of the image named by `history_of`.
     pub history: Option<Vec<HistoryEntry>>,
     pub history_of: Option<String>,
-    pub base_history: Option<Vec<HistoryEntry>>,
     pub engine_version: String,
     pub store: ImageStore,
     /// The image's configuration digest, read from the engine's content store (containerd).
@@ -572,23 +571,24 @@ fn image_disagreements(m: &Manifest, f: &Facts) -> Vec<String> {
     // Made on the host's runtime base: its layers at the bottom of the image's. BuildKit sets
     // the times of every file of the image to the source's date, the base's included (BuildKit
     // 0.13 with the bases passed as named contexts), so there its layers are rewritten: the
-    // base's history, entry for entry, is then the bottom of the image's.
+    // host's history of the base, entry for entry, is then the bottom of the image's.
     match (f.bases.get("runtime"), m.source_date) {
         (Ok(runtime), None) => check(
             "layers",
             image.layers.len() > runtime.layers.len() && image.layers.starts_with(&runtime.layers),
             "do not start with the host's runtime base's layers".into(),
         ),
-        (Ok(_), Some(_)) => {
-            let commands = |h: &[HistoryEntry]| -> Vec<String> {
-                h.iter().map(|e| e.created_by.clone()).collect()
-            };
-            let base = f.base_history.as_deref().map(commands).unwrap_or_default();
-            let own = f
+        (Ok(runtime), Some(_)) => {
+            let base: Vec<&str> = runtime
+                .history
+                .iter()
+                .map(|e| e.created_by.as_str())
+                .collect();
+            let own: Vec<&str> = f
                 .history
                 .as_deref()
                 .filter(|_| f.history_of.as_deref() == Some(image.id.as_str()))
-                .map(commands)
+                .map(|h| h.iter().map(|e| e.created_by.as_str()).collect())
                 .unwrap_or_default();
             check(
                 "layers",
@@ -700,17 +700,11 @@ pub fn gather(
     let (engine, services, context) = std::thread::scope(|scope| {
         let services = scope.spawn(|| compose_of_host_file(repo, transport, m));
         let context = scope.spawn(|| context_of_host_files(repo, &synced, m));
-        let histories: Vec<String> = m
-            .image
-            .iter()
-            .map(|i| i.id.clone())
-            .chain(runtime_base_id(m))
-            .collect();
+        let histories: Vec<String> = m.image.iter().map(|i| i.id.clone()).collect();
         let engine = crate::host::probe::import_facts(transport, &references, &histories);
         (engine, services.join(), context.join())
     });
-    let mut engine = engine?;
-    let base_history = runtime_base_id(m).and_then(|_| engine.histories.pop().flatten());
+    let engine = engine?;
     let history = engine.histories.into_iter().next().flatten();
     let version: VersionAnswer =
         serde_json::from_value(engine.version.clone()).context("reading the engine's /version")?;
@@ -742,7 +736,6 @@ pub fn gather(
         images: references.into_iter().zip(engine.images).collect(),
         history,
         history_of: m.image.as_ref().map(|i| i.id.clone()),
-        base_history,
         engine_version: version.version,
         store,
         config_digest,
@@ -753,13 +746,6 @@ pub fn gather(
             .map_err(|_| anyhow!("making the context panicked"))?
             .map_err(|e| format!("{e:#}")),
     })
-}
-
-fn runtime_base_id(m: &Manifest) -> Option<String> {
-    m.base_images
-        .iter()
-        .find(|b| b.arg == "RUNTIME_IMAGE")
-        .map(|b| b.id.clone())
 }
 
 /// What the node's Compose makes of the host's Compose file (fed on standard input, so that no

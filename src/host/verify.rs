@@ -188,8 +188,8 @@ fn read_records(
 }
 
 /// What the checks of a build read from the engine: the configuration of the built image and of
-/// every service's image; the history of the built image and of its bases (theirs tell the
-/// image's own layers from the bases', for layers-fresh).
+/// every service's image; the history of the built image (layers-fresh tells its own layers
+/// from its base's by the host's history of that base).
 fn images_of(manifest: &Manifest) -> ImageQuery {
     let built = manifest.image.iter().map(|i| i.id.clone());
     let services = manifest
@@ -198,11 +198,10 @@ fn images_of(manifest: &Manifest) -> ImageQuery {
         .iter()
         .flat_map(|s| s.values())
         .filter_map(|s| s.image_id.clone());
-    let bases = manifest.base_images.iter().map(|b| b.id.clone());
     let inspect: BTreeSet<String> = built.clone().chain(services).collect();
     ImageQuery {
         inspect: inspect.into_iter().collect(),
-        history: built.chain(bases).collect(),
+        history: built.collect(),
     }
 }
 
