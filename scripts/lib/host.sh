@@ -170,6 +170,7 @@ node_up() {
       # by the id Vagrant recorded.
       log "node $node is stopped: clearing what it left before booting it"
       vagrant_in_repo halt "$node"
+      free_forwarded_port "$node"
     fi
   fi
   if ! node_created "$node"; then
@@ -190,6 +191,26 @@ node_up() {
 
 # ---------------------------------------------------------------------------------------------
 # LXC nodes (PROVIDER=lxc): what they need of the host, set up by the host's scripts.
+
+# After Vagrant's halt of a stopped LXC node, its api port is free. Vagrant stops the forwarder
+# it recorded, but redir forks a process for each connection, which keeps the listening socket
+# while it still tries to reach the node: one such process left holds the port. It is one of
+# the node's forwarders (a redir listening on the node's port), stopped by its id.
+free_forwarded_port() {
+  [[ $PROVIDER == lxc ]] || return 0
+  local port pid tries
+  port=$(prov nodes --port "$1")
+  for pid in $(ss -Hltnp "sport = :$port" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == redir ]] || continue
+    log "stopping the forwarder node $1 left on port $port (redir, pid $pid)"
+    kill "$pid" 2>/dev/null || true
+  done
+  for ((tries = 0; tries < 50; tries++)); do
+    [[ -z $(ss -Hltn "sport = :$port") ]] && return 0
+    sleep 0.1
+  done
+  log "port $port is still in use (ss -ltnp 'sport = :$port' names the process): Vagrant will refuse it"
+}
 
 # Idempotent: root's block of subordinate ids (scripts/lib/common.sh) and the checkout's bridge.
 ensure_lxc_host() {
