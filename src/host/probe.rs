@@ -143,7 +143,6 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
     for name in STACK_CONTAINERS {
         paths.push(format!("/containers/{name}/json"));
         paths.push(format!("/containers/{name}/top?ps_args={TOP_ARGS}"));
-        paths.push(format!("/containers/{name}/changes"));
     }
     paths.extend(images.inspect.iter().map(|i| format!("/images/{i}/json")));
     paths.extend(
@@ -153,9 +152,30 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
             .map(|i| format!("/images/{i}/history")),
     );
     paths.push(EVENTS.to_string());
+    // A container's changed files are the slowest answer (where the kernel's overlay cannot
+    // tell the engine, as in a nested node, it compares the container's whole tree with its
+    // image's): each is asked on its own, while the rest is.
+    let (answers, changes) = std::thread::scope(|scope| {
+        let changes: Vec<_> = STACK_CONTAINERS
+            .iter()
+            .map(|name| {
+                scope.spawn(move || {
+                    engine_get(transport, &[format!("/containers/{name}/changes")], false)
+                })
+            })
+            .collect();
+        let answers = engine_get(transport, &paths, true);
+        let changes: Vec<_> = changes.into_iter().map(|c| c.join()).collect();
+        (answers, changes)
+    });
     // engine_get gives exactly one answer per path.
-    let mut answers = engine_get(transport, &paths, true)?.into_iter();
+    let mut answers = answers?.into_iter();
     let mut next = || answers.next().expect("one answer per request");
+    let mut changes = changes.into_iter().map(|answers| {
+        answers
+            .map_err(|_| anyhow!("asking the engine for a container's changes panicked"))?
+            .map(|a| a.into_iter().next().expect("one answer per request"))
+    });
 
     let listed: Vec<Listed> = next()
         .into_found()?
@@ -175,7 +195,10 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
         let container = next().into_found::<ContainerInspect>()?;
         let top = next().into_found::<Top>();
         // `null` when nothing changed.
-        let changes = next().into_found::<Option<Vec<Change>>>();
+        let changes = changes
+            .next()
+            .expect("one answer per container")?
+            .into_found::<Option<Vec<Change>>>();
         if let Some(c) = container {
             // A container that stopped between the requests has no processes (the engine
             // answers 409): none are listed then, and service:<name> fails it.
