@@ -453,6 +453,30 @@ fn a_process_an_exec_session_started_fails_and_the_healthchecks_own_do_not() {
                 fails(&checks, &["processes:db"], "process 4444 `[sh] <defunct>`");
             }
         }
+        // A process without its command line (a healthcheck's, starting or ending, or one that
+        // hides it) is asked about again by verify; one still there is judged as it is.
+        let checks = checks_after(node, |state, _| {
+            let id = id_of(state, 0);
+            state["processes"][&id]["Processes"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!(["4545", "0", "[curl]"]));
+        });
+        fails(&checks, &["processes:api"], "process 4545 `[curl]`");
+        let state = serde_json::to_value(&evidence(node).state).unwrap();
+        let api_top = state["processes"][&id_of(&state, 0)].clone();
+        let top = |extra: &str| {
+            let mut top: prov::record::engine::Top =
+                serde_json::from_value(api_top.clone()).unwrap();
+            top.processes
+                .as_mut()
+                .unwrap()
+                .push(vec!["4545".into(), "0".into(), extra.into()]);
+            top.lists_one_in_passing()
+        };
+        assert!(top("[curl]"));
+        assert!(!top("[curl] <defunct>"));
+        assert!(!top("curl -fsS http://127.0.0.1:8080/health"));
         // A child of the entrypoint is the entrypoint's.
         let checks = checks_after(node, |state, _| {
             let id = id_of(state, 1);

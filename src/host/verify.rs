@@ -20,7 +20,7 @@ use crate::host::probe::{self, ImageQuery};
 use crate::host::report::{HttpAnswer, HttpAnswers, NodeReport, Subject};
 use crate::host::state::HostState;
 use crate::host::transport::Transport;
-use crate::record::engine::NodeState;
+use crate::record::engine::{NodeState, Top};
 use crate::record::manifest::Manifest;
 use crate::record::nodes::{NodeName, NodeSpec};
 use crate::record::policy::{self, LoadedPolicy};
@@ -206,8 +206,9 @@ fn images_of(manifest: &Manifest) -> ImageQuery {
 }
 
 /// The node's Docker state and the api's answers, asked at the same time. While a stack
-/// container's healthcheck says `starting` (a restart in progress, not a bypass), both are asked
-/// again, until it settles or the time runs out.
+/// container's healthcheck says `starting` (a restart in progress, not a bypass), or a process
+/// of one shows no command line (in passing), both are asked again, until it settles or the
+/// time runs out.
 fn observe(
     transport: &Transport,
     node: &NodeSpec,
@@ -231,10 +232,13 @@ fn observe(
                     .as_ref()
                     .is_some_and(|h| h.status == "starting")
         });
-        if !starting || Instant::now() + Duration::from_secs(1) > settle_by {
+        // A healthcheck's process caught starting or ending shows no command line: asked again,
+        // it is gone; one that stays is judged as it is.
+        let passing = state.processes.values().any(Top::lists_one_in_passing);
+        if !(starting || passing) || Instant::now() + Duration::from_secs(1) > settle_by {
             return Ok((state, http));
         }
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(if starting { 500 } else { 100 }));
     }
 }
 

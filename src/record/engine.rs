@@ -261,6 +261,21 @@ pub struct Top {
     pub processes: Option<Vec<Vec<String>>>,
 }
 
+impl Top {
+    /// Whether a process is listed without its command line (`[name]`, not a zombie): one
+    /// between its fork and its exec, or exiting, at the moment `ps` read it.
+    pub fn lists_one_in_passing(&self) -> bool {
+        let Some(command) = self.titles.iter().position(|t| t == "COMMAND") else {
+            return false;
+        };
+        self.processes
+            .iter()
+            .flatten()
+            .filter_map(|row| row.get(command))
+            .any(|c| c.starts_with('[') && c.ends_with(']'))
+    }
+}
+
 /// A path a container changed against its image (`GET /containers/{id}/changes`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
