@@ -11,10 +11,12 @@ HOST_DIR="$REPO/provenance/$NODE"
 
 latest_id() { jq -r .build_id "$HOST_DIR/latest"; }
 
-# The runtime base's packages, as its own dpkg reports them on the node.
+# The runtime base's packages, as its own dpkg reports them on the node: the base under the
+# host's tag the record names (make up put the host's base there; a containerd store may give
+# it another ID each time it loads it, so the record's ID can be gone).
 runtime_packages() {
   local base
-  base="$(jq -r '.base_images[] | select(.arg == "RUNTIME_IMAGE") | .id' \
+  base="$(jq -r '.base_images[] | select(.arg == "RUNTIME_IMAGE") | .reference' \
     "$HOST_DIR/$(latest_id).json")"
   # shellcheck disable=SC2016 # dpkg-query's own fields, not the shell's
   on_node "$NODE" docker run --rm --network none --entrypoint dpkg-query "$base" \
