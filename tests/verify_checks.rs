@@ -416,36 +416,32 @@ fn a_file_changed_outside_the_writable_paths_fails_naming_it() {
     }
 }
 
+/// Lists one more process (a `ps` row: pid, ppid, command) in the container at `index`.
+fn add_process(state: &mut Value, index: usize, row: Value) {
+    let id = id_of(state, index);
+    state["processes"][&id]["Processes"]
+        .as_array_mut()
+        .unwrap()
+        .push(row);
+}
+
 #[test]
 fn a_process_an_exec_session_started_fails_and_the_healthchecks_own_do_not() {
     for node in NODES {
         let checks = checks_after(node, |state, _| {
-            let id = id_of(state, 0);
-            state["processes"][&id]["Processes"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!(["4242", "1", "sleep 300"]));
+            add_process(state, 0, json!(["4242", "1", "sleep 300"]))
         });
         fails(&checks, &["processes:api"], "process 4242 `sleep 300`");
+        let health = "curl -fsS -o /dev/null http://127.0.0.1:8080/health";
         let checks = checks_after(node, |state, _| {
-            let id = id_of(state, 0);
-            let rows = state["processes"][&id]["Processes"].as_array_mut().unwrap();
-            rows.push(json!([
-                "4242",
-                "1",
-                "curl -fsS -o /dev/null http://127.0.0.1:8080/health"
-            ]));
+            add_process(state, 0, json!(["4242", "1", health]))
         });
         passes(&checks);
         // A healthcheck that just ended, not yet reaped, is the healthcheck's; another program's
         // zombie is not.
         for (zombie, ok) in [("[pg_isready] <defunct>", true), ("[sh] <defunct>", false)] {
             let checks = checks_after(node, |state, _| {
-                let id = id_of(state, 1);
-                state["processes"][&id]["Processes"]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(json!(["4444", "0", zombie]));
+                add_process(state, 1, json!(["4444", "0", zombie]))
             });
             if ok {
                 passes(&checks);
@@ -456,11 +452,7 @@ fn a_process_an_exec_session_started_fails_and_the_healthchecks_own_do_not() {
         // A process without its command line (a healthcheck's, starting or ending, or one that
         // hides it) is asked about again by verify; one still there is judged as it is.
         let checks = checks_after(node, |state, _| {
-            let id = id_of(state, 0);
-            state["processes"][&id]["Processes"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!(["4545", "0", "[curl]"]));
+            add_process(state, 0, json!(["4545", "0", "[curl]"]))
         });
         fails(&checks, &["processes:api"], "process 4545 `[curl]`");
         let state = serde_json::to_value(&evidence(node).state).unwrap();
@@ -476,15 +468,11 @@ fn a_process_an_exec_session_started_fails_and_the_healthchecks_own_do_not() {
         };
         assert!(top("[curl]"));
         assert!(!top("[curl] <defunct>"));
-        assert!(!top("curl -fsS http://127.0.0.1:8080/health"));
+        assert!(!top(health));
         // A child of the entrypoint is the entrypoint's.
         let checks = checks_after(node, |state, _| {
-            let id = id_of(state, 1);
             let main = state["containers"][1]["State"]["Pid"].to_string();
-            state["processes"][&id]["Processes"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!(["4343", main, "postgres: worker"]));
+            add_process(state, 1, json!(["4343", main, "postgres: worker"]))
         });
         passes(&checks);
     }

@@ -192,10 +192,10 @@ node_up() {
 # ---------------------------------------------------------------------------------------------
 # LXC nodes (PROVIDER=lxc): what they need of the host, set up by the host's scripts.
 
-# After Vagrant's halt of a stopped LXC node, its api port is free. Vagrant stops the forwarder
-# it recorded, but redir forks a process for each connection, which keeps the listening socket
-# while it still tries to reach the node: one such process left holds the port. It is one of
-# the node's forwarders (a redir listening on the node's port), stopped by its id.
+# After Vagrant's halt of a stopped LXC node, its api port is free. Vagrant stops only the
+# forwarder it recorded; redir also forks a process for each connection, so a redir it has no
+# record of can still listen there. One listening on the node's port is the node's forwarder,
+# stopped by its id.
 free_forwarded_port() {
   [[ $PROVIDER == lxc ]] || return 0
   local port pid tries
