@@ -9,7 +9,7 @@ use chrono::{TimeZone, Utc};
 use prov::record::compose::ComposeConfig;
 use prov::record::digest::{sha256_file, HashingWriter};
 use prov::record::manifest::*;
-use prov::record::store::{write_atomic, Link, Store, StoreError};
+use prov::record::store::{records_digest, write_atomic, Link, Store, StoreError};
 
 fn manifest(build_id: &str, prev: Option<String>, status: BuildStatus) -> Manifest {
     let t = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
@@ -158,6 +158,52 @@ fn an_edited_manifest_breaks_the_chain_and_an_edited_latest_breaks_the_pin() {
     let err = store.latest().unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("edited"), "{err}");
+}
+
+#[test]
+fn records_after_the_hosts_copy_chain_onto_its_tip_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let all = chain_of(&tmp.path().join("all"), &IDS);
+    // What a node sends beyond the host's copy of its first record.
+    let newer = Store::new(&tmp.path().join("newer"), &"main".parse().unwrap());
+    fs::create_dir_all(newer.dir()).unwrap();
+    for id in &IDS[1..] {
+        fs::copy(all.manifest_path(id), newer.manifest_path(id)).unwrap();
+    }
+    let tip = all.read(IDS[0]).unwrap().sha256;
+    let chained = newer.chain_from(Some(&tip)).unwrap();
+    let order: Vec<&str> = chained.iter().map(|e| e.build_id.as_str()).collect();
+    assert_eq!(order, IDS[1..]);
+    assert!(chained.iter().all(|e| e.is_intact()));
+    // Onto another tip, or as a chain of their own, the first link is broken.
+    for other in [None, Some("0".repeat(64))] {
+        let chained = newer.chain_from(other.as_deref()).unwrap();
+        assert!(matches!(chained[0].link, Link::Broken { .. }));
+    }
+}
+
+#[test]
+fn the_records_digest_is_the_one_coreutils_computes_over_the_same_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = chain_of(tmp.path(), &IDS);
+    let listed = Command::new("sh")
+        .args([
+            "-c",
+            "LC_ALL=C sha256sum -- *.json | sha256sum | cut -c1-64",
+        ])
+        .current_dir(store.dir())
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    let ours: Vec<(String, String)> = IDS
+        .iter()
+        .rev()
+        .map(|id| (id.to_string(), store.read(id).unwrap().sha256))
+        .collect();
+    assert_eq!(
+        records_digest(ours.iter().map(|(id, sha)| (id.as_str(), sha.as_str()))),
+        String::from_utf8(listed.stdout).unwrap().trim()
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@ use prov::host::checks::{judge, Evidence};
 use prov::host::report::{Check, HttpAnswers};
 use prov::record::engine::NodeState;
 use prov::record::manifest::{AttestedMark, Manifest};
-use prov::record::store::Store;
+use prov::record::store::{ChainLink, Store};
 
 /// The captured nodes: `main` (bookworm: Engine 20.10, Compose v1, classic store) and `worker1`
 /// (trixie: Engine 26, Compose v2, containerd store, BuildKit).
@@ -49,7 +49,8 @@ fn evidence(node: &str) -> Evidence {
             .map_err(|e| e.to_string());
     Evidence {
         node: node.parse().unwrap(),
-        chain: store.chain().unwrap(),
+        chain: store.chain().unwrap().iter().map(ChainLink::from).collect(),
+        held: 0,
         imported: latest.as_ref().ok().map(|s| s.sha256.clone()),
         latest,
         state: serde_json::from_value::<NodeState>(read_json(node, "state.json")).unwrap(),
@@ -911,10 +912,14 @@ fn the_record_checks_fail_on_a_broken_chain_a_moved_latest_or_no_usable_record()
     fails_including(&judge(&changed), "imported", "the node holds");
 
     let mut broken = evidence("main");
-    broken.chain[0].link = Link::Broken {
-        expected: None,
-        found: Some("0".repeat(64)),
-    };
+    broken.chain[0] = ChainLink::from(&ChainEntry {
+        build_id: broken.chain[0].build_id.clone(),
+        read: Ok(broken.latest.as_ref().unwrap().clone()),
+        link: Link::Broken {
+            expected: None,
+            found: Some("0".repeat(64)),
+        },
+    });
     fails_including(
         &judge(&broken),
         "hash-chain",
@@ -926,11 +931,11 @@ fn the_record_checks_fail_on_a_broken_chain_a_moved_latest_or_no_usable_record()
     let mut newer = moved.latest.as_ref().unwrap().clone();
     let older = newer.manifest.build_id.clone();
     newer.manifest.build_id = "20991231-000000-000-aaaa".into();
-    moved.chain.push(ChainEntry {
+    moved.chain.push(ChainLink::from(&ChainEntry {
         build_id: newer.manifest.build_id.clone(),
         read: Ok(newer),
         link: Link::Intact,
-    });
+    }));
     fails_including(
         &judge(&moved),
         "latest-is-newest",

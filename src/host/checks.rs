@@ -18,14 +18,17 @@ use crate::record::manifest::{labels, AttestedMark, BuildStatus, ImageStore, Man
 use crate::record::nodes::{NodeName, NODE_MOUNT};
 use crate::record::policy::LoadedPolicy;
 use crate::record::stack::{self, compose_labels};
-use crate::record::store::{ChainEntry, Link, Store, StoreError, Stored};
+use crate::record::store::{ChainLink, StoreError, Stored};
 use crate::record::text::{self, short_id as short};
 
 /// Everything one node's verdict is judged from.
 pub struct Evidence {
     pub node: NodeName,
-    /// Every manifest in chain order, and what `latest` resolved to.
-    pub chain: Vec<ChainEntry>,
+    /// Every manifest in chain order (the host's proven copy of what it imported, then what the
+    /// node holds beyond it), and what `latest` resolved to.
+    pub chain: Vec<ChainLink>,
+    /// How many of the chain's first links are the host's proven copy (not read from the node).
+    pub held: usize,
     pub latest: Result<Stored, StoreError>,
     pub state: NodeState,
     pub http: HttpAnswers,
@@ -192,29 +195,26 @@ fn check_manifests<'a>(e: &'a Evidence, checks: &mut Checks) -> Option<&'a Manif
         }
     };
 
-    let broken: Vec<String> = chain
-        .iter()
-        .filter(|e| !e.is_intact())
-        .map(|e| match (&e.read, &e.link) {
-            (Err(err), _) => format!("{}: {err}", e.build_id),
-            (Ok(_), Link::Broken { .. }) => {
-                format!("{}: previous-manifest digest does not match", e.build_id)
-            }
-            (Ok(_), Link::Intact) => unreachable!("filtered out"),
-        })
-        .collect();
+    let broken: Vec<String> = chain.iter().filter_map(|l| l.problem.clone()).collect();
     checks.add(
         "hash-chain",
         broken.is_empty(),
         format!(
-            "{} manifest(s), each chained to the one before",
-            chain.len()
+            "{} manifest(s), each chained to the one before ({} as the host imported them, the \
+             node's copies of the same digest; {} read from the node)",
+            chain.len(),
+            e.held,
+            chain.len() - e.held
         ),
         observed_list(&broken, "intact"),
         "a manifest was deleted or edited after it was written; prov log shows where",
     );
     if let Some(m) = &manifest {
-        let newest = Store::newest_success(chain).map(|s| s.manifest.build_id.clone());
+        let newest = chain
+            .iter()
+            .rev()
+            .find(|l| l.success && l.sha256.is_some())
+            .map(|l| l.build_id.clone());
         checks.add(
             "latest-is-newest",
             newest.as_deref() == Some(&m.build_id),
@@ -1131,13 +1131,10 @@ fn check_attestation(
 
 /// The latest record is the newest build the host attested, or one after it in the chain: an
 /// older record and its envelope put back (a rollback) fail, even though both verify.
-fn check_no_rollback(mark: &AttestedMark, chain: &[ChainEntry], m: &Manifest, checks: &mut Checks) {
-    let at = |build_id: &str| chain.iter().position(|e| e.build_id == build_id);
-    let remembered = chain.iter().position(|e| {
-        e.build_id == mark.build_id
-            && e.read
-                .as_ref()
-                .is_ok_and(|s| s.sha256 == mark.manifest_sha256)
+fn check_no_rollback(mark: &AttestedMark, chain: &[ChainLink], m: &Manifest, checks: &mut Checks) {
+    let at = |build_id: &str| chain.iter().position(|l| l.build_id == build_id);
+    let remembered = chain.iter().position(|l| {
+        l.build_id == mark.build_id && l.sha256.as_deref() == Some(mark.manifest_sha256.as_str())
     });
     let ok = match (remembered, at(&m.build_id)) {
         (Some(r), Some(l)) => l >= r,

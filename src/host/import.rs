@@ -16,13 +16,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use tempfile::TempDir;
 
 use crate::error::Error;
+use crate::host::held::Held;
 use crate::host::state::HostState;
 use crate::host::transport::Transport;
 use crate::record::bounded::{self, MAX_RECORD_BYTES};
 use crate::record::build_log;
 use crate::record::manifest::{side_files, BuildStatus};
 use crate::record::names;
-use crate::record::nodes::NODE_MOUNT;
+use crate::record::nodes::{NodeName, NODE_MOUNT};
 use crate::record::store::{write_atomic, Store, Stored};
 
 /// How long an import (and the attestation after it) may take, whatever the node does: its
@@ -42,21 +43,88 @@ pub struct Fetched {
 
 /// The node's manifests and its `latest` pointer (no logs, no envelopes).
 pub fn fetch_records(state: &HostState, transport: &Transport) -> Result<Fetched> {
-    let node = transport.node();
+    let stream = node_tar(transport, &[], MAX_RECORDS_BYTES)?;
+    staged(state, transport.node(), &stream)
+}
+
+/// The records and `latest` of a node's tar stream, in a private folder of the host's.
+fn staged(state: &HostState, node: &NodeName, stream: &[u8]) -> Result<Fetched> {
     let dir = tempfile::Builder::new()
         .prefix(&format!("from-node-{node}."))
         .tempdir_in(staging_root(state)?)
         .context("making a folder for the node's records")?;
     let records = dir.path().join(node);
     fs::create_dir(&records)?;
-    let stream = node_tar(transport, &[], MAX_RECORDS_BYTES)?;
-    unpack(&stream, &records, |name| {
+    unpack(stream, &records, |name| {
         name == "latest" || names::record_id(name).is_some()
     })
     .with_context(|| format!("reading node {node}'s records"))?;
     Ok(Fetched {
         store: Store::new(dir.path(), node),
         _dir: dir,
+    })
+}
+
+/// The node's records named after `boundary` (the newest build id the host holds) and `latest`,
+/// fetched as `fetch_records` does, and one digest of the records named up to it
+/// (`records_digest`, computed on the node with coreutils): what verify asks of a node whose
+/// earlier records the host already proved. What the node sends does not grow with its history.
+pub struct Since {
+    pub fetched: Fetched,
+    /// The digest of the node's records up to the boundary; a name there that is not a plain
+    /// file counts as a different record.
+    pub held_digest: String,
+}
+
+pub fn fetch_since(
+    state: &HostState,
+    transport: &Transport,
+    boundary: Option<&str>,
+) -> Result<Since> {
+    let node = transport.node();
+    // Build ids only (the same pattern `names::is_build_id` accepts), in byte order.
+    let script = r#"d="$1/provenance/$2" b="$3.json"
+        export LC_ALL=C
+        held=() new=()
+        if [[ -d $d ]]; then
+          cd "$d" || exit 1
+          shopt -s nullglob
+          for f in [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f].json; do
+            if [[ -n $3 && ! $f > $b ]]; then held+=("$f"); else new+=("$f"); fi
+          done
+          if [[ -e latest || -L latest ]]; then new+=(latest); fi
+        fi
+        for f in "${held[@]}"; do
+          if [[ -f $f && ! -L $f ]]; then sha256sum -- "$f" || exit 1; else echo "not-a-file  $f"; fi
+        done | sha256sum | cut -c1-64
+        ((${#new[@]})) || exit 0
+        exec tar -cf - -- "${new[@]}""#;
+    let argv: Vec<String> = [
+        "bash",
+        "-c",
+        script,
+        "bash",
+        NODE_MOUNT,
+        node,
+        boundary.unwrap_or(""),
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let out = transport.output_bounded(&argv, MAX_RECORDS_BYTES)?;
+    let digest_line = out.stdout.get(..65).filter(|l| l[64] == b'\n');
+    let held_digest = match digest_line.map(|l| std::str::from_utf8(&l[..64])) {
+        Some(Ok(hex)) if out.status.success() && crate::record::store::is_sha256_hex(hex) => {
+            hex.to_string()
+        }
+        _ => bail!(
+            "node {node} could not list its records in {NODE_MOUNT}/provenance/{node}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    };
+    Ok(Since {
+        fetched: staged(state, node, &out.stdout[65..])?,
+        held_digest,
     })
 }
 
@@ -293,6 +361,7 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
             manifest_sha256: theirs.sha256.clone(),
         })?;
     }
+    Held::of_store(&host)?.save(state, node)?;
     Ok(Imported {
         build_ids: new.into_iter().map(|s| s.manifest.build_id).collect(),
     })

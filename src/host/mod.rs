@@ -8,6 +8,7 @@ pub mod bases;
 pub mod checks;
 pub mod container_config;
 pub mod diff;
+pub mod held;
 pub mod import;
 pub mod probe;
 pub mod proof;

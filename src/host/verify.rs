@@ -15,6 +15,7 @@ use anyhow::{anyhow, Context, Result};
 
 use crate::host::attest;
 use crate::host::checks::{self, Evidence};
+use crate::host::held::Held;
 use crate::host::import;
 use crate::host::probe::{self, ImageQuery};
 use crate::host::report::{HttpAnswer, HttpAnswers, NodeReport, Subject};
@@ -25,7 +26,7 @@ use crate::record::manifest::Manifest;
 use crate::record::nodes::{NodeName, NodeSpec};
 use crate::record::policy::{self, LoadedPolicy};
 use crate::record::stack;
-use crate::record::store::{Store, StoreError};
+use crate::record::store::{ChainEntry, ChainLink, Store, StoreError, Stored};
 use crate::record::tree_hash::{self, TreeState};
 
 /// How long verify waits for a container whose healthcheck is still `starting` (an api that was
@@ -57,12 +58,15 @@ fn verify_node(
         .ok()
         .map(|stored| images_of(&stored.manifest))
         .unwrap_or_default();
-    let (fetched, observed) = std::thread::scope(|scope| {
+    let held = Held::load(&host, &imported)?;
+    let (since, observed) = std::thread::scope(|scope| {
         let observed = scope.spawn(|| observe(&transport, node, &expected, deadline));
-        (import::fetch_records(&host, &transport), observed.join())
+        (
+            import::fetch_since(&host, &transport, held.boundary()),
+            observed.join(),
+        )
     });
-    let fetched = fetched?;
-    let (chain, latest) = read_records(&fetched.store)?;
+    let (chain, from_host, latest) = node_records(&host, &transport, &imported, &held, since?)?;
     let manifest = checks::usable_manifest(&latest);
     let needed = manifest.map(images_of).unwrap_or_default();
     let (mut state, http) = if expected.covers(&needed) {
@@ -143,6 +147,7 @@ fn verify_node(
     let checks = checks::judge(&Evidence {
         node: node.name.clone(),
         chain,
+        held: from_host,
         latest,
         state,
         http,
@@ -164,27 +169,55 @@ fn verify_node(
     })
 }
 
-/// The node's manifests and what `latest` resolves to. A record that is not a plain file of
-/// sane size, or no record at all, means the node cannot be checked.
-fn read_records(
-    store: &Store,
-) -> Result<(
-    Vec<crate::record::store::ChainEntry>,
-    Result<crate::record::store::Stored, StoreError>,
-)> {
-    let chain = store.chain()?;
-    if let Some(refused) = chain.iter().find_map(|e| match &e.read {
-        Err(refused @ StoreError::Refused { .. }) => Some(refused),
-        _ => None,
-    }) {
-        return Err(anyhow!("{refused}"));
-    }
-    let latest = match store.latest() {
-        Err(e @ StoreError::NoLatest { .. }) if chain.is_empty() => return Err(e.into()),
+/// The node's chain and what its `latest` resolves to. When the node's records up to the newest
+/// one the host imported hash to what the host imported, the host's proven links stand for them
+/// and only the newer records were read; otherwise every record is fetched and judged as the
+/// node holds it (naming what differs). A record that is not a plain file of sane size, or no
+/// record at all, means the node cannot be checked.
+/// The number returned is how many links are the host's.
+fn node_records(
+    host: &HostState,
+    transport: &Transport,
+    imported: &Store,
+    held: &Held,
+    since: import::Since,
+) -> Result<(Vec<ChainLink>, usize, Result<Stored, StoreError>)> {
+    let (links, from_host, latest) = if since.held_digest == held.digest {
+        let store = &since.fetched.store;
+        let newer = store.chain_from(held.tip())?;
+        refuse_unreadable(&newer)?;
+        // A held record `latest` names is the host's copy: the node's has the same digest.
+        let latest = match store.latest_pointer() {
+            Ok(Some(pointer)) if held.holds(&pointer.build_id) => imported.pinned(&pointer),
+            Ok(_) => store.latest(),
+            Err(e) => Err(e),
+        };
+        let links = held.links.iter().cloned();
+        let links = links.chain(newer.iter().map(ChainLink::from)).collect();
+        (links, held.links.len(), latest)
+    } else {
+        let fetched = import::fetch_records(host, transport)?;
+        let chain = fetched.store.chain()?;
+        refuse_unreadable(&chain)?;
+        let links: Vec<ChainLink> = chain.iter().map(ChainLink::from).collect();
+        (links, 0, fetched.store.latest())
+    };
+    let latest = match latest {
+        Err(e @ StoreError::NoLatest { .. }) if links.is_empty() => return Err(e.into()),
         Err(e @ StoreError::Refused { .. }) => return Err(e.into()),
         other => other,
     };
-    Ok((chain, latest))
+    Ok((links, from_host, latest))
+}
+
+fn refuse_unreadable(chain: &[ChainEntry]) -> Result<()> {
+    match chain.iter().find_map(|e| match &e.read {
+        Err(refused @ StoreError::Refused { .. }) => Some(refused),
+        _ => None,
+    }) {
+        Some(refused) => Err(anyhow!("{refused}")),
+        None => Ok(()),
+    }
 }
 
 /// What the checks of a build read from the engine: the configuration of the built image and of

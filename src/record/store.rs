@@ -9,6 +9,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::record::bounded::{self, ReadError};
@@ -160,6 +161,53 @@ impl ChainEntry {
     pub fn is_intact(&self) -> bool {
         self.read.is_ok() && self.link == Link::Intact
     }
+}
+
+/// A record's place in a chain without its content: what the chain checks judge, whether the
+/// record was read now or proven earlier (the host's copy of what it imported).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainLink {
+    pub build_id: String,
+    /// The sha256 of its bytes; `None` when it could not be read.
+    pub sha256: Option<String>,
+    pub success: bool,
+    /// Why it does not belong where it sits (unreadable, or chained to another record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl From<&ChainEntry> for ChainLink {
+    fn from(entry: &ChainEntry) -> Self {
+        let problem = match (&entry.read, &entry.link) {
+            (Err(err), _) => Some(format!("{}: {err}", entry.build_id)),
+            (Ok(_), Link::Broken { .. }) => Some(format!(
+                "{}: previous-manifest digest does not match",
+                entry.build_id
+            )),
+            (Ok(_), Link::Intact) => None,
+        };
+        let read = entry.read.as_ref().ok();
+        ChainLink {
+            build_id: entry.build_id.clone(),
+            sha256: read.map(|s| s.sha256.clone()),
+            success: read.is_some_and(|s| s.manifest.status == BuildStatus::Success),
+            problem,
+        }
+    }
+}
+
+/// One digest of a set of records: the sha256 of the lines `sha256sum` prints for them
+/// (`<sha256>  <file name>`), in byte order of the names. A node computes it over the records it
+/// holds with coreutils; the host over the ones it imported, to learn they are the same without
+/// moving them.
+pub fn records_digest<'a>(records: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut records: Vec<(&str, &str)> = records.into_iter().collect();
+    records.sort();
+    let lines: String = records
+        .iter()
+        .map(|(build_id, sha)| format!("{sha}  {}\n", names::record(build_id)))
+        .collect();
+    sha256_hex(lines.as_bytes())
 }
 
 /// The manifests of one node.
@@ -329,6 +377,11 @@ impl Store {
             node: self.node.clone(),
             dir: self.dir.clone(),
         })?;
+        self.pinned(&pointer)
+    }
+
+    /// The build a `latest` pointer names, read here and checked against the digest it pins.
+    pub fn pinned(&self, pointer: &LatestPointer) -> Result<Stored, StoreError> {
         let stored = self.read(&pointer.build_id)?;
         if stored.sha256 != pointer.manifest_sha256 {
             return Err(StoreError::Corrupt {
@@ -355,6 +408,13 @@ impl Store {
     /// follows the links from the first manifest (the one with no previous); what they do not
     /// reach (after a deleted or edited manifest) follows in id order, its links broken.
     pub fn chain(&self) -> Result<Vec<ChainEntry>, StoreError> {
+        self.chain_from(None)
+    }
+
+    /// The manifests of this folder in chain order, the first chained onto `tip` (the sha256 of
+    /// the manifest before them, which lives elsewhere: the host's proven copy), links checked.
+    pub fn chain_from(&self, tip: Option<&str>) -> Result<Vec<ChainEntry>, StoreError> {
+        let start = tip.map(str::to_string);
         let mut reads: Vec<Option<(String, Result<Stored, StoreError>)>> = self
             .build_ids()?
             .into_iter()
@@ -364,7 +424,7 @@ impl Store {
             })
             .collect();
         let mut ordered = Vec::with_capacity(reads.len());
-        let mut tip: Option<String> = None;
+        let mut tip = start.clone();
         while let Some(next) = reads
             .iter()
             .position(|r| matches!(r, Some((_, Ok(s))) if s.manifest.prev_manifest_sha256 == tip))
@@ -376,7 +436,7 @@ impl Store {
         ordered.extend(reads.into_iter().flatten());
 
         let mut entries = Vec::new();
-        let mut prev_sha: Option<String> = None;
+        let mut prev_sha = start;
         for (build_id, read) in ordered {
             let link = match &read {
                 Ok(stored) if stored.manifest.prev_manifest_sha256 == prev_sha => Link::Intact,

@@ -75,6 +75,9 @@ fingerprint() {
   [ "$(jq '[.checks[] | select(.ok | not)] | length' <<<"$output")" -eq 0 ]
   grep -q "<testsuite name=\"prov verify $NODE\"" "$BATS_TEST_TMPDIR/junit.xml"
   run ! grep -q '<failure' "$BATS_TEST_TMPDIR/junit.xml"
+  # The records the host imported are not read again: the node's copies are checked by digest.
+  jq -r '.checks[] | select(.name == "hash-chain") | .expected' <<<"$output" | tee /dev/stderr |
+    grep -q '; 0 read from the node)'
 }
 
 @test "verify changes nothing: the node's state and the records are identical before and after" {
@@ -200,6 +203,20 @@ fingerprint() {
   first="$(manifests "$DIR" | head -n 1)"
   keep "$first"
   rm "$first"
+  fails_on hash-chain
+  restore_kept
+  passes
+}
+
+@test "a record slipped in among those the host imported, or one after them chained elsewhere, fails hash-chain" {
+  first="$(manifests "$DIR" | head -n 1)"
+  earlier="$DIR/20000101-000000-000-abcd.json"
+  later="$DIR/20991231-000000-000-abcd.json"
+  keep "$earlier" "$later"
+  jq '.build_id = "20000101-000000-000-abcd"' "$first" >"$earlier"
+  fails_on hash-chain
+  rm "$earlier"
+  jq '.build_id = "20991231-000000-000-abcd" | .prev_manifest_sha256 = ("0" * 64)' "$first" >"$later"
   fails_on hash-chain
   restore_kept
   passes
