@@ -57,24 +57,29 @@ impl Held {
             .ok()
             .flatten()
             .and_then(|bytes| serde_json::from_slice::<Held>(&bytes).ok())
-            .filter(|held| held.matches_latest(store));
+            .filter(|held| held.is_of(store));
         match kept {
             Some(held) => Ok(held),
             None => Held::of_store(store),
         }
     }
 
-    /// A kept chain is the copy's when the copy's `latest` names one of its records with the
-    /// same digest (an import writes both; anything else recomputes).
-    fn matches_latest(&self, store: &Store) -> bool {
-        match store.latest_pointer() {
-            Ok(Some(pointer)) => self.links.iter().any(|l| {
-                l.build_id == pointer.build_id
-                    && l.sha256.as_deref() == Some(pointer.manifest_sha256.as_str())
-            }),
-            Ok(None) => self.links.is_empty(),
-            Err(_) => false,
-        }
+    /// A kept chain is the copy's when it names the same records (their names only: listing a
+    /// folder reads no record) and the copy's `latest` is one of them with the same digest. An
+    /// import writes all three; a copy changed since (restored, pruned) makes verify recompute.
+    fn is_of(&self, store: &Store) -> bool {
+        let mut ids: Vec<&str> = self.links.iter().map(|l| l.build_id.as_str()).collect();
+        ids.sort_unstable();
+        let same_records = store.build_ids().is_ok_and(|held| held == ids);
+        same_records
+            && match store.latest_pointer() {
+                Ok(Some(pointer)) => self.links.iter().any(|l| {
+                    l.build_id == pointer.build_id
+                        && l.sha256.as_deref() == Some(pointer.manifest_sha256.as_str())
+                }),
+                Ok(None) => self.links.is_empty(),
+                Err(_) => false,
+            }
     }
 
     /// Written by the import, after it wrote the records.
@@ -132,6 +137,43 @@ mod tests {
         assert_eq!(held.tip(), Some("b".repeat(64).as_str()));
         assert!(held.holds("20261206-090000-000-bbbb"));
         assert_eq!(Held::default().boundary(), None);
+    }
+
+    #[test]
+    fn a_kept_chain_is_used_only_while_it_names_the_copys_records_and_latest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = HostState::at(&tmp.path().join("state"));
+        let store = Store::new(&tmp.path().join("provenance"), &"main".parse().unwrap());
+        fs::create_dir_all(store.dir()).unwrap();
+        // Two records chained as a build chains them, from a captured one.
+        let fixtures = Store::new(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/verify/main/provenance"),
+            store.node(),
+        );
+        let captured = fixtures.latest().unwrap().manifest;
+        let mut prev = None;
+        for id in ["20261206-090000-000-aaaa", "20261206-100000-000-bbbb"] {
+            let mut m = captured.clone();
+            m.build_id = id.into();
+            m.prev_manifest_sha256 = prev.clone();
+            let sha = store.write_manifest(&m).unwrap();
+            store
+                .set_latest(&crate::record::manifest::LatestPointer {
+                    build_id: id.into(),
+                    manifest_sha256: sha.clone(),
+                })
+                .unwrap();
+            prev = Some(sha);
+        }
+        let held = Held::of_store(&store).unwrap();
+        held.save(&state, store.node()).unwrap();
+        assert_eq!(Held::load(&state, &store).unwrap(), held);
+        // A kept chain that is not the copy's is not used: here it names the copy's latest, but
+        // not the record before it.
+        let stale = Held::from_links(held.links[1..].to_vec());
+        stale.save(&state, store.node()).unwrap();
+        assert_eq!(Held::load(&state, &store).unwrap(), held);
     }
 
     #[test]
