@@ -81,7 +81,7 @@ destroy() {
     fi
     prov pin --node "$node" --forget
   done
-  lxc_network_gc
+  with_lxc_host_lock lxc_network_gc
 }
 
 case "$target" in

@@ -217,9 +217,21 @@ ensure_lxc_host() {
   [[ $PROVIDER == lxc ]] || return 0
   [[ $(id -u) == 0 ]] ||
     die "LXC nodes are made by root (their id maps come from root's subordinate ids): run make as root"
-  ensure_subids /etc/subuid
-  ensure_subids /etc/subgid
-  ensure_lxc_network
+  with_lxc_host_lock ensure_subids /etc/subuid
+  with_lxc_host_lock ensure_subids /etc/subgid
+  with_lxc_host_lock ensure_lxc_network
+}
+
+# Runs a command that changes the host's side of the checkout's LXC nodes, one make at a time:
+# two `make up`s of two nodes started together both found no bridge, and the second failed
+# making it ("RTNETLINK answers: File exists").
+with_lxc_host_lock() {
+  local fd
+  install -d -m 0700 "$PROV_STATE_DIR/lxc"
+  exec {fd}>"$PROV_STATE_DIR/lxc/.lock"
+  flock "$fd"
+  "$@"
+  exec {fd}>&-
 }
 
 ensure_subids() {

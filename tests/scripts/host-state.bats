@@ -48,3 +48,18 @@ setup() {
   [ "$status" -ne 0 ]
   assert_output_has "run Vagrant through make"
 }
+
+@test "changes to the host's side of the LXC nodes run one at a time, from concurrent makes" {
+  # Each holder writes its start and end around a pause: held one at a time, they never interleave.
+  hold() { echo "start $1" >>"$BATS_TEST_TMPDIR/order"; sleep 0.3; echo "end $1" >>"$BATS_TEST_TMPDIR/order"; }
+  with_lxc_host_lock hold a &
+  with_lxc_host_lock hold b &
+  with_lxc_host_lock hold c &
+  wait
+  run cat "$BATS_TEST_TMPDIR/order"
+  echo "$output"
+  [ "${#lines[@]}" -eq 6 ]
+  for i in 0 2 4; do
+    [ "${lines[i]#start }" = "${lines[i + 1]#end }" ]
+  done
+}
