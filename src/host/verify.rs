@@ -23,7 +23,7 @@ use crate::host::state::HostState;
 use crate::host::transport::Transport;
 use crate::record::engine::{NodeState, Top};
 use crate::record::manifest::Manifest;
-use crate::record::nodes::{NodeName, NodeSpec};
+use crate::record::nodes::{NodeName, NodeSpec, NODE_MOUNT};
 use crate::record::policy::{self, LoadedPolicy};
 use crate::record::stack;
 use crate::record::store::{ChainEntry, ChainLink, Store, StoreError, Stored};
@@ -188,8 +188,26 @@ fn node_records(
         refuse_unreadable(&newer)?;
         // A held record `latest` names is the host's copy: the node's has the same digest.
         let latest = match store.latest_pointer() {
-            Ok(Some(pointer)) if held.holds(&pointer.build_id) => imported.pinned(&pointer),
-            Ok(_) => store.latest(),
+            Ok(Some(pointer)) => match held.links.iter().find(|l| l.build_id == pointer.build_id) {
+                Some(link) if link.sha256.as_deref() == Some(&pointer.manifest_sha256) => {
+                    imported.pinned(&pointer)
+                }
+                Some(link) => Err(StoreError::Corrupt {
+                    path: Path::new(NODE_MOUNT)
+                        .join("provenance")
+                        .join(transport.node())
+                        .join("latest"),
+                    reason: format!(
+                        "it pins sha256 {} for build {}, whose record (the node's copy is the \
+                         host's) has sha256 {}: the pointer was edited",
+                        pointer.manifest_sha256,
+                        pointer.build_id,
+                        link.sha256.as_deref().unwrap_or("none")
+                    ),
+                }),
+                None => store.latest(),
+            },
+            Ok(None) => store.latest(),
             Err(e) => Err(e),
         };
         let links = held.links.iter().cloned();

@@ -130,6 +130,13 @@ fingerprint() {
   sed -i 's/"no_cache": true/"no_cache": false/' "$latest"
   fails_on manifest
   restore_kept
+  # The record intact, its pointer pinning another digest: the pointer is named.
+  keep "$DIR/latest"
+  jq '.manifest_sha256 = ("0" * 64)' "$BATS_TEST_TMPDIR/kept/0.file" >"$DIR/latest"
+  fails_on manifest
+  jq -r '.checks[] | select(.name == "manifest") | .observed' <<<"$output" |
+    grep -q "/vagrant/provenance/$NODE/latest .*the pointer was edited"
+  restore_kept
   passes
 }
 
