@@ -213,7 +213,7 @@ fn check_manifests<'a>(e: &'a Evidence, checks: &mut Checks) -> Option<&'a Manif
         let newest = chain
             .iter()
             .rev()
-            .find(|l| l.success && l.sha256.is_some())
+            .find(|l| l.success)
             .map(|l| l.build_id.clone());
         checks.add(
             "latest-is-newest",

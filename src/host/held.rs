@@ -17,7 +17,7 @@ use crate::record::nodes::NodeName;
 use crate::record::store::{records_digest, write_atomic, ChainLink, Store};
 
 /// The host's proven chain of one node.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Held {
     /// Every imported record, in chain order.
     pub links: Vec<ChainLink>,
@@ -103,10 +103,6 @@ impl Held {
     pub fn tip(&self) -> Option<&str> {
         self.links.last().and_then(|l| l.sha256.as_deref())
     }
-
-    pub fn holds(&self, build_id: &str) -> bool {
-        self.links.iter().any(|l| l.build_id == build_id)
-    }
 }
 
 fn path(state: &HostState, node: &NodeName) -> PathBuf {
@@ -135,8 +131,7 @@ mod tests {
         ]);
         assert_eq!(held.boundary(), Some("20261206-100000-000-aaaa"));
         assert_eq!(held.tip(), Some("b".repeat(64).as_str()));
-        assert!(held.holds("20261206-090000-000-bbbb"));
-        assert_eq!(Held::default().boundary(), None);
+        assert_eq!(Held::from_links(Vec::new()).boundary(), None);
     }
 
     #[test]

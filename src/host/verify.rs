@@ -205,7 +205,7 @@ fn node_records(
                         link.sha256.as_deref().unwrap_or("none")
                     ),
                 }),
-                None => store.latest(),
+                None => store.pinned(&pointer),
             },
             Ok(None) => store.latest(),
             Err(e) => Err(e),

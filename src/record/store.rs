@@ -170,6 +170,7 @@ pub struct ChainLink {
     pub build_id: String,
     /// The sha256 of its bytes; `None` when it could not be read.
     pub sha256: Option<String>,
+    /// A successful build's record (false when it could not be read).
     pub success: bool,
     /// Why it does not belong where it sits (unreadable, or chained to another record).
     #[serde(default, skip_serializing_if = "Option::is_none")]
