@@ -49,20 +49,26 @@ e2e() {
   ensure_bases
   log "cargo test of what needs the host's Docker engine (the build context against docker build)"
   (cd "$PROV_REPO" && cargo test --locked --test build_context -- --ignored)
-  local node flavour failed=0
+  local node flavour pid failed=0
+  local -a suites=()
   local -A seen=()
   # A test that hangs fails, named, instead of holding the run until CI's own limit.
   export BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-2400}
-  # The per-node files run on the first node of each flavour nodes.json declares, then the
-  # cluster's files on them all. A failing pass does not stop the next one: every failure shows.
+  # The per-node files run on the first node of each flavour nodes.json declares, the flavours
+  # side by side (each suite touches its own node only, and much of a suite's time is spent
+  # waiting on its node, not computing), then the cluster's files on them all. Lines other than
+  # a test's result carry their node's name. A failing pass does not stop the next one: every
+  # failure shows.
   for node in $(prov nodes); do
     flavour=$(prov nodes --flavour "$node")
     [[ -z ${seen[$flavour]:-} ]] || continue
     seen[$flavour]=1
     log "end-to-end suite on $node ($flavour): tests/e2e/node"
-    E2E_NODE=$node BATS_TEST_NAME_PREFIX="[$node] " bats --timing "$PROV_REPO/tests/e2e/node" ||
-      failed=1
+    E2E_NODE=$node BATS_TEST_NAME_PREFIX="[$node] " bats --timing "$PROV_REPO/tests/e2e/node" 2>&1 |
+      awk -v node="[$node] " '/^(not )?ok / {print; fflush(); next} {print node $0; fflush()}' &
+    suites+=("$!")
   done
+  for pid in "${suites[@]}"; do wait "$pid" || failed=1; done
   log "end-to-end suite on the cluster: tests/e2e/cluster"
   bats --timing "$PROV_REPO/tests/e2e/cluster" || failed=1
   return "$failed"

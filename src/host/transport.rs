@@ -516,6 +516,7 @@ pub fn pin(repo: &Path, node: &NodeName, new: bool) -> Result<String> {
     refresh_config(repo, &state, node)?;
     make_control_dir(&state)?;
     let known_hosts = state.known_hosts();
+    let _lock = lock_known_hosts(&known_hosts)?;
     if new {
         forget_key(&known_hosts, node)?;
     }
@@ -560,7 +561,7 @@ fn pin_public_key(known_hosts: &Path, node: &NodeName, public_key: &Path) -> Res
             public_key.display()
         )
     })?;
-    fs::create_dir_all(known_hosts.parent().expect("known_hosts has a parent"))?;
+    let _lock = lock_known_hosts(known_hosts)?;
     forget_key(known_hosts, node)?;
     let mut kept = fs::read_to_string(known_hosts).unwrap_or_default();
     kept.push_str(&format!("{node} ssh-ed25519 {key}\n"));
@@ -598,11 +599,25 @@ fn ed25519_public_key(text: &str) -> Result<String> {
 /// `prov pin --forget`: drops the node's pinned key and ssh configuration (the node is gone).
 pub fn unpin(repo: &Path, node: &NodeName) -> Result<()> {
     let state = HostState::for_checkout(repo)?;
+    let _lock = lock_known_hosts(&state.known_hosts())?;
     forget_key(&state.known_hosts(), node)?;
     match fs::remove_file(state.ssh_config(node)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
         _ => Ok(()),
     }
+}
+
+/// Every node's pin is a line of the one known_hosts file, which each change reads and writes
+/// whole: nodes made at the same time (two `make up`s) take turns, or one pin would be lost.
+/// The lock (on a file beside it) is released on drop.
+fn lock_known_hosts(known_hosts: &Path) -> Result<fs::File> {
+    let dir = known_hosts.parent().expect("known_hosts has a parent");
+    fs::create_dir_all(dir)?;
+    let path = dir.join("known_hosts.lock");
+    let file = fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
 }
 
 fn forget_key(known_hosts: &Path, alias: &str) -> Result<()> {
@@ -674,6 +689,31 @@ mod tests {
         fs::write(&public, "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ x\n").unwrap();
         assert!(pin_public_key(&known_hosts, &"main".parse().unwrap(), &public).is_err());
         assert_eq!(fs::read_to_string(&known_hosts).unwrap(), text);
+    }
+
+    #[test]
+    fn nodes_pinned_at_the_same_time_all_keep_their_pins() {
+        let dir = tempfile::tempdir().unwrap();
+        let known_hosts = dir.path().join("ssh/known_hosts");
+        let public = dir.path().join("key.pub");
+        fs::write(&public, format!("{KEY}\n")).unwrap();
+        let nodes: Vec<NodeName> = (0..8).map(|i| format!("n{i}").parse().unwrap()).collect();
+        std::thread::scope(|s| {
+            for node in &nodes {
+                let (known_hosts, public) = (&known_hosts, &public);
+                s.spawn(move || {
+                    for _ in 0..25 {
+                        pin_public_key(known_hosts, node, public).unwrap();
+                    }
+                });
+            }
+        });
+        for node in &nodes {
+            assert!(
+                pinned_fingerprint(&known_hosts, node).is_some(),
+                "{node} lost its pin"
+            );
+        }
     }
 
     #[test]

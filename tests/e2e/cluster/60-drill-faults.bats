@@ -6,8 +6,9 @@
 load ../helpers
 
 # The lying apis were built under the test policy: the node runs a build of the policy in force
-# again, whatever the test did.
-teardown() { stack_ready worker1; }
+# again, whatever the tests did. (Once, at the end: each lying api's test builds its own, so a
+# rebuild between them would be thrown away.)
+teardown_file() { stack_ready worker1; }
 
 setup_file() { stack_ready worker1; }
 

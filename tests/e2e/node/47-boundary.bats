@@ -13,12 +13,17 @@ OTHER="$(prov nodes | grep -vx "$NODE" | head -n 1)"
 
 # What the host holds: the checkout's tracked files, the records, prov itself, and the host-only
 # state (the nodes' exports, the scratch folders for records being read, and what each sync
-# notes of itself, the stamp and the digests of the host's own files, excepted).
+# notes of itself, the stamp and the digests of the host's own files, excepted). The other
+# nodes' records and state are left out: make test runs their suites at the same time, which
+# change them; that this node never holds them is the first test's.
 host_snapshot() {
+  local others=() n
+  for n in $(prov nodes | grep -vx "$NODE"); do others+=(-o -name "$n" -o -name "$n.json"); done
   (cd "$REPO" && git ls-files -z | xargs -0 sha256sum && sha256sum target/release/prov)
-  (cd "$REPO" && find provenance -type f -print0 | sort -z | xargs -0 sha256sum)
-  (cd "$STATE_DIR" && find . -path ./exports -prune -o -path ./from-nodes -prune -o \
-    -path ./synced -prune -o -name export-digests.json -o -type f -print0 |
+  (cd "$REPO" && find provenance \( -false "${others[@]}" \) -prune -o -type f -print0 |
+    sort -z | xargs -0 sha256sum)
+  (cd "$STATE_DIR" && find . \( -path ./exports -o -path ./from-nodes -o -path ./synced \
+    -o -name export-digests.json "${others[@]}" \) -prune -o -type f -print0 |
     sort -z | xargs -0 sha256sum)
 }
 
