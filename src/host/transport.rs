@@ -146,6 +146,7 @@ impl Transport {
     /// control sequence escaped (a node must not write to the host's terminal), at most
     /// `max_output` bytes and within the deadline if one is set; returns its exit status.
     pub fn exec(&self, argv: &[String], max_output: u64) -> Result<ExitStatus> {
+        trace(argv, false)?;
         let mut child = self
             .ssh(false, &argv.iter().map(String::as_str).collect::<Vec<_>>())?
             .stdout(Stdio::piped())
@@ -203,27 +204,6 @@ impl Transport {
         Ok(status)
     }
 
-    /// Runs a bash script (fed on stdin) with arguments on the node and captures its output.
-    pub fn run_script(&self, script: &str, args: &[String]) -> Result<Output> {
-        let argv: Vec<&str> = ["bash", "-s", "--"]
-            .into_iter()
-            .chain(args.iter().map(String::as_str))
-            .collect();
-        let mut child = self
-            .ssh(false, &argv)?
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("running ssh to node {}", self.node))?;
-        child
-            .stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(script.as_bytes())?;
-        self.reached(child.wait_with_output()?)
-    }
-
     /// Runs a command on the node and captures its output, within the deadline if one is set.
     pub fn output(&self, argv: &[String]) -> Result<Output> {
         self.output_bounded(argv, u64::MAX)
@@ -265,6 +245,7 @@ impl Transport {
         max_stdout: u64,
         shown: Option<u64>,
     ) -> Result<Output> {
+        trace(argv, input.is_some())?;
         let mut child = self
             .command(argv)?
             .stdin(if input.is_some() {
@@ -505,6 +486,37 @@ fn pinned_fingerprint(known_hosts: &Path, alias: &str) -> Option<String> {
         "SHA256:{}",
         STANDARD_NO_PAD.encode(sha2::Sha256::digest(&blob))
     ))
+}
+
+/// With `PROV_TRANSPORT_TRACE=FILE`, each command prov runs on a node and waits for is appended
+/// to FILE as one shell command line, its standard input closed; one whose input the host feeds
+/// is written as a comment (its input is not kept). The benchmark replays what `prov verify`
+/// sent, in one ssh round trip, as a floor (bench/run.sh).
+fn trace(argv: &[String], fed: bool) -> Result<()> {
+    let Some(path) = std::env::var_os("PROV_TRANSPORT_TRACE") else {
+        return Ok(());
+    };
+    let line =
+        shlex::try_join(argv.iter().map(String::as_str)).context("quoting the remote command")?;
+    let line = match fed {
+        false => format!("{line} </dev/null\n"),
+        true => format!(
+            "# fed by the host, not replayed: {}\n",
+            line.replace('\n', " ")
+        ),
+    };
+    // One write each: commands sent at the same time (verify's are) do not interleave.
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(line.as_bytes()))
+        .with_context(|| {
+            format!(
+                "writing PROV_TRANSPORT_TRACE={}",
+                Path::new(&path).display()
+            )
+        })
 }
 
 /// `prov pin`: refreshes the node's ssh configuration and pins its host key. For a node the host

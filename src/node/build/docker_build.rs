@@ -34,9 +34,11 @@ pub(super) fn run_docker_build(
         .into_owned();
     let mut args: Vec<String> = match (m.builder, archive) {
         (Builder::Legacy, _) => vec!["build".into(), "--force-rm".into()],
-        // Plain progress streams like the legacy builder's. The image, its timestamps set to
-        // the source's date, and BuildKit's own provenance go to an OCI archive (the docker
-        // exporter takes no provenance, and `--load` cannot rewrite timestamps).
+        // Plain progress streams like the legacy builder's. The image and BuildKit's own
+        // provenance go to an OCI archive (the docker exporter takes no provenance). The
+        // Dockerfile dates its files the source's date itself: BuildKit's
+        // `rewrite-timestamp=true` would read and compress again every layer, the runtime
+        // base's included (docs/builds.md).
         (Builder::BuildKit, archive) => vec![
             "buildx".into(),
             "build".into(),
@@ -44,7 +46,7 @@ pub(super) fn run_docker_build(
             "--provenance=mode=max".into(),
             "--output".into(),
             format!(
-                "type=oci,name={tag},rewrite-timestamp=true,dest={}",
+                "type=oci,name={tag},dest={}",
                 archive.expect("a BuildKit build has an archive").display()
             ),
         ],

@@ -14,7 +14,8 @@ setup_file() { stack_ready main worker1 worker2; }
   [ "$status" -eq 0 ]
   results="$REPO/.cache/bench/results.json"
   [ "$(jq -r .mode "$results")" = smoke ]
-  for name in verify-vs-floor-bookworm verify-vs-floor-trixie verify-all-vs-one \
+  for name in verify-vs-floor-bookworm verify-vs-floor-trixie verify-vs-round-trip-bookworm \
+    verify-vs-round-trip-trixie verify-all-vs-one \
     ssh-all-nodes-vs-one tree-hash-20k log-digest-1gib build-bookworm build-trixie \
     reproduce-vs-plain-buildx; do
     jq -e --arg n "$name" '.results[] | select(.name == $n)
