@@ -10,8 +10,12 @@
 # scripts/lib/common.sh). Environment: PROV_STATE_DIR, the checkout's host state (make sets it).
 set -euo pipefail
 
+# vagrant-lxc does not show what a template prints: once the node is known, its error is also
+# written into the host's state, where make reads it when `vagrant up` fails.
+errors=
 die() {
   printf 'prov lxc-template: error: %s\n' "$*" >&2
+  [[ -z $errors ]] || printf '%s\n' "$*" >"$errors"
   exit 1
 }
 
@@ -43,6 +47,8 @@ state=${PROV_STATE_DIR:-}
 [[ $name =~ ^prov-([0-9a-f]{8})-([A-Za-z0-9_-]+)$ ]] ||
   die "container name '$name' is not prov-<checkout id>-<node>: create nodes through make"
 node=${BASH_REMATCH[2]}
+mkdir -p "$state/nodes/$node"
+errors=$state/nodes/$node/lxc-template.error
 key=$state/nodes/$node/ssh_host_ed25519_key
 [[ -f $key && -f $key.pub ]] ||
   die "node $node has no host key in $state/nodes/$node: create nodes through make, which makes it"

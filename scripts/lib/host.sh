@@ -181,8 +181,13 @@ node_up() {
     esac
   fi
   log "booting node $node (provider $PROVIDER)"
-  vagrant_in_repo up "$node" --provider="$PROVIDER" ||
+  # What the LXC box's template said when it could not make the node (Vagrant does not show it).
+  local template_error="$PROV_STATE_DIR/nodes/$node/lxc-template.error"
+  rm -f "$template_error"
+  if ! vagrant_in_repo up "$node" --provider="$PROVIDER"; then
+    [[ ! -s $template_error ]] || die "node $node could not be made: $(cat "$template_error")"
     die "vagrant up $node failed; see the output above"
+  fi
   prov pin "${pin[@]}" || PROV_DIE_CODE=2 die "node $node is not the node the host pinned (above)"
   prov exec --node "$node" -- timeout 60 sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done' ||
     die "the Docker engine inside node $node did not start within 60 s"

@@ -22,7 +22,7 @@ pub struct Args {
     /// A node to check (repeatable); defaults to the first node in nodes.json.
     #[arg(long = "node", conflicts_with = "all")]
     pub nodes: Vec<NodeName>,
-    /// Check every node, in parallel.
+    /// Check every node, in parallel (see --jobs).
     #[arg(long)]
     pub all: bool,
     /// Print the report as JSON.
@@ -31,6 +31,9 @@ pub struct Args {
     /// Also write the report as JUnit XML to FILE.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// How many nodes are checked at once (each holds a few ssh processes while it answers).
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub jobs: u64,
     /// Seconds each node has to answer (ssh, the engine, HTTP); past it the node is reported as
     /// not checked (exit 2).
     #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
@@ -64,6 +67,7 @@ pub fn run(repo: &Path, args: Args) -> Result<Outcome> {
         repo,
         &targets,
         &args.policy,
+        args.jobs as usize,
         Duration::from_secs(args.timeout),
         args.capture.as_deref(),
     );

@@ -7,7 +7,6 @@
 //! build log, and only then writes it into the checkout's `provenance/<node>/`, where `show`,
 //! `log`, `diff` and the attestations read it.
 
-use std::collections::HashSet;
 use std::fs;
 use std::io::Read;
 use std::path::{Component, Path};
@@ -24,7 +23,7 @@ use crate::record::build_log;
 use crate::record::manifest::{side_files, BuildStatus};
 use crate::record::names;
 use crate::record::nodes::{NodeName, NODE_MOUNT};
-use crate::record::store::{write_atomic, Store, Stored};
+use crate::record::store::{write_atomic, ChainEntry, ChainLink, Store, StoreError, Stored};
 
 /// How long an import (and the attestation after it) may take, whatever the node does: its
 /// records, logs and the engine's answers come in seconds.
@@ -125,6 +124,78 @@ pub fn fetch_since(
     Ok(Since {
         fetched: staged(state, node, &out.stdout[65..])?,
         held_digest,
+    })
+}
+
+/// A node's chain of records as the host judges it. When the node's copies of the records the
+/// host imported have the host's digest, the host's own links stand for them and only the
+/// records after them were read from the node; otherwise every record was read from the node.
+pub struct NodeChain {
+    /// Where the records read from the node are.
+    pub fetched: Fetched,
+    /// Every link of the chain, in order.
+    pub links: Vec<ChainLink>,
+    /// How many of the first links are the host's (0 when the node was read whole).
+    pub from_host: usize,
+    /// The records read from the node, in chain order.
+    pub read: Vec<ChainEntry>,
+    /// The record the node's `latest` names: the host's copy when it is one the host imported.
+    pub latest: Result<Stored, StoreError>,
+}
+
+/// The node's chain from what `fetch_since` brought for the host's `held` records (`host`, the
+/// host's copy), reading the node whole only when its copies of them differ.
+pub fn node_chain(
+    state: &HostState,
+    transport: &Transport,
+    host: &Store,
+    held: &Held,
+    since: Since,
+) -> Result<NodeChain> {
+    if since.held_digest != held.digest {
+        let fetched = fetch_records(state, transport)?;
+        let read = fetched.store.chain()?;
+        let latest = fetched.store.latest();
+        return Ok(NodeChain {
+            links: read.iter().map(ChainLink::from).collect(),
+            from_host: 0,
+            read,
+            latest,
+            fetched,
+        });
+    }
+    let store = &since.fetched.store;
+    let read = store.chain_from(held.tip())?;
+    let latest = match store.latest_pointer() {
+        Ok(Some(pointer)) => match held.links.iter().find(|l| l.build_id == pointer.build_id) {
+            Some(link) if link.sha256.as_deref() == Some(&pointer.manifest_sha256) => {
+                host.pinned(&pointer)
+            }
+            Some(link) => Err(StoreError::Corrupt {
+                path: Path::new(NODE_MOUNT)
+                    .join("provenance")
+                    .join(transport.node())
+                    .join("latest"),
+                reason: format!(
+                    "it pins sha256 {} for build {}, whose record (the node's copy is the \
+                     host's) has sha256 {}: the pointer was edited",
+                    pointer.manifest_sha256,
+                    pointer.build_id,
+                    link.sha256.as_deref().unwrap_or("none")
+                ),
+            }),
+            None => store.pinned(&pointer),
+        },
+        Ok(None) => store.latest(),
+        Err(e) => Err(e),
+    };
+    let links = held.links.iter().cloned();
+    Ok(NodeChain {
+        links: links.chain(read.iter().map(ChainLink::from)).collect(),
+        from_host: held.links.len(),
+        read,
+        latest,
+        fetched: since.fetched,
     })
 }
 
@@ -233,13 +304,13 @@ pub struct Imported {
 pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<Imported> {
     let node = transport.node();
     let refuse = |why: String| anyhow!("refusing to import node {node}'s records: {why}");
-    let fetched = fetch_records(state, transport)?;
-    let chain = fetched.store.chain()?;
     let host = Store::new(&repo.join("provenance"), node);
-    let held: HashSet<String> = host.build_ids()?.into_iter().collect();
+    let held = Held::load(state, &host)?;
+    let since = fetch_since(state, transport, held.boundary())?;
+    let chain = node_chain(state, transport, &host, &held, since)?;
 
     let mut new = Vec::new();
-    for entry in &chain {
+    for entry in &chain.read {
         let stored = entry.read.as_ref().map_err(|e| refuse(e.to_string()))?;
         if !entry.is_intact() {
             return Err(refuse(format!(
@@ -247,28 +318,30 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
                 entry.build_id
             )));
         }
-        if held.contains(&entry.build_id) {
-            let ours = host.read(&entry.build_id)?;
-            if ours.sha256 != stored.sha256 {
+        match held.links.iter().find(|l| l.build_id == entry.build_id) {
+            Some(ours) if ours.sha256.as_deref() != Some(stored.sha256.as_str()) => {
                 return Err(refuse(format!(
                     "the node changed record {} after the host imported it (sha256 {} here, {} \
                      on the node); the host's copy is kept, and the next `make demo` puts it back",
-                    entry.build_id, ours.sha256, stored.sha256
+                    entry.build_id,
+                    ours.sha256.as_deref().unwrap_or("unreadable"),
+                    stored.sha256
                 )));
             }
-        } else {
-            new.push(stored.clone());
+            Some(_) => {}
+            None => new.push(stored.clone()),
         }
     }
-    let position = |id: &str| chain.iter().position(|e| e.build_id == id);
-    if let Some(missing) = held.iter().find(|id| position(id).is_none()) {
+    let position = |id: &str| chain.links.iter().position(|l| l.build_id == id);
+    if let Some(missing) = held.links.iter().find(|l| position(&l.build_id).is_none()) {
         return Err(refuse(format!(
-            "record {missing}, which the host imported, is gone from the node"
+            "record {}, which the host imported, is gone from the node",
+            missing.build_id
         )));
     }
-    let latest = match fetched.store.latest() {
+    let latest = match chain.latest {
         Ok(stored) => Some(stored),
-        Err(crate::record::store::StoreError::NoLatest { .. }) if chain.is_empty() => None,
+        Err(StoreError::NoLatest { .. }) if chain.links.is_empty() => None,
         Err(e) => return Err(refuse(e.to_string())),
     };
     if let (Some(ours), Some(theirs)) = (host.latest_pointer()?, &latest) {
@@ -329,8 +402,7 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
             let at = position(&stored.manifest.build_id).expect("a new record is in the chain");
             facts.previous = at
                 .checked_sub(1)
-                .and_then(|before| chain[before].read.as_ref().ok())
-                .map(|s| s.sha256.clone());
+                .and_then(|before| chain.links[before].sha256.clone());
             let wrong = crate::host::proof::disagreements(&stored.manifest, &facts);
             if !wrong.is_empty() {
                 return Err(refuse(format!(
@@ -351,7 +423,7 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
             fs::copy(logs_dir.path().join(&name), host.dir().join(&name))
                 .with_context(|| format!("writing {}", host.dir().join(&name).display()))?;
         }
-        let bytes = bounded::read(&fetched.store.manifest_path(id))?
+        let bytes = bounded::read(&chain.fetched.store.manifest_path(id))?
             .context("a fetched record vanished")?;
         write_atomic(&host.manifest_path(id), &bytes)?;
     }

@@ -10,6 +10,7 @@ pub mod container_config;
 pub mod diff;
 pub mod held;
 pub mod import;
+pub mod pool;
 pub mod probe;
 pub mod proof;
 pub mod report;

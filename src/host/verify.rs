@@ -6,9 +6,8 @@
 //! `checks::judge`, which decides. It changes nothing anywhere, and answers within its bound.
 
 use std::collections::BTreeSet;
-use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
@@ -17,13 +16,14 @@ use crate::host::attest;
 use crate::host::checks::{self, Evidence};
 use crate::host::held::Held;
 use crate::host::import;
+use crate::host::pool::{self, Ended};
 use crate::host::probe::{self, ImageQuery};
 use crate::host::report::{HttpAnswer, HttpAnswers, NodeReport, Subject};
 use crate::host::state::HostState;
 use crate::host::transport::Transport;
 use crate::record::engine::{NodeState, Top};
 use crate::record::manifest::Manifest;
-use crate::record::nodes::{NodeName, NodeSpec, NODE_MOUNT};
+use crate::record::nodes::{NodeName, NodeSpec};
 use crate::record::policy::{self, LoadedPolicy};
 use crate::record::stack;
 use crate::record::store::{ChainEntry, ChainLink, Store, StoreError, Stored};
@@ -182,50 +182,14 @@ fn node_records(
     held: &Held,
     since: import::Since,
 ) -> Result<(Vec<ChainLink>, usize, Result<Stored, StoreError>)> {
-    let (links, from_host, latest) = if since.held_digest == held.digest {
-        let store = &since.fetched.store;
-        let newer = store.chain_from(held.tip())?;
-        refuse_unreadable(&newer)?;
-        // A held record `latest` names is the host's copy: the node's has the same digest.
-        let latest = match store.latest_pointer() {
-            Ok(Some(pointer)) => match held.links.iter().find(|l| l.build_id == pointer.build_id) {
-                Some(link) if link.sha256.as_deref() == Some(&pointer.manifest_sha256) => {
-                    imported.pinned(&pointer)
-                }
-                Some(link) => Err(StoreError::Corrupt {
-                    path: Path::new(NODE_MOUNT)
-                        .join("provenance")
-                        .join(transport.node())
-                        .join("latest"),
-                    reason: format!(
-                        "it pins sha256 {} for build {}, whose record (the node's copy is the \
-                         host's) has sha256 {}: the pointer was edited",
-                        pointer.manifest_sha256,
-                        pointer.build_id,
-                        link.sha256.as_deref().unwrap_or("none")
-                    ),
-                }),
-                None => store.pinned(&pointer),
-            },
-            Ok(None) => store.latest(),
-            Err(e) => Err(e),
-        };
-        let links = held.links.iter().cloned();
-        let links = links.chain(newer.iter().map(ChainLink::from)).collect();
-        (links, held.links.len(), latest)
-    } else {
-        let fetched = import::fetch_records(host, transport)?;
-        let chain = fetched.store.chain()?;
-        refuse_unreadable(&chain)?;
-        let links: Vec<ChainLink> = chain.iter().map(ChainLink::from).collect();
-        (links, 0, fetched.store.latest())
-    };
-    let latest = match latest {
-        Err(e @ StoreError::NoLatest { .. }) if links.is_empty() => return Err(e.into()),
+    let chain = import::node_chain(host, transport, imported, held, since)?;
+    refuse_unreadable(&chain.read)?;
+    let latest = match chain.latest {
+        Err(e @ StoreError::NoLatest { .. }) if chain.links.is_empty() => return Err(e.into()),
         Err(e @ StoreError::Refused { .. }) => return Err(e.into()),
         other => other,
     };
-    Ok((links, from_host, latest))
+    Ok((chain.links, chain.from_host, latest))
 }
 
 fn refuse_unreadable(chain: &[ChainEntry]) -> Result<()> {
@@ -351,20 +315,21 @@ fn new_nonce() -> Option<String> {
     Some(hex::encode(bytes))
 }
 
-/// Verifies several nodes in parallel; a node that could not be checked carries the reason.
-/// The host's source tree is hashed once, while the nodes are being asked.
+/// Verifies several nodes in parallel, at most `jobs` at once; a node that could not be checked
+/// carries the reason. The host's source tree is hashed once, while the nodes are being asked.
 ///
-/// Every node answers within `timeout`: its ssh command and HTTP requests are bounded by it,
-/// and a node whose check is still running past it (a stall nothing else caught) is reported as
-/// unchecked, its thread abandoned. A panic is reported the same way, never as a verdict.
+/// Every node answers within `timeout` of its own check's start: its ssh commands and HTTP
+/// requests are bounded by it, and a node whose check is still running past it (a stall nothing
+/// else caught) is reported as unchecked, its thread abandoned. A panic is reported the same
+/// way, never as a verdict.
 pub fn verify_nodes(
     repo: &Path,
     nodes: &[NodeSpec],
     policy_path: &str,
+    jobs: usize,
     timeout: Duration,
     capture: Option<&Path>,
 ) -> Vec<NodeReport> {
-    let deadline = Instant::now() + timeout;
     // Without the policy in force nothing can be judged.
     let policy = match policy::load(repo, policy_path) {
         Ok(policy) => policy,
@@ -382,54 +347,33 @@ pub fn verify_nodes(
             source_tree(&repo, &source);
         });
     }
-    let (done, finished) = mpsc::channel();
-    for (index, node) in nodes.iter().enumerate() {
-        let (repo, node, source, done, policy, capture) = (
-            repo.to_path_buf(),
-            node.clone(),
-            source.clone(),
-            done.clone(),
+    let (repo, capture) = (repo.to_path_buf(), capture.map(Path::to_path_buf));
+    let ended = pool::each_bounded(nodes.to_vec(), jobs, timeout, move |node, deadline| {
+        verify_node(
+            &repo,
+            node,
+            &source,
             policy.clone(),
-            capture.map(Path::to_path_buf),
-        );
-        std::thread::spawn(move || {
-            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                verify_node(&repo, &node, &source, policy, deadline, capture.as_deref())
-            }));
-            let _ = done.send((index, outcome));
-        });
-    }
-    drop(done);
-    let mut reports: Vec<Option<NodeReport>> = vec![None; nodes.len()];
-    // A moment's grace past the deadline for a node that is writing its report.
-    let backstop = deadline + Duration::from_millis(500);
-    while reports.iter().any(Option::is_none) {
-        let left = backstop.saturating_duration_since(Instant::now());
-        let Ok((index, outcome)) = finished.recv_timeout(left) else {
-            break;
-        };
-        let name = &nodes[index].name;
-        reports[index] = Some(match outcome {
-            Ok(Ok(report)) => report,
-            Ok(Err(e)) => unchecked(name, format!("{e:#}")),
-            Err(_) => unchecked(name, "the check panicked (a bug in prov)".to_string()),
-        });
-    }
-    reports
+            deadline,
+            capture.as_deref(),
+        )
+    });
+    ended
         .into_iter()
         .zip(nodes)
-        .map(|(report, node)| {
-            report.unwrap_or_else(|| {
-                unchecked(
-                    &node.name,
-                    format!(
-                        "node {} was not checked within {} s (--timeout): something it waited \
-                         for did not answer",
-                        node.name,
-                        timeout.as_secs_f64()
-                    ),
-                )
-            })
+        .map(|(ended, node)| match ended {
+            Ended::Done(Ok(report)) => report,
+            Ended::Done(Err(e)) => unchecked(&node.name, format!("{e:#}")),
+            Ended::Panicked => unchecked(&node.name, "the check panicked (a bug in prov)".into()),
+            Ended::Overdue => unchecked(
+                &node.name,
+                format!(
+                    "node {} was not checked within {} s (--timeout): something it waited for \
+                     did not answer",
+                    node.name,
+                    timeout.as_secs_f64()
+                ),
+            ),
         })
         .collect()
 }

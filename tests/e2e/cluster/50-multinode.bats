@@ -27,6 +27,23 @@ setup_file() { stack_ready main worker1; }
   [ "$(jq -r '[.nodes[].node] | join(",")' <<<"$output")" = "main,worker1,worker2" ]
 }
 
+@test "verify --all --jobs 1 checks one node at a time: a frozen one is not checked, within its own timeout, and the others are" {
+  freeze_node main
+  start=$SECONDS
+  run prov verify --all --jobs 1 --timeout 5 --json
+  took=$((SECONDS - start))
+  thaw_node main
+  echo "$output" | tail -n 20
+  [ "$status" -eq 2 ]
+  [ "$(jq -r '[.nodes[] | select(.ok) | .node] | join(",")' <<<"$output")" = "worker1,worker2" ]
+  jq -e '.nodes[] | select(.node == "main") | (.ok | not) and (.error | length > 0)' \
+    <<<"$output" >/dev/null
+  # main's 5 s first, then each other node's own check.
+  [ "$took" -ge 5 ]
+  [ "$took" -le 20 ]
+  eventually 60 "'$PROV' --repo '$REPO' verify --node main >/dev/null"
+}
+
 @test "breaking one node fails verify --all for that node alone" {
   root_on worker1 "docker stop prov-api"
   run prov verify --all --json
