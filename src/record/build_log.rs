@@ -72,14 +72,17 @@ mod tests {
 
     #[test]
     fn a_cached_buildkit_step_is_named() {
+        // A stage of ten steps or more pads the step's number: `[build  5/10]`.
         let log = "#8 [build 2/8] COPY Cargo.toml Cargo.lock ./\n#8 CACHED\n\n\
-                   #15 [stage-1 1/2] COPY --from=build /usr/local/bin/api /usr/local/bin/api\n\
+                   #9 [build  5/10] COPY vendor vendor\n#9 CACHED\n\n\
+                   #15 [stage-2 1/1] COPY --from=build /out/ /\n\
                    #15 CACHED\n";
         assert_eq!(
             cached(log),
             [
                 "#8 [build 2/8] COPY Cargo.toml Cargo.lock ./",
-                "#15 [stage-1 1/2] COPY --from=build /usr/local/bin/api /usr/local/bin/api"
+                "#9 [build  5/10] COPY vendor vendor",
+                "#15 [stage-2 1/1] COPY --from=build /out/ /"
             ]
         );
     }

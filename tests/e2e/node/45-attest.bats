@@ -187,7 +187,7 @@ teardown() { restore_kept; }
     step="Step 7/12 : COPY vendor vendor"
     printf '%s\n ---> Using cache\n ---> 0123456789ab\n' "$step" >>"$DIR/$forged_id.log"
   else
-    step="#9 [build 4/8] COPY vendor vendor"
+    step="#9 [build  5/10] COPY vendor vendor"
     printf '%s\n#9 CACHED\n' "$step" >>"$DIR/$forged_id.log"
   fi
   jq --arg sha "$(sha256sum "$DIR/$forged_id.log" | cut -d' ' -f1)" \
