@@ -133,7 +133,7 @@ restore_node() {
 # build_pair NODE: prov build against the plain build, and prov's own time outside the build by
 # phase (materials, context, SBOM, record on the node; the host's import and attestation).
 build_pair() {
-  local node=$1 flavour i ta tb tt phases as="" bs="" rs="" own=""
+  local node=$1 flavour goal i ta tb tt phases as="" bs="" rs="" own=""
   flavour="$(prov nodes --flavour "$node")"
   for ((i = 0; i < BUILD_RUNS; i++)); do
     ta=$(timed bash -c "$(prov_build "$node")")
@@ -145,7 +145,11 @@ build_pair() {
     tidy_node "$node"
     as+="$ta"$'\n' bs+="$tb"$'\n' rs+="$(ratio "$ta" "$tb")"$'\n'
   done
-  record "build-$flavour" 1.02 "$(prov_build "$node")" "$(plain_build "$node")" \
+  # BuildKit's goal is looser: prov's build writes an OCI archive and loads it, where the plain
+  # build writes into the store (the archive keeps BuildKit's provenance out of the image).
+  goal=1.02
+  [[ $flavour == bookworm ]] || goal=1.03
+  record "build-$flavour" "$goal" "$(prov_build "$node")" "$(plain_build "$node")" \
     "${as%$'\n'}" "${bs%$'\n'}" "${rs%$'\n'}"
   # prov's own phases, each a median, and their sum's share of the build (goal: under 1%).
   jq -cs --arg name "build-$flavour-own-time" --arg node "$node" '
