@@ -76,8 +76,9 @@ pub struct Manifest {
     /// (`<build id>.buildkit.json`), where the builder and the store make one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buildkit_provenance: Option<FileDigest>,
-    /// The time the image's timestamps were set to (`SOURCE_DATE_EPOCH`), where the builder
-    /// rewrites them (BuildKit); absent in records made before builds were reproducible.
+    /// The time the image's timestamps were set to (`SOURCE_DATE_EPOCH`), on BuildKit: its
+    /// history's, by BuildKit, and its own layer's files', by the Dockerfile; absent in records
+    /// made before builds were reproducible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_date: Option<SourceDate>,
     /// The image's SBOM (CycloneDX JSON), kept beside the record (`<build id>.sbom.cdx.json`);
@@ -142,9 +143,10 @@ pub enum SourceDateFrom {
     Commit,
     /// Derived from the tree: a dirty tree has no commit of its own to take a time from.
     Tree,
-    /// The newest base image's creation time, later than the source's: BuildKit sets every
-    /// newer file time in every layer to the date, so an earlier date would rewrite the bases'
-    /// own layers too.
+    /// The newest base image's creation time, later than the source's: an image is never dated
+    /// before its bases. (The rule dates from when BuildKit's `rewrite-timestamp` set every
+    /// newer file time in every layer to the date, which an earlier date made rewrite the bases'
+    /// own layers; prov no longer asks for that rewrite.)
     Bases,
 }
 
