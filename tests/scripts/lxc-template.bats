@@ -17,7 +17,12 @@ load ../e2e/helpers
 }
 
 @test "before it knows the node, the template only prints its reason" {
-  run env -u PROV_STATE_DIR "$REPO/images/node-lxc/lxc-template.sh" --name=prov-0123abcd-n1
+  state="$BATS_TEST_TMPDIR/state"
+  mkdir -p "$state"
+  run env PROV_STATE_DIR="$state" "$REPO/images/node-lxc/lxc-template.sh" \
+    --name=not-a-prov-node --path="$BATS_TEST_TMPDIR/c" --rootfs="$BATS_TEST_TMPDIR/r" \
+    --tarball none --config none --subid-base 1 --subid-slots 1 --subid-range 1
   [ "$status" -eq 1 ]
-  assert_output_has "missing --path"
+  assert_output_has "container name 'not-a-prov-node' is not prov-<checkout id>-<node>"
+  [ -z "$(find "$state" -mindepth 1)" ]
 }
