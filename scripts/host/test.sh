@@ -50,28 +50,57 @@ e2e() {
   log "cargo test of what needs the host's Docker engine (the build context against docker build)"
   (cd "$PROV_REPO" && cargo test --locked --test build_context -- --ignored)
   local node flavour pid failed=0
-  local -a suites=()
+  local -a suites=() firsts=()
   local -A seen=()
   # A test that hangs fails, named, instead of holding the run until CI's own limit.
   export BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-2400}
+  local logs="$PROV_REPO/.cache/test"
+  mkdir -p "$logs"
   # The per-node files run on the first node of each flavour nodes.json declares, the flavours
   # side by side (each suite touches its own node only, and much of a suite's time is spent
-  # waiting on its node, not computing), then the cluster's files on them all. Lines other than
-  # a test's result carry their node's name. A failing pass does not stop the next one: every
-  # failure shows.
+  # waiting on its node, not computing); then, one node at a time, the per-node tests that change
+  # what every node reads (tests/e2e/node-alone); then the cluster's files on them all. A failing
+  # pass does not stop the next one: every failure shows.
   for node in $(prov nodes); do
     flavour=$(prov nodes --flavour "$node")
     [[ -z ${seen[$flavour]:-} ]] || continue
     seen[$flavour]=1
+    firsts+=("$node")
     log "end-to-end suite on $node ($flavour): tests/e2e/node"
-    E2E_NODE=$node BATS_TEST_NAME_PREFIX="[$node] " bats --timing "$PROV_REPO/tests/e2e/node" 2>&1 |
-      awk -v node="[$node] " '/^(not )?ok / {print; fflush(); next} {print node $0; fflush()}' &
+    node_suite "$node" tests/e2e/node "$logs/$node.tap" &
     suites+=("$!")
   done
   for pid in "${suites[@]}"; do wait "$pid" || failed=1; done
+  for node in "${firsts[@]}"; do
+    log "end-to-end tests on $node that change what every node reads: tests/e2e/node-alone"
+    node_suite "$node" tests/e2e/node-alone "$logs/$node-alone.tap" || failed=1
+  done
   log "end-to-end suite on the cluster: tests/e2e/cluster"
-  bats --timing "$PROV_REPO/tests/e2e/cluster" || failed=1
+  bats --timing "$PROV_REPO/tests/e2e/cluster" 2>&1 | tee "$logs/cluster.tap" || failed=1
+  ((failed == 0)) || failures "$logs"/*.tap
   return "$failed"
+}
+
+# node_suite NODE DIR LOG: the per-node files of DIR on NODE. Lines other than a test's result
+# carry the node's name.
+node_suite() {
+  E2E_NODE=$1 BATS_TEST_NAME_PREFIX="[$1] " bats --timing "$PROV_REPO/$2" 2>&1 |
+    awk -v node="[$1] " '/^(not )?ok / {print; fflush(); next} {print node $0; fflush()}' |
+    tee "$3"
+}
+
+# Each failed test again, at the very end with the tail of what it printed: a long run's log is
+# often kept only by its head and tail, and the cause of a failure must be in what is kept.
+failures() {
+  log "the failed tests, each with the last lines it printed (whole runs in .cache/test/)"
+  awk '/^(not )?ok / {if (name) show(); name = ""; n = 0}
+       /^not ok / {name = $0; next}
+       name {line[n++ % 25] = $0}
+       END {if (name) show()}
+       function show(i) {
+         print name
+         for (i = (n > 25 ? n - 25 : 0); i < n; i++) print "    " line[i % 25]
+       }' "$@"
 }
 
 # Everything make test needs, declared in scripts/lib/tools.list, installed once up front.

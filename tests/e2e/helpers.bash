@@ -101,6 +101,40 @@ build_by_hand() {
     docker image prune --force >/dev/null; docker builder prune --force >/dev/null; exit \$status"
 }
 
+# Runs prov build on $NODE as root from /vagrant, with extra shell set-up ($2) before it, once
+# the node's export has the checkout as it is now (sets $output and $status).
+build_on_node() {
+  local prelude=${2:-true}
+  prov sync --node "$NODE"
+  run root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && \
+    export PROV_DB_IMAGE=\$POSTGRES_TAG && $prelude && \
+    target/release/prov build --node $NODE --base BUILDER_IMAGE=\$BUILDER_TAG \
+    --base RUNTIME_IMAGE=\$RUNTIME_TAG $1; status=\$?; \
+    docker image prune --force >/dev/null; docker builder prune --force >/dev/null; exit \$status"
+}
+
+# The digests of $NODE's records and of its `latest`, in its export ($DIR).
+snapshot() { (cd "$DIR" && sha256sum latest ./*.json); }
+
+# verify on $NODE must exit 1 and name the check $1 as failed, its observation saying $2 if given.
+# shellcheck disable=SC2154
+fails_on() {
+  local check=$1 says=${2:-}
+  run prov verify --node "$NODE" --json
+  echo "$output" | jq -c '.checks[] | select(.ok | not)' >&2 || echo "$output" >&2
+  [ "$status" -eq 1 ]
+  jq -e --arg c "$check" --arg s "$says" \
+    'any(.checks[]; .name == $c and (.ok | not) and (.observed | contains($s)))' \
+    <<<"$output" >/dev/null
+}
+
+# shellcheck disable=SC2154
+passes() {
+  run prov verify --node "$NODE"
+  echo "$output" >&2
+  [ "$status" -eq 0 ]
+}
+
 # Runs a command on a node (as the vagrant user), through the node transport.
 on_node() {
   local node=$1

@@ -8,23 +8,6 @@ load ../helpers
 setup_file() { stack_ready "$NODE"; }
 bats_require_minimum_version 1.5.0
 
-# verify must exit 1, naming the check as failed, and the check must say `says`.
-fails_on() {
-  local check=$1 says=$2
-  run prov verify --node "$NODE" --json
-  echo "$output" | jq -c '.checks[] | select(.ok | not)' >&2 || true
-  [ "$status" -eq 1 ]
-  jq -e --arg c "$check" --arg s "$says" \
-    'any(.checks[]; .name == $c and (.ok | not) and (.observed | contains($s)))' \
-    <<<"$output" >/dev/null
-}
-
-passes() {
-  run prov verify --node "$NODE"
-  echo "$output" >&2
-  [ "$status" -eq 0 ]
-}
-
 # The runtime base: an image already on every node, not one of the stack's.
 runtime_base() { root_on "$NODE" ". /vagrant/.cache/images/ids.env && echo \$RUNTIME_TAG"; }
 
