@@ -82,11 +82,11 @@ e2e() {
 }
 
 # node_suite NODE DIR LOG: the per-node files of DIR on NODE. Lines other than a test's result
-# carry the node's name.
+# carry the node's name. (sed -u passes each line on as it comes; Debian's awk, mawk, reads its
+# input in blocks, and a suite's results showed only at its end.)
 node_suite() {
   E2E_NODE=$1 BATS_TEST_NAME_PREFIX="[$1] " bats --timing "$PROV_REPO/$2" 2>&1 |
-    awk -v node="[$1] " '/^(not )?ok / {print; fflush(); next} {print node $0; fflush()}' |
-    tee "$3"
+    sed -u -E "/^(not )?ok /!s/^/[$1] /" | tee "$3"
 }
 
 # Each failed test again, at the very end with the tail of what it printed: a long run's log is

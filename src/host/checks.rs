@@ -593,7 +593,7 @@ fn check_db_image(
 
 /// Each stack container's files are its image's, but where its configuration lets it write (its
 /// volumes and tmpfs mounts): a binary swapped or a file changed inside a running container
-/// shows in the engine's diff of its writable layer, and survives a restart.
+/// shows in its writable layer, and survives a restart.
 fn check_filesystem(
     m: Option<&Manifest>,
     state: &NodeState,

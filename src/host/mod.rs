@@ -18,6 +18,7 @@ pub mod reproduce;
 pub mod state;
 pub mod sync;
 pub mod transport;
+pub mod upper;
 pub mod verdicts;
 pub mod verify;
 pub mod vsa;

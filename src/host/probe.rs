@@ -3,11 +3,13 @@
 //! A docker CLI call costs 30-50 ms on a node and `jq` about as much, while the engine answers a
 //! request on its socket in about a millisecond. So the node runs nothing but one `curl` sending
 //! GET requests to the Docker Engine API: the container list; the stack's two containers by
-//! name, their processes and what they changed in their files; every image and image history
+//! name and their processes; every image and image history
 //! asked for; and the events the engine remembers of the stack's containers. curl prints each
 //! answer's body followed by its own `%{json}` transfer summary, so the output is a stream of
 //! JSON documents that pair up (`%{json}` needs curl 7.70 or later; nodes install curl with
-//! their packages); the events come last, as a stream of their own. Containers the list shows
+//! their packages); the events come last, as a stream of their own. What the two containers
+//! changed in their files is listed beside it, from their writable layers ([`upper`]).
+//! Containers the list shows
 //! beyond the stack's own (one started by hand, say) are fetched afterwards, with the api's log
 //! ([`after_http`]).
 
@@ -19,6 +21,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::host::transport::Transport;
+use crate::host::upper;
 use crate::record::engine::{
     Change, ContainerInspect, EngineEvent, HistoryEntry, ImageHistory, ImageInspect, LogLine,
     NodeState, Top,
@@ -152,30 +155,31 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
             .map(|i| format!("/images/{i}/history")),
     );
     paths.push(EVENTS.to_string());
-    // A container's changed files are the slowest answer (where the kernel's overlay cannot
-    // tell the engine, as in a nested node, it compares the container's whole tree with its
-    // image's): each is asked on its own, while the rest is.
-    let (answers, changes) = std::thread::scope(|scope| {
-        let changes: Vec<_> = STACK_CONTAINERS
-            .iter()
-            .map(|name| {
-                scope.spawn(move || {
-                    engine_get(transport, &[format!("/containers/{name}/changes")], false)
-                })
-            })
-            .collect();
+    // A container's changed files are read from its writable layer on the node (see
+    // `upper`), while the rest is asked; a container the node cannot list is asked of the
+    // engine afterwards.
+    let (answers, listed_changes) = std::thread::scope(|scope| {
+        let changes = scope.spawn(|| upper::changes(transport, &STACK_CONTAINERS));
         let answers = engine_get(transport, &paths, true);
-        let changes: Vec<_> = changes.into_iter().map(|c| c.join()).collect();
-        (answers, changes)
+        (answers, changes.join())
     });
+    let mut listed_changes =
+        listed_changes.map_err(|_| anyhow!("listing the containers' changed files panicked"))??;
     // engine_get gives exactly one answer per path.
     let mut answers = answers?.into_iter();
     let mut next = || answers.next().expect("one answer per request");
-    let mut changes = changes.into_iter().map(|answers| {
-        answers
-            .map_err(|_| anyhow!("asking the engine for a container's changes panicked"))?
-            .map(|a| a.into_iter().next().expect("one answer per request"))
-    });
+    let mut changes = |name: &str| -> Result<Option<Vec<Change>>> {
+        match listed_changes.remove(name).flatten() {
+            Some(listed) => Ok(Some(listed)),
+            // `null` when nothing changed.
+            None => engine_get(transport, &[format!("/containers/{name}/changes")], false)?
+                .into_iter()
+                .next()
+                .expect("one answer per request")
+                .into_found::<Option<Vec<Change>>>()
+                .map(Option::flatten),
+        }
+    };
 
     let listed: Vec<Listed> = next()
         .into_found()?
@@ -191,14 +195,9 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
         others: Vec::new(),
     };
     // A container that is not there, or an image that is not, answers 404.
-    for _ in STACK_CONTAINERS {
+    for name in STACK_CONTAINERS {
         let container = next().into_found::<ContainerInspect>()?;
         let top = next().into_found::<Top>();
-        // `null` when nothing changed.
-        let changes = changes
-            .next()
-            .expect("one answer per container")?
-            .into_found::<Option<Vec<Change>>>();
         if let Some(c) = container {
             // A container that stopped between the requests has no processes (the engine
             // answers 409): none are listed then, and service:<name> fails it.
@@ -207,7 +206,7 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
             }
             state
                 .changes
-                .insert(c.id.clone(), changes?.flatten().unwrap_or_default());
+                .insert(c.id.clone(), changes(name)?.unwrap_or_default());
             state.containers.push(c);
         }
     }

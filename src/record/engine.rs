@@ -276,7 +276,8 @@ impl Top {
     }
 }
 
-/// A path a container changed against its image (`GET /containers/{id}/changes`).
+/// A path a container changed against its image: an entry of its writable layer, or of the
+/// engine's `GET /containers/{id}/changes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     #[serde(rename = "Path")]

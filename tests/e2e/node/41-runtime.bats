@@ -65,13 +65,25 @@ teardown() {
   RESTACK=1
   clone_api_with '.HostConfig.ReadonlyRootfs = false'
   # The running binary cannot be written in place ("text file busy"): a copy is moved over it.
+  # A file of the image goes, and one is added.
   root_on "$NODE" "docker exec -u 0 prov-api sh -c 'cp /usr/local/bin/api /usr/local/bin/api.new && \
-    echo >>/usr/local/bin/api.new && mv /usr/local/bin/api.new /usr/local/bin/api' && \
+    echo >>/usr/local/bin/api.new && mv /usr/local/bin/api.new /usr/local/bin/api && \
+    rm /usr/share/doc/prov-api/crates.txt && echo x >/prov-e2e-added' && \
     docker restart prov-api >/dev/null"
   eventually 60 "'$PROV' --repo '$REPO' verify --node '$NODE' --json | \
     jq -e '.checks[] | select(.name == \"service:api\") | .ok' >/dev/null"
   fails_on filesystem:api "/usr/local/bin/api (changed)"
+  fails_on filesystem:api "/usr/share/doc/prov-api/crates.txt (deleted)"
+  fails_on filesystem:api "/prov-e2e-added (added)"
   fails_on config:api "HostConfig.ReadonlyRootfs: expected true, found false"
+}
+
+@test "a file the node's root writes straight into the api's writable layer, not through docker, is named" {
+  RESTACK=1
+  root_on "$NODE" "up=\$(findmnt --task \$(docker inspect --format '{{.State.Pid}}' prov-api) \
+    --noheadings --raw --output FS-OPTIONS --mountpoint / | tr , '\\n' | sed -n 's/^upperdir=//p')
+    mkdir -p \$up/etc && echo x >\$up/etc/prov-e2e-from-node"
+  fails_on filesystem:api "/etc/prov-e2e-from-node (added)"
 }
 
 @test "a process started with docker exec -d is named, and so is one that already ended" {
