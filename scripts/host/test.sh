@@ -89,18 +89,21 @@ node_suite() {
     sed -u -E "/^(not )?ok /!s/^/[$1] /" | tee "$3"
 }
 
-# Each failed test again, at the very end with the tail of what it printed: a long run's log is
-# often kept only by its head and tail, and the cause of a failure must be in what is kept.
+# Each failed test again, at the very end, with the first lines it printed (where it failed)
+# and the last (what it saw): a long run's log is often kept only by its head and tail, and the
+# cause of a failure must be in what is kept.
 failures() {
-  log "the failed tests, each with the last lines it printed (whole runs in .cache/test/)"
-  awk '/^(not )?ok / {if (name) show(); name = ""; n = 0}
-       /^not ok / {name = $0; next}
-       name {line[n++ % 25] = $0}
-       END {if (name) show()}
-       function show(i) {
+  log "the failed tests, each with the first and last lines it printed (whole runs in .cache/test/)"
+  awk 'function show(i) {
          print name
-         for (i = (n > 25 ? n - 25 : 0); i < n; i++) print "    " line[i % 25]
-       }' "$@"
+         for (i = 0; i < n && i < 4; i++) print "    " head[i]
+         if (n > 29) print "    ..."
+         for (i = (n > 29 ? n - 25 : 4); i < n; i++) print "    " tail[i % 25]
+       }
+       /^(not )?ok / {if (name) show(); name = ""; n = 0}
+       /^not ok / {name = $0; next}
+       name {if (n < 4) head[n] = $0; tail[n++ % 25] = $0}
+       END {if (name) show()}' "$@"
 }
 
 # Everything make test needs, declared in scripts/lib/tools.list, installed once up front.

@@ -19,9 +19,10 @@ passes_soon() {
   passes
 }
 
-# Removes the host's rules that drop the node's packets (the dropped-packets test).
+# Removes the host's rules that drop this node's packets (the dropped-packets test), and only
+# this node's: the other flavour's suite may have its own in place.
 drop_no_more() {
-  iptables -S OUTPUT | grep -- '--comment prov-e2e' | sed 's/^-A /-D /' |
+  iptables -S OUTPUT | grep -E -- "--comment prov-e2e-$NODE( |\$)" | sed 's/^-A /-D /' |
     while read -r -a rule; do iptables "${rule[@]}"; done
 }
 
@@ -283,11 +284,12 @@ patch_by_hand_with_cache() {
   runtime="$(source "$REPO/.cache/images/ids.env" && echo "$RUNTIME_TAG")"
   hold_recorded_image "$id"
   printf 'FROM %s\nLABEL made=elsewhere\n' "$runtime" |
-    DOCKER_BUILDKIT=0 docker build -q -t prov-e2e-elsewhere:1 - >/dev/null
-  docker save prov-e2e-elsewhere:1 | prov exec --node "$NODE" -- sudo -n docker load
-  docker image rm prov-e2e-elsewhere:1 >/dev/null
-  on_node "$NODE" docker tag prov-e2e-elsewhere:1 "$(prov show --node "$NODE" --json | jq -r .image.tag)"
-  on_node "$NODE" docker image rm prov-e2e-elsewhere:1
+    DOCKER_BUILDKIT=0 docker build -q -t "prov-e2e-elsewhere-$NODE:1" - >/dev/null
+  # Tagged on the host by node: the other flavour's suite may be making its own beside it.
+  docker save "prov-e2e-elsewhere-$NODE:1" | prov exec --node "$NODE" -- sudo -n docker load
+  docker image rm "prov-e2e-elsewhere-$NODE:1" >/dev/null
+  on_node "$NODE" docker tag "prov-e2e-elsewhere-$NODE:1" "$(prov show --node "$NODE" --json | jq -r .image.tag)"
+  on_node "$NODE" docker image rm "prov-e2e-elsewhere-$NODE:1"
   fails_on image-local
   compose_on_node up -d
   fails_on image-id
@@ -480,7 +482,7 @@ patch_by_hand_with_cache() {
   port="$(awk '$1 == "Port" { print $2 }' "$config")"
   [ -n "$ip" ]
   [ -n "$port" ]
-  iptables -I OUTPUT -d "$ip" -p tcp --dport "$port" -m comment --comment prov-e2e -j DROP
+  iptables -I OUTPUT -d "$ip" -p tcp --dport "$port" -m comment --comment "prov-e2e-$NODE" -j DROP
   start=$SECONDS
   run timeout 60 "$PROV" --repo "$REPO" verify --node "$NODE" --timeout 5
   took=$((SECONDS - start))
