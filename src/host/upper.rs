@@ -8,8 +8,9 @@
 //! directory is the one the container's process has mounted as its root (`findmnt --task`),
 //! not one the engine's records name: what is listed is what the container runs on. Each
 //! entry is a whiteout (deleted), a path one of the lower layers has (changed), or a new one
-//! (added); a folder copied up is listed too, as changed. A container the node cannot list
-//! (stopped, not on overlay, no sudo) is asked of the engine as before.
+//! (added); a copy of a lower entry that the container sees unchanged is not listed, as the
+//! engine's own diff does not list it. A container the node cannot list (stopped, not on
+//! overlay, no sudo) is asked of the engine as before.
 
 use std::collections::BTreeMap;
 
@@ -28,15 +29,38 @@ const MAX_OUTPUT_BYTES: u64 = 16 << 20;
 /// Run as root on the node with the entry limit and the container names. For each container it
 /// prints NUL-terminated records `name TAB kind TAB path`: kind `A`, `C` or `D` for an entry,
 /// `more` past the limit, then `listed`; or only `unlisted` when the container's root is not an
-/// overlay with absolute layer paths (the host then asks the engine).
+/// overlay with absolute layer paths (the host then asks the engine). An entry that is a copy of
+/// the lower layers' one, alike in every way the container can see, is no change (the engine
+/// copies its own mount points up when it mounts a container's root, for `docker cp`, say): a
+/// file with the same type, owner, mode, size, time and bytes; a link to the same target; a
+/// folder that hides nothing the lower layers hold (the container's root shows every entry).
 const SCRIPT: &str = r#"max=$1; shift
+same() {
+  local upper=$1 lower=$2 path=$3 dir name
+  [ "$(stat -c '%F %u %g %a' "$upper")" = "$(stat -c '%F %u %g %a' "$lower")" ] || return 1
+  if [ -L "$upper" ]; then
+    [ "$(readlink "$upper")" = "$(readlink "$lower")" ]
+  elif [ -f "$upper" ]; then
+    [ "$(stat -c '%s %Y' "$upper")" = "$(stat -c '%s %Y' "$lower")" ] &&
+      [ "$(sha256sum <"$upper")" = "$(sha256sum <"$lower")" ]
+  elif [ -d "$upper" ]; then
+    for dir in "${lowers[@]}"; do
+      [ -d "$dir/$path" ] || continue
+      while IFS= read -r -d '' name; do
+        [ -e "$root/$path/$name" ] || [ -L "$root/$path/$name" ] || return 1
+      done < <(find "$dir/$path" -mindepth 1 -maxdepth 1 -printf '%P\0')
+    done
+  else
+    return 1
+  fi
+}
 for name in "$@"; do
   pid=$(docker inspect --format '{{.State.Pid}}' "$name" 2>/dev/null) || pid=0
   mount=""
   if [ "${pid:-0}" -gt 0 ] 2>/dev/null; then
     mount=$(findmnt --task "$pid" --noheadings --raw --output FSTYPE,FS-OPTIONS --mountpoint / 2>/dev/null) || mount=""
   fi
-  up="" lowers=()
+  up="" lowers=() root=/proc/$pid/root
   if [ "${mount%% *}" = overlay ]; then
     IFS=, read -ra options <<<"${mount#* }"
     for option in "${options[@]}"; do
@@ -53,14 +77,15 @@ for name in "$@"; do
   while IFS= read -r -d '' entry; do
     n=$((n + 1))
     if [ "$n" -gt "$max" ]; then printf '%s\tmore\t\0' "$name"; break; fi
-    path=${entry#* } kind=A
+    path=${entry#* } kind=A lower=""
     if [ "${entry%% *}" = c ] && [ "$(stat -c %t:%T "$up/$path")" = 0:0 ]; then
       kind=D
     else
-      for lower in "${lowers[@]}"; do
-        if [ -e "$lower/$path" ] || [ -L "$lower/$path" ]; then kind=C; break; fi
+      for dir in "${lowers[@]}"; do
+        if [ -e "$dir/$path" ] || [ -L "$dir/$path" ]; then kind=C lower=$dir; break; fi
       done
     fi
+    if [ "$kind" = C ] && same "$up/$path" "$lower/$path" "$path"; then continue; fi
     printf '%s\t%s\t/%s\0' "$name" "$kind" "$path"
   done < <(find "$up" -mindepth 1 -printf '%y %P\0' | head -z -n "$((max + 1))")
   printf '%s\tlisted\t\0' "$name"

@@ -65,16 +65,19 @@ teardown() {
   RESTACK=1
   clone_api_with '.HostConfig.ReadonlyRootfs = false'
   # The running binary cannot be written in place ("text file busy"): a copy is moved over it.
-  # A file of the image goes, and one is added.
+  # A file of the image goes, one is added, and a folder is emptied and made again as it was
+  # (its files hidden, not deleted one by one).
   root_on "$NODE" "docker exec -u 0 prov-api sh -c 'cp /usr/local/bin/api /usr/local/bin/api.new && \
     echo >>/usr/local/bin/api.new && mv /usr/local/bin/api.new /usr/local/bin/api && \
-    rm /usr/share/doc/prov-api/crates.txt && echo x >/prov-e2e-added' && \
+    rm /etc/debian_version && echo x >/prov-e2e-added && \
+    rm -r /usr/share/doc/prov-api && mkdir /usr/share/doc/prov-api' && \
     docker restart prov-api >/dev/null"
   eventually 60 "'$PROV' --repo '$REPO' verify --node '$NODE' --json | \
     jq -e '.checks[] | select(.name == \"service:api\") | .ok' >/dev/null"
   fails_on filesystem:api "/usr/local/bin/api (changed)"
-  fails_on filesystem:api "/usr/share/doc/prov-api/crates.txt (deleted)"
+  fails_on filesystem:api "/etc/debian_version (deleted)"
   fails_on filesystem:api "/prov-e2e-added (added)"
+  fails_on filesystem:api "/usr/share/doc/prov-api (changed)"
   fails_on config:api "HostConfig.ReadonlyRootfs: expected true, found false"
 }
 
