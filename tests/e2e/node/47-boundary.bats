@@ -15,7 +15,8 @@ OTHER="$(prov nodes | grep -vx "$NODE" | head -n 1)"
 # state (the nodes' exports, the scratch folders for records being read, and what each sync
 # notes of itself, the stamp and the digests of the host's own files, excepted). The other
 # nodes' records and state are left out: make test runs their suites at the same time, which
-# change them; that this node never holds them is the first test's.
+# change them (and add to the policies their verification summaries name, vsa/policies); that
+# this node never holds them is the first test's.
 host_snapshot() {
   local others=() n
   for n in $(prov nodes | grep -vx "$NODE"); do others+=(-o -name "$n" -o -name "$n.json"); done
@@ -23,9 +24,12 @@ host_snapshot() {
   (cd "$REPO" && find provenance \( -false "${others[@]}" \) -prune -o -type f -print0 |
     sort -z | xargs -0 sha256sum)
   (cd "$STATE_DIR" && find . \( -path ./exports -o -path ./from-nodes -o -path ./synced \
-    -o -name export-digests.json "${others[@]}" \) -prune -o -type f -print0 |
+    -o -path ./vsa/policies -o -name export-digests.json "${others[@]}" \) -prune -o -type f -print0 |
     sort -z | xargs -0 sha256sum)
 }
+
+# Fails, showing what changed, when the host holds other than the snapshot $1.
+host_unchanged() { diff <(printf '%s\n' "$1") <(host_snapshot); }
 
 teardown() {
   rm -f "$MARK"
@@ -56,12 +60,12 @@ touch $MARK"
     printf 'Host main\n  ProxyCommand touch $MARK\n' >.cache/ssh-main.config && \
     echo forged >.cache/keys/attest.pub.json"
   # Nothing on the host changed.
-  [ "$(host_snapshot)" = "$before" ]
+  host_unchanged "$before"
   [ ! -e "$MARK" ]
   # The host's next operation puts the export back and runs only the host's files.
   golden up NODE="$NODE"
   [ ! -e "$MARK" ]
-  [ "$(host_snapshot)" = "$before" ]
+  host_unchanged "$before"
   [ "$(root_on "$NODE" "sha256sum < /vagrant/scripts/node/up.sh")" = \
     "$(sha256sum <"$REPO/scripts/node/up.sh")" ]
   run root_on "$NODE" "test -e /vagrant/provenance/$OTHER"
