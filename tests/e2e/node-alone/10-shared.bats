@@ -10,7 +10,13 @@ setup_file() { stack_ready "$NODE"; }
 
 DIR="$(node_dir "$NODE")"
 
-teardown() { restore_kept; }
+# The checkout put back, the node's export is synced to it again: the host proves the next
+# imported record's context only from the checkout it last synced (the cluster's files, next,
+# build by hand without a sync).
+teardown() {
+  restore_kept
+  prov sync --node "$NODE"
+}
 
 @test "a file the tree does not record (api/build.rs hidden by .git/info/exclude) is refused, named" {
   before="$(snapshot)"
