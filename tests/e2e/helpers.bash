@@ -90,27 +90,25 @@ stack_ready() {
 }
 
 # Runs prov build on a node as its operator would by hand (as root, from /vagrant, on the bases
-# the golden path gives it; ARGS go to prov build), then drops the build's intermediate stages as
-# make demo does: a node's disk has a fixed size. prov build's status is the function's.
+# the golden path gives it, after the shell set-up $BUILD_PRELUDE if set; ARGS go to prov build),
+# then drops the build's intermediate stages as make demo does: a node's disk has a fixed size.
+# prov build's status is the function's.
 build_by_hand() {
   local node=$1
   shift
   root_on "$node" "cd /vagrant && source .cache/images/ids.env && \
-    export PROV_DB_IMAGE=\$POSTGRES_TAG && target/release/prov build --node $node \
+    export PROV_DB_IMAGE=\$POSTGRES_TAG && ${BUILD_PRELUDE:-true} && \
+    target/release/prov build --node $node \
     --base BUILDER_IMAGE=\$BUILDER_TAG --base RUNTIME_IMAGE=\$RUNTIME_TAG $*; status=\$?; \
     docker image prune --force >/dev/null; docker builder prune --force >/dev/null; exit \$status"
 }
 
-# Runs prov build on $NODE as root from /vagrant, with extra shell set-up ($2) before it, once
-# the node's export has the checkout as it is now (sets $output and $status).
+# build_by_hand on $NODE, with the shell set-up $2 before it, once the node's export has the
+# checkout as it is now (sets $output and $status).
 build_on_node() {
-  local prelude=${2:-true}
   prov sync --node "$NODE"
-  run root_on "$NODE" "cd /vagrant && source .cache/images/ids.env && \
-    export PROV_DB_IMAGE=\$POSTGRES_TAG && $prelude && \
-    target/release/prov build --node $NODE --base BUILDER_IMAGE=\$BUILDER_TAG \
-    --base RUNTIME_IMAGE=\$RUNTIME_TAG $1; status=\$?; \
-    docker image prune --force >/dev/null; docker builder prune --force >/dev/null; exit \$status"
+  # shellcheck disable=SC2086 # $1: prov build's arguments, as words
+  BUILD_PRELUDE=${2:-true} run build_by_hand "$NODE" $1
 }
 
 # The digests of $NODE's records and of its `latest`, in its export ($DIR).
