@@ -54,6 +54,7 @@ fn evidence(node: &str) -> Evidence {
         imported: latest.as_ref().ok().map(|s| s.sha256.clone()),
         latest,
         state: serde_json::from_value::<NodeState>(read_json(node, "state.json")).unwrap(),
+        in_images: serde_json::from_value(read_json(node, "in-images.json")).unwrap(),
         http: serde_json::from_value::<HttpAnswers>(read_json(node, "http.json")).unwrap(),
         tree_now: Ok(tree),
         attestation: Ok((key, envelope)),

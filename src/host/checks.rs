@@ -3,7 +3,7 @@
 //! attestation). Nothing here reads a file or the network, so every case has a unit test
 //! (tests/verify_checks.rs) that runs in milliseconds.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration as Span, DurationRound};
 
@@ -31,6 +31,9 @@ pub struct Evidence {
     pub held: usize,
     pub latest: Result<Stored, StoreError>,
     pub state: NodeState,
+    /// For each stack container whose executed files the node listed (by container ID): what
+    /// the host's listing of its image holds at each of those paths, or why it cannot tell.
+    pub in_images: BTreeMap<String, Result<InImage, String>>,
     pub http: HttpAnswers,
     /// The host's source tree hash now, or why it could not be computed.
     pub tree_now: Result<String, String>,
@@ -49,6 +52,10 @@ pub struct Evidence {
     /// The base images the host made (`make bases`), or why they could not be read.
     pub bases: Result<HostBases, String>,
 }
+
+/// The sha256 of the file an image holds at each path (`None`: no file there), as the host
+/// listed the image.
+pub type InImage = BTreeMap<String, Option<String>>;
 
 /// Collects checks in order.
 #[derive(Default)]
@@ -86,6 +93,7 @@ pub fn judge(e: &Evidence) -> Vec<Check> {
     check_configuration(manifest, &e.state, &services, &mut checks);
     check_db_image(&e.bases, &e.state, services[1], &mut checks);
     check_filesystem(manifest, &e.state, &services, &mut checks);
+    check_runs(&e.state, &e.in_images, &services, &mut checks);
     check_processes(&e.state, &services, &mut checks);
     check_reach(&e.state, &services, &mut checks);
     check_wiring(&services, manifest, &mut checks);
@@ -639,6 +647,77 @@ fn check_filesystem(
             observed_list(&changed, "unchanged"),
             "a file of the image was changed inside the running container: `make clean && make \
              demo` starts a fresh one",
+        );
+    }
+}
+
+/// What a stack container executes is its image's: every file its processes map executable,
+/// and its entrypoint's file, hold the bytes the host listed for its image.
+fn check_runs(
+    state: &NodeState,
+    in_images: &BTreeMap<String, Result<InImage, String>>,
+    containers: &[Option<&ContainerInspect>],
+    checks: &mut Checks,
+) {
+    for (service, container) in stack::SERVICES.iter().zip(containers) {
+        let Some(c) = container else { continue };
+        let judged = match (state.executed.get(&c.id), in_images.get(&c.id)) {
+            (None, _) => Err(
+                "not listed: the node could not tell what the container executes (no `sudo`, or \
+                 no process)"
+                    .to_string(),
+            ),
+            (Some(_), None) => Err("the host did not look the files up in the image".into()),
+            (Some(_), Some(Err(why))) => Err(why.clone()),
+            (Some(executed), Some(Ok(image))) => Ok(executed
+                .iter()
+                .filter_map(|e| {
+                    let path = text::printable(&e.path);
+                    let held = image.get(e.path_in_root()).cloned().flatten();
+                    match (&e.sha256, held) {
+                        (None, _) if e.entrypoint => {
+                            Some(format!("entrypoint {path}: not in the container's files"))
+                        }
+                        (None, _) => Some(format!(
+                            "{path}: mapped, but the file at that path is no longer the one \
+                             mapped (replaced or deleted since)"
+                        )),
+                        (Some(found), None) => Some(format!(
+                            "{path}: sha256 {}, a file the image does not hold",
+                            text::abbrev(found, 12)
+                        )),
+                        (Some(found), Some(held)) if *found != held => Some(format!(
+                            "{path}: sha256 {}, the image holds {}",
+                            text::abbrev(found, 12),
+                            text::abbrev(&held, 12)
+                        )),
+                        _ => None,
+                    }
+                })
+                .chain(
+                    (!executed.iter().any(|e| !e.entrypoint))
+                        .then(|| "no process of the container executes any file".to_string()),
+                )
+                .collect::<Vec<_>>())
+            .map(|problems| (problems, executed.len())),
+        };
+        let (ok, observed) = match judged {
+            Ok((problems, n)) => (
+                problems.is_empty(),
+                observed_list(&problems, &format!("{n} files, each the image's")),
+            ),
+            Err(why) => (false, why),
+        };
+        checks.add(
+            &format!("runs:{service}"),
+            ok,
+            "every file its processes execute (their executables and libraries) and its \
+             entrypoint's file hold the image's bytes, as the host listed the image"
+                .into(),
+            observed,
+            "the image's stored files were changed on the node's disk (its ID and layers do not \
+             show it): remove the image on the node (`docker image rm`) and run `make demo`, \
+             which rebuilds the api and loads the host's bases again",
         );
     }
 }

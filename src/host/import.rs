@@ -15,7 +15,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use tempfile::TempDir;
 
 use crate::error::Error;
+use crate::host::bases::{HostBases, DATABASE};
 use crate::host::held::Held;
+use crate::host::image_files::ImageFiles;
 use crate::host::state::HostState;
 use crate::host::transport::Transport;
 use crate::record::bounded::{self, MAX_RECORD_BYTES};
@@ -414,6 +416,8 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
         }
     }
 
+    list_images(repo, state, node, latest.as_ref()).map_err(|e| refuse(format!("{e:#}")))?;
+
     fs::create_dir_all(host.dir()).with_context(|| format!("creating {}", host.dir().display()))?;
     for stored in &new {
         let id = &stored.manifest.build_id;
@@ -437,6 +441,26 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
     Ok(Imported {
         build_ids: new.into_iter().map(|s| s.manifest.build_id).collect(),
     })
+}
+
+/// The files of the images the stack runs (the latest build's, the database's base), which
+/// verify holds what runs to: listed once per image, from the node's engine, proven by their
+/// layers' digests (`image_files`).
+fn list_images(
+    repo: &Path,
+    state: &HostState,
+    node: &NodeName,
+    latest: Option<&Stored>,
+) -> Result<()> {
+    let built = latest
+        .map(|s| &s.manifest)
+        .filter(|m| m.status == BuildStatus::Success)
+        .and_then(|m| m.image.as_ref());
+    let Some(image) = built else { return Ok(()) };
+    ImageFiles::ensure(repo, state, node, &image.id, &image.layers)?;
+    let bases = HostBases::load(repo)?;
+    let db = bases.get(DATABASE)?;
+    ImageFiles::ensure(repo, state, node, &db.tag, &db.layers)
 }
 
 /// The build log at `log` has the digest and size the record names, and shows no step taken

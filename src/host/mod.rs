@@ -9,6 +9,7 @@ pub mod checks;
 pub mod container_config;
 pub mod diff;
 pub mod held;
+pub mod image_files;
 pub mod import;
 pub mod pool;
 pub mod probe;

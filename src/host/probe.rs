@@ -158,18 +158,17 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
     // A container's changed files are read from its writable layer on the node (see
     // `upper`), while the rest is asked; a container the node cannot list is asked of the
     // engine afterwards.
-    let (answers, listed_changes) = std::thread::scope(|scope| {
-        let changes = scope.spawn(|| upper::changes(transport, &STACK_CONTAINERS));
+    let (answers, listed) = std::thread::scope(|scope| {
+        let listed = scope.spawn(|| upper::list(transport, &STACK_CONTAINERS));
         let answers = engine_get(transport, &paths, true);
-        (answers, changes.join())
+        (answers, listed.join())
     });
-    let mut listed_changes =
-        listed_changes.map_err(|_| anyhow!("listing the containers' changed files panicked"))??;
+    let mut listed = listed.map_err(|_| anyhow!("listing the containers' files panicked"))??;
     // engine_get gives exactly one answer per path.
     let mut answers = answers?.into_iter();
     let mut next = || answers.next().expect("one answer per request");
-    let mut changes = |name: &str| -> Result<Option<Vec<Change>>> {
-        match listed_changes.remove(name).flatten() {
+    let changes = |listed: Option<Vec<Change>>, name: &str| -> Result<Option<Vec<Change>>> {
+        match listed {
             Some(listed) => Ok(Some(listed)),
             // `null` when nothing changed.
             None => engine_get(transport, &[format!("/containers/{name}/changes")], false)?
@@ -181,7 +180,7 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
         }
     };
 
-    let listed: Vec<Listed> = next()
+    let all: Vec<Listed> = next()
         .into_found()?
         .context("the engine has no container list")?;
     let mut state = NodeState {
@@ -190,6 +189,7 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
         history: Vec::new(),
         processes: BTreeMap::new(),
         changes: BTreeMap::new(),
+        executed: BTreeMap::new(),
         events: Vec::new(),
         api_log: None,
         others: Vec::new(),
@@ -204,9 +204,16 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
             if let Ok(Some(top)) = top {
                 state.processes.insert(c.id.clone(), top);
             }
+            let upper::Listed {
+                changes: changed,
+                executed,
+            } = listed.remove(name).unwrap_or_default();
             state
                 .changes
-                .insert(c.id.clone(), changes(name)?.unwrap_or_default());
+                .insert(c.id.clone(), changes(changed, name)?.unwrap_or_default());
+            if let Some(executed) = executed {
+                state.executed.insert(c.id.clone(), executed);
+            }
             state.containers.push(c);
         }
     }
@@ -222,7 +229,7 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
         }
     }
     state.events = next().into_events()?;
-    state.others = listed
+    state.others = all
         .into_iter()
         .map(|l| l.id)
         .filter(|id| !state.containers.iter().any(|c| &c.id == id))

@@ -435,7 +435,7 @@ fn parse_listing(entries: &[u8], digests: &[u8]) -> Result<BTreeMap<String, Entr
         let (digest, path) = record
             .split_once("  ")
             .ok_or_else(|| anyhow!("a digest line without a name: {record:?}"))?;
-        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !crate::record::digest::is_sha256_hex(digest) {
             bail!("not a sha256: {digest:?}");
         }
         sha.insert(checked_name(path)?.to_string(), digest.to_string());

@@ -11,13 +11,21 @@
 //! (added); a copy of a lower entry that the container sees unchanged is not listed, as the
 //! engine's own diff does not list it. A container the node cannot list (stopped, not on
 //! overlay, no sudo) is asked of the engine as before.
+//!
+//! The same shell hashes what each container executes: every file mapped executable by a
+//! process in the container's process namespace (its executable, its libraries), read at its
+//! path in that process's root, and hashed only when the file there is the very one mapped (the
+//! same device and inode; a node's root may not open `/proc/<pid>/map_files` in a user
+//! namespace); and the entrypoint's file as the container's root holds it now. verify holds
+//! those bytes to the image's as the host listed them (`image_files`): the image's stored
+//! layers edited on the node's disk leave its ID and layers alone, not these.
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::host::transport::Transport;
-use crate::record::engine::Change;
+use crate::record::engine::{Change, Executed};
 
 /// The most entries listed per container: past it the container has changed anyway, and the
 /// rest is summed up in one entry.
@@ -26,8 +34,12 @@ const MAX_ENTRIES: usize = 1000;
 /// The most the listing may print: `MAX_ENTRIES` paths of up to 4 KiB for each container.
 const MAX_OUTPUT_BYTES: u64 = 16 << 20;
 
-/// Run as root on the node with the entry limit and the container names. For each container it
-/// prints NUL-terminated records `name TAB kind TAB path`: kind `A`, `C` or `D` for an entry,
+/// Run as root on the node with the entry limit and the container names. For each running
+/// container it first prints what it executes, `name TAB X TAB sha256 TAB path` for each file
+/// mapped executable (once per file; sha256 `-` when the file at that path is not the one
+/// mapped), `name TAB E TAB sha256 TAB path` for the entrypoint's file (`-` when its root holds
+/// none), then `name TAB ran TAB`. Then it prints
+/// NUL-terminated records `name TAB kind TAB path`: kind `A`, `C` or `D` for an entry,
 /// `more` past the limit, then `listed`; or only `unlisted` when the container's root is not an
 /// overlay with absolute layer paths (the host then asks the engine). An entry that is a copy of
 /// the lower layers' one, alike in every way the container can see, is no change (the engine
@@ -54,10 +66,57 @@ same() {
     return 1
   fi
 }
+executed() {
+  local name=$1 pid=$2 entry=$3 env=$4 search=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+  local proc range perms offset dev inode path key file dir var dirs i major minor sum
+  local -A seen=() found=() sums=()
+  local paths=() files=() keys=()
+  for proc in /proc/[0-9]*; do
+    [ "$proc/ns/pid" -ef "/proc/$pid/ns/pid" ] || continue
+    while read -r range perms offset dev inode path; do
+      [[ $perms == *x* && $path == /* ]] || continue
+      major=$((16#${dev%:*})) minor=$((16#${dev#*:}))
+      key="$(((minor & 255) | ((major & 4095) << 8) | ((minor & ~255) << 12) | ((major & ~4095) << 32))) $inode"
+      [ -z "${seen[$key]:-}" ] || continue
+      seen[$key]=1 paths+=("$path") files+=("$proc/root$path") keys+=("$key")
+    done 2>/dev/null <"$proc/maps"
+  done
+  while IFS= read -r var; do
+    if [[ $var == PATH=* ]]; then search=${var#PATH=}; fi
+  done <<<"$env"
+  file=""
+  case $entry in
+    /*) file=$entry ;;
+    */*) ;;
+    ?*)
+      IFS=: read -ra dirs <<<"$search"
+      for dir in "${dirs[@]}"; do
+        if [ -f "/proc/$pid/root$dir/$entry" ]; then file=$dir/$entry; break; fi
+      done ;;
+  esac
+  if [ -n "$file" ]; then files+=("/proc/$pid/root$file"); fi
+  if [ "${#files[@]}" -gt 0 ]; then
+    while IFS=' ' read -r -d '' dev inode path; do found[$path]="$dev $inode"; done \
+      < <(find "${files[@]}" -maxdepth 0 -printf '%D %i %p\0' 2>/dev/null)
+    while IFS= read -r -d '' sum; do sums[${sum#*  }]=${sum%%  *}; done \
+      < <(sha256sum -z -- "${files[@]}" 2>/dev/null)
+  fi
+  for i in "${!paths[@]}"; do
+    sum=-
+    if [ "${found[${files[$i]}]:-}" = "${keys[$i]}" ]; then sum=${sums[${files[$i]}]:--}; fi
+    printf '%s\tX\t%s\t%s\0' "$name" "$sum" "${paths[$i]}"
+  done
+  sum=-
+  if [ -n "$file" ]; then sum=${sums[/proc/$pid/root$file]:--}; fi
+  printf '%s\tE\t%s\t%s\0' "$name" "$sum" "${file:-$entry}"
+  printf '%s\tran\t\0' "$name"
+}
 for name in "$@"; do
-  pid=$(docker inspect --format '{{.State.Pid}}' "$name" 2>/dev/null) || pid=0
+  info=$(docker inspect --format '{{.State.Pid}}{{"\t"}}{{.Path}}{{range .Config.Env}}{{"\n"}}{{.}}{{end}}' "$name" 2>/dev/null) || info=0
+  IFS=$'\t' read -r pid entry <<<"${info%%$'\n'*}"
   mount=""
   if [ "${pid:-0}" -gt 0 ] 2>/dev/null; then
+    executed "$name" "$pid" "$entry" "$info"
     mount=$(findmnt --task "$pid" --noheadings --raw --output FSTYPE,FS-OPTIONS --mountpoint / 2>/dev/null) || mount=""
   fi
   up="" lowers=() root=/proc/$pid/root
@@ -91,11 +150,17 @@ for name in "$@"; do
   printf '%s\tlisted\t\0' "$name"
 done"#;
 
-/// The changes of each named container the node could list (`None`: ask the engine).
-pub fn changes(
-    transport: &Transport,
-    names: &[&str],
-) -> Result<BTreeMap<String, Option<Vec<Change>>>> {
+/// What the node listed of one container.
+#[derive(Debug, Default, PartialEq)]
+pub struct Listed {
+    /// Its changed files (`None`: ask the engine).
+    pub changes: Option<Vec<Change>>,
+    /// What it executes (`None`: the node could not tell).
+    pub executed: Option<Vec<Executed>>,
+}
+
+/// What the node listed of each named container.
+pub fn list(transport: &Transport, names: &[&str]) -> Result<BTreeMap<String, Listed>> {
     let argv: Vec<String> = ["sudo", "-n", "bash", "-c", SCRIPT, "bash"]
         .into_iter()
         .map(String::from)
@@ -104,16 +169,23 @@ pub fn changes(
         .collect();
     let out = transport.output_bounded(&argv, MAX_OUTPUT_BYTES)?;
     if !out.status.success() {
-        // No sudo, say: the engine is asked for every container.
-        return Ok(names.iter().map(|n| (n.to_string(), None)).collect());
+        // No sudo, say: the engine is asked for every container's changes, and what they run
+        // is not known.
+        return Ok(names
+            .iter()
+            .map(|n| (n.to_string(), Listed::default()))
+            .collect());
     }
     parse(&out.stdout, names)
 }
 
-/// Reads the script's records; every name asked must end `listed` or `unlisted`.
-fn parse(output: &[u8], names: &[&str]) -> Result<BTreeMap<String, Option<Vec<Change>>>> {
+/// Reads the script's records; every name asked must end `listed` or `unlisted`, and what it
+/// executes comes before its changes.
+fn parse(output: &[u8], names: &[&str]) -> Result<BTreeMap<String, Listed>> {
     let mut listing: BTreeMap<String, Vec<Change>> = BTreeMap::new();
-    let mut ended: BTreeMap<String, Option<Vec<Change>>> = BTreeMap::new();
+    let mut executed: BTreeMap<String, Vec<Executed>> = BTreeMap::new();
+    let mut ran: BTreeMap<String, Vec<Executed>> = BTreeMap::new();
+    let mut ended: BTreeMap<String, Listed> = BTreeMap::new();
     for record in output.split(|&b| b == 0).filter(|r| !r.is_empty()) {
         let record = String::from_utf8_lossy(record);
         let mut fields = record.splitn(3, '\t');
@@ -124,7 +196,29 @@ fn parse(output: &[u8], names: &[&str]) -> Result<BTreeMap<String, Option<Vec<Ch
         if !names.contains(&name) || ended.contains_key(name) {
             bail!("the node's listing of a container's files names {name:?}, which was not asked or had ended");
         }
+        let changes_began = listing.contains_key(name);
         let kind = match kind {
+            "X" | "E" if !ran.contains_key(name) && !changes_began => {
+                let (sha256, path) = path
+                    .split_once('\t')
+                    .filter(|(sha, path)| {
+                        path.starts_with('/')
+                            && (crate::record::digest::is_sha256_hex(sha) || *sha == "-")
+                    })
+                    .with_context(|| {
+                        format!("the node's listing of what a container runs has a malformed record {record:?}")
+                    })?;
+                executed.entry(name.into()).or_default().push(Executed {
+                    path: path.into(),
+                    sha256: (sha256 != "-").then(|| sha256.into()),
+                    entrypoint: kind == "E",
+                });
+                continue;
+            }
+            "ran" if !ran.contains_key(name) && !changes_began => {
+                ran.insert(name.into(), executed.remove(name).unwrap_or_default());
+                continue;
+            }
             "C" => 0,
             "A" => 1,
             "D" => 2,
@@ -135,12 +229,18 @@ fn parse(output: &[u8], names: &[&str]) -> Result<BTreeMap<String, Option<Vec<Ch
                 });
                 continue;
             }
-            "listed" => {
-                ended.insert(name.into(), Some(listing.remove(name).unwrap_or_default()));
-                continue;
-            }
-            "unlisted" if !listing.contains_key(name) => {
-                ended.insert(name.into(), None);
+            "listed" | "unlisted" if !executed.contains_key(name) => {
+                let changes = listing.remove(name).unwrap_or_default();
+                if kind == "unlisted" && !changes.is_empty() {
+                    bail!("the node's listing of a container's files has a record of kind \"unlisted\" after its entries");
+                }
+                ended.insert(
+                    name.into(),
+                    Listed {
+                        changes: (kind == "listed").then_some(changes),
+                        executed: ran.remove(name),
+                    },
+                );
                 continue;
             }
             _ => bail!("the node's listing of a container's files has a record of kind {kind:?}"),

@@ -5,7 +5,7 @@
 //! the host's source tree hash; what the host imported and attested) and hands it to
 //! `checks::judge`, which decides. It changes nothing anywhere, and answers within its bound.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -13,15 +13,16 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 
 use crate::host::attest;
-use crate::host::checks::{self, Evidence};
+use crate::host::checks::{self, Evidence, InImage};
 use crate::host::held::Held;
+use crate::host::image_files::ImageFiles;
 use crate::host::import;
 use crate::host::pool::{self, Ended};
 use crate::host::probe::{self, ImageQuery};
 use crate::host::report::{HttpAnswer, HttpAnswers, NodeReport, Subject};
 use crate::host::state::HostState;
 use crate::host::transport::Transport;
-use crate::record::engine::{NodeState, Top};
+use crate::record::engine::{Executed, NodeState, Top};
 use crate::record::manifest::Manifest;
 use crate::record::nodes::{NodeName, NodeSpec};
 use crate::record::policy::{self, LoadedPolicy};
@@ -82,8 +83,16 @@ fn verify_node(
         .count();
     probe::after_http(&transport, &mut state, http.nonce.as_deref(), answered)
         .with_context(|| format!("could not read node {}'s Docker state", node.name))?;
+    let in_images = in_images(&host, &state);
     if let Some(dir) = capture {
-        write_capture(&dir.join(&node.name), &host, &imported, &state, &http)?;
+        write_capture(
+            &dir.join(&node.name),
+            &host,
+            &imported,
+            &state,
+            &in_images,
+            &http,
+        )?;
     }
     let tree_now = source_tree(repo, source)
         .as_ref()
@@ -150,6 +159,7 @@ fn verify_node(
         held: from_host,
         latest,
         state,
+        in_images,
         http,
         tree_now,
         attestation,
@@ -247,9 +257,15 @@ fn observe(
                     .as_ref()
                     .is_some_and(|h| h.status == "starting")
         });
-        // A healthcheck's process caught starting or ending shows no command line: asked again,
-        // it is gone; one that stays is judged as it is.
-        let passing = state.processes.values().any(Top::lists_one_in_passing);
+        // A healthcheck's process caught starting or ending shows no command line, or runs
+        // runc's own copy of itself (`/memfd:runc_cloned…`) before it executes the command:
+        // asked again, it is gone; one that stays is judged as it is.
+        let passing = state.processes.values().any(Top::lists_one_in_passing)
+            || state
+                .executed
+                .values()
+                .flatten()
+                .any(|e| e.sha256.is_none() && e.path.starts_with("/memfd:"));
         if !(starting || passing) || Instant::now() + Duration::from_secs(1) > settle_by {
             return Ok((state, http));
         }
@@ -393,12 +409,14 @@ fn write_capture(
     host: &HostState,
     imported: &Store,
     state: &NodeState,
+    in_images: &BTreeMap<String, Result<InImage, String>>,
     http: &HttpAnswers,
 ) -> Result<()> {
     let records = dir.join("provenance").join(imported.node());
     std::fs::create_dir_all(&records).with_context(|| format!("creating {}", records.display()))?;
     for (name, json) in [
         ("state.json", serde_json::to_vec_pretty(state)?),
+        ("in-images.json", serde_json::to_vec_pretty(in_images)?),
         ("http.json", serde_json::to_vec_pretty(http)?),
     ] {
         crate::record::store::write_atomic(&dir.join(name), &json)?;
@@ -436,6 +454,44 @@ fn write_capture(
 pub fn running_api_image(repo: &Path, node: &NodeName) -> Result<Option<String>> {
     let state = probe::node_state(&Transport::connect(repo, node)?, &ImageQuery::default())?;
     Ok(running_api(&state).map(|c| c.image.clone()))
+}
+
+/// For each stack container the node listed what it executes of: what the host's listing of
+/// the container's image holds at each of those paths (`runs:<service>`).
+fn in_images(host: &HostState, state: &NodeState) -> BTreeMap<String, Result<InImage, String>> {
+    let in_image = |id: &str, executed: &[Executed]| -> Result<InImage, String> {
+        let c = state
+            .containers
+            .iter()
+            .find(|c| c.id == id)
+            .ok_or("the node's engine did not describe the container")?;
+        let image = state
+            .images
+            .iter()
+            .find(|i| i.id == c.image)
+            .ok_or_else(|| format!("the node's engine did not describe image {}", c.image))?;
+        let files = ImageFiles::load(host, &image.root_fs.layers)
+            .map_err(|e| format!("{e:#}"))?
+            .ok_or_else(|| {
+                format!(
+                    "the host has not listed the files of image {} (it does when it imports a \
+                     build that runs it): run `make demo`",
+                    c.image
+                )
+            })?;
+        Ok(executed
+            .iter()
+            .map(|e| {
+                let path = e.path_in_root();
+                (path.to_string(), files.sha256_at(path).map(String::from))
+            })
+            .collect())
+    };
+    state
+        .executed
+        .iter()
+        .map(|(id, executed)| (id.clone(), in_image(id, executed)))
+        .collect()
 }
 
 /// The api container, when it runs.

@@ -10,6 +10,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
+/// Whether `s` is a sha256 as `sha256sum` prints it: 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Streams the file through the hasher in fixed-size chunks.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
     Ok(sha256_reader(File::open(path)?)?.0)

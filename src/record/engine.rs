@@ -299,6 +299,25 @@ impl Change {
     }
 }
 
+/// A file a stack container executes, as the node hashed it: a file a process of the container
+/// maps executable (its executable, its libraries), or the entrypoint's file as the container's
+/// root holds it (`sha256` `None`: it holds none at that path).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Executed {
+    pub path: String,
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub entrypoint: bool,
+}
+
+impl Executed {
+    /// The path in the container's root: a file deleted or replaced since it was mapped keeps
+    /// the name it was mapped by.
+    pub fn path_in_root(&self) -> &str {
+        self.path.strip_suffix(" (deleted)").unwrap_or(&self.path)
+    }
+}
+
 /// One event the engine remembers (`GET /events`, with `since` and `until`: it keeps the last
 /// 256, of every container).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -338,6 +357,10 @@ pub struct NodeState {
     /// What each stack container changed in its files against its image, by container ID.
     #[serde(default)]
     pub changes: BTreeMap<String, Vec<Change>>,
+    /// What each stack container executes, by container ID: absent when the node could not
+    /// tell.
+    #[serde(default)]
+    pub executed: BTreeMap<String, Vec<Executed>>,
     /// The starts and exec sessions of the stack's containers the engine still remembers.
     #[serde(default)]
     pub events: Vec<EngineEvent>,

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, Read};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -37,8 +37,28 @@ struct SaveManifest {
 /// Reads a `docker save` archive (legacy or OCI layout) and flattens its layers in order.
 pub fn listing_from_save(reader: impl Read) -> Result<Listing> {
     let mut listing = Listing::new();
-    for ops in layers_in_order(reader)? {
-        apply(&mut listing, ops);
+    for layer in layers_in_order(reader)? {
+        apply(&mut listing, layer.ops);
+    }
+    Ok(listing)
+}
+
+/// Like [`listing_from_save`], but only when the archive's layers are exactly `diff_ids`: each
+/// layer's uncompressed bytes hash to the digest the image's configuration names for it. What
+/// stored the image on the node (its layer folders, its snapshots) cannot then change the
+/// listing, only make it refused.
+pub fn proven_listing_from_save(reader: impl Read, diff_ids: &[String]) -> Result<Listing> {
+    let layers = layers_in_order(reader)?;
+    let found: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
+    if found != diff_ids.iter().map(String::as_str).collect::<Vec<_>>() {
+        bail!(
+            "the saved image's layers hash to {found:?}, not to the image's layer digests \
+             {diff_ids:?}"
+        );
+    }
+    let mut listing = Listing::new();
+    for layer in layers {
+        apply(&mut listing, layer.ops);
     }
     Ok(listing)
 }
@@ -48,8 +68,10 @@ pub fn listing_from_save(reader: impl Read) -> Result<Listing> {
 pub fn layer_listings_from_save(reader: impl Read) -> Result<Vec<Listing>> {
     Ok(layers_in_order(reader)?
         .into_iter()
-        .map(|ops| {
-            ops.into_iter()
+        .map(|layer| {
+            layer
+                .ops
+                .into_iter()
                 .filter_map(|op| match op {
                     Op::Put(path, node) => Some((path, node)),
                     Op::Whiteout(_) | Op::Opaque(_) => None,
@@ -59,9 +81,15 @@ pub fn layer_listings_from_save(reader: impl Read) -> Result<Vec<Listing>> {
         .collect())
 }
 
-fn layers_in_order(reader: impl Read) -> Result<Vec<Vec<Op>>> {
+/// One layer: the sha256 of its uncompressed archive (its diff ID) and what it does.
+struct Layer {
+    diff_id: String,
+    ops: Vec<Op>,
+}
+
+fn layers_in_order(reader: impl Read) -> Result<Vec<Layer>> {
     let mut archive = tar::Archive::new(reader);
-    let mut layers: HashMap<String, Vec<Op>> = HashMap::new();
+    let mut layers: HashMap<String, Layer> = HashMap::new();
     let mut order: Option<Vec<String>> = None;
     for entry in archive
         .entries()
@@ -80,13 +108,13 @@ fn layers_in_order(reader: impl Read) -> Result<Vec<Vec<Op>>> {
             let gzip = blob
                 .fill_buf()
                 .is_ok_and(|head| head.starts_with(&[0x1f, 0x8b]));
-            let ops = if gzip {
-                layer_ops(flate2::read::GzDecoder::new(blob))
+            let layer = if gzip {
+                read_layer(flate2::read::GzDecoder::new(blob))
             } else {
-                layer_ops(blob)
+                read_layer(blob)
             };
-            if let Ok(ops) = ops {
-                layers.insert(path, ops);
+            if let Ok(layer) = layer {
+                layers.insert(path, layer);
             }
         }
     }
@@ -101,8 +129,39 @@ fn layers_in_order(reader: impl Read) -> Result<Vec<Vec<Op>>> {
         .collect()
 }
 
+/// Hashes what it reads.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A layer's operations and the digest of all its bytes (the tar reader stops at the archive's
+/// end marker: the padding after it counts too).
+fn read_layer(reader: impl Read) -> io::Result<Layer> {
+    let mut hashing = Hashing {
+        inner: reader,
+        hasher: Sha256::new(),
+    };
+    let ops = layer_ops(&mut hashing)?;
+    io::copy(&mut hashing, &mut io::sink())?;
+    Ok(Layer {
+        diff_id: format!("sha256:{:x}", hashing.hasher.finalize()),
+        ops,
+    })
+}
+
 fn layer_ops(reader: impl Read) -> io::Result<Vec<Op>> {
     let mut ops = Vec::new();
+    // A hard link is the file it links to, which comes earlier in the same archive.
+    let mut files: HashMap<String, Node> = HashMap::new();
     for entry in tar::Archive::new(reader).entries()? {
         let mut entry = entry?;
         let path = normalize(&entry.path()?.to_string_lossy());
@@ -121,19 +180,25 @@ fn layer_ops(reader: impl Read) -> io::Result<Vec<Op>> {
         let mode = entry.header().mode()? & 0o7777;
         let node = match entry.header().entry_type() {
             tar::EntryType::Directory => Node::Dir { mode },
-            tar::EntryType::Symlink | tar::EntryType::Link => Node::Link {
-                target: entry
+            kind @ (tar::EntryType::Symlink | tar::EntryType::Link) => {
+                let target = entry
                     .link_name()?
                     .map(|t| t.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            },
+                    .unwrap_or_default();
+                match files.get(&normalize(&target)) {
+                    Some(file) if kind == tar::EntryType::Link => file.clone(),
+                    _ => Node::Link { target },
+                }
+            }
             _ => {
                 let mut hasher = Sha256::new();
                 io::copy(&mut entry, &mut hasher)?;
-                Node::File {
+                let file = Node::File {
                     mode,
                     sha256: format!("{:x}", hasher.finalize()),
-                }
+                };
+                files.insert(path.clone(), file.clone());
+                file
             }
         };
         ops.push(Op::Put(path, node));
@@ -274,6 +339,50 @@ mod tests {
         let plain = listing_from_save(save(&[layer(&[("bin/app", b"v1")])]).as_slice()).unwrap();
         let compressed = listing_from_save(save(&[gz.finish().unwrap()]).as_slice()).unwrap();
         assert_eq!(plain, compressed);
+    }
+
+    #[test]
+    fn a_proven_listing_needs_every_layer_to_hash_to_its_digest_in_order() {
+        let base = layer(&[("bin/app", b"v1")]);
+        let top = layer(&[("etc/conf", b"x")]);
+        let digest = |l: &[u8]| format!("sha256:{}", crate::record::digest::sha256_hex(l));
+        let ids = [digest(&base), digest(&top)];
+        let saved = save(&[base.clone(), top.clone()]);
+        assert_eq!(
+            proven_listing_from_save(saved.as_slice(), &ids).unwrap(),
+            listing_from_save(saved.as_slice()).unwrap()
+        );
+        let swapped = [ids[1].clone(), ids[0].clone()];
+        let err = proven_listing_from_save(saved.as_slice(), &swapped).unwrap_err();
+        assert!(
+            err.to_string().contains("not to the image's layer digests"),
+            "{err}"
+        );
+        // A layer's bytes changed after the image was made (its stored files edited, say).
+        let edited = layer(&[("bin/app", b"v2")]);
+        let err = proven_listing_from_save(save(&[edited, top]).as_slice(), &ids).unwrap_err();
+        assert!(err.to_string().contains(&ids[1]), "{err}");
+    }
+
+    #[test]
+    fn a_hard_link_is_the_file_it_links_to() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(2);
+        header.set_mode(0o755);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "usr/bin/perl", b"v1".as_slice())
+            .unwrap();
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Link);
+        link.set_mode(0o755);
+        link.set_size(0);
+        builder
+            .append_link(&mut link, "usr/bin/perl5.36", "usr/bin/perl")
+            .unwrap();
+        let listing = listing_from_save(save(&[builder.into_inner().unwrap()]).as_slice()).unwrap();
+        assert_eq!(listing["usr/bin/perl5.36"], listing["usr/bin/perl"]);
     }
 
     #[test]
