@@ -202,7 +202,9 @@ fn parse(output: &[u8], names: &[&str]) -> Result<BTreeMap<String, Listed>> {
                 let (sha256, path) = path
                     .split_once('\t')
                     .filter(|(sha, path)| {
-                        path.starts_with('/')
+                        // An entrypoint not found is named as the container's
+                        // configuration gives it.
+                        (path.starts_with('/') || (kind == "E" && !path.is_empty()))
                             && (crate::record::digest::is_sha256_hex(sha) || *sha == "-")
                     })
                     .with_context(|| {
@@ -272,32 +274,52 @@ mod tests {
 prov-api\tlisted\t\0prov-db\tunlisted\t\0";
         let got = parse(out, &NAMES).unwrap();
         assert_eq!(
-            described(&got["prov-api"]),
+            described(&got["prov-api"].changes),
             [
                 "/usr/local/bin/api (changed)",
                 "/tmp/x (added)",
                 "/etc/motd (deleted)"
             ]
         );
-        assert_eq!(got["prov-db"], None);
+        assert_eq!(got["prov-db"].changes, None);
     }
 
     #[test]
     fn an_empty_layer_is_no_change_and_past_the_limit_it_says_so() {
         let out = b"prov-api\tlisted\t\0prov-db\tA\t/a\0prov-db\tmore\t\0prov-db\tlisted\t\0";
         let got = parse(out, &NAMES).unwrap();
-        assert_eq!(got["prov-api"], Some(Vec::new()));
+        assert_eq!(got["prov-api"].changes, Some(Vec::new()));
         assert_eq!(
-            described(&got["prov-db"]),
+            described(&got["prov-db"].changes),
             ["/a (added)", "(more than 1000 entries) (changed)"]
         );
+    }
+
+    #[test]
+    fn what_a_container_executes_is_listed_before_its_changes() {
+        let sha = "ab".repeat(32);
+        let out = format!(
+            "prov-api\tX\t{sha}\t/usr/local/bin/api\0prov-api\tX\t-\t/lib/x.so (deleted)\0\
+             prov-api\tE\t-\tdocker-entrypoint.sh\0prov-api\tran\t\0prov-api\tlisted\t\0\
+             prov-db\tlisted\t\0"
+        );
+        let got = parse(out.as_bytes(), &NAMES).unwrap();
+        let executed = got["prov-api"].executed.as_ref().unwrap();
+        assert_eq!(executed.len(), 3);
+        assert_eq!(executed[0].sha256.as_deref(), Some(sha.as_str()));
+        assert_eq!(executed[1].path_in_root(), "/lib/x.so");
+        assert_eq!(executed[1].sha256, None);
+        assert!(executed[2].entrypoint && !executed[0].entrypoint);
+        assert_eq!(got["prov-api"].changes, Some(Vec::new()));
+        // A container without `ran` (not running): what it executes is not known.
+        assert_eq!(got["prov-db"].executed, None);
     }
 
     #[test]
     fn a_path_with_a_tab_or_a_newline_stays_one_path() {
         let out = b"prov-api\tA\t/a\tb\nc\0prov-api\tlisted\t\0prov-db\tlisted\t\0";
         let got = parse(out, &NAMES).unwrap();
-        assert_eq!(described(&got["prov-api"]), ["/a\tb\nc (added)"]);
+        assert_eq!(described(&got["prov-api"].changes), ["/a\tb\nc (added)"]);
     }
 
     #[test]
@@ -310,7 +332,16 @@ prov-api\tlisted\t\0prov-db\tunlisted\t\0";
             (b"prov-api\tC\t/x\0", "ended before container prov-api's"),
             (b"other\tlisted\t\0", "names \"other\""),
             (b"prov-api\tlisted\t\0prov-api\tC\t/x\0", "had ended"),
-            (b"prov-api\tX\t/x\0", "of kind \"X\""),
+            (b"prov-api\tQ\t/x\0", "of kind \"Q\""),
+            // What a container executes comes first, each with a digest or `-`, then `ran`.
+            (b"prov-api\tX\t/x\0", "malformed record"),
+            (b"prov-api\tX\tnot-a-digest\t/x\0", "malformed record"),
+            (b"prov-api\tC\t/x\0prov-api\tX\t-\t/y\0", "of kind \"X\""),
+            (b"prov-api\tran\t\0prov-api\tran\t\0", "of kind \"ran\""),
+            (
+                b"prov-api\tX\t-\t/y\0prov-api\tlisted\t\0",
+                "of kind \"listed\"",
+            ),
             (b"prov-api\0", "malformed record"),
             // A container cannot be both listed in part and unlisted.
             (

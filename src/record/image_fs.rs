@@ -20,6 +20,7 @@ pub enum Node {
 pub type Listing = BTreeMap<String, Node>;
 
 /// What one layer does, in archive order.
+#[derive(Clone)]
 enum Op {
     Put(String, Node),
     /// `.wh.<name>`: the path and everything under it is gone.
@@ -82,6 +83,7 @@ pub fn layer_listings_from_save(reader: impl Read) -> Result<Vec<Listing>> {
 }
 
 /// One layer: the sha256 of its uncompressed archive (its diff ID) and what it does.
+#[derive(Clone)]
 struct Layer {
     diff_id: String,
     ops: Vec<Op>,
@@ -90,6 +92,7 @@ struct Layer {
 fn layers_in_order(reader: impl Read) -> Result<Vec<Layer>> {
     let mut archive = tar::Archive::new(reader);
     let mut layers: HashMap<String, Layer> = HashMap::new();
+    let mut aliases: HashMap<String, String> = HashMap::new();
     let mut order: Option<Vec<String>> = None;
     for entry in archive
         .entries()
@@ -101,6 +104,12 @@ fn layers_in_order(reader: impl Read) -> Result<Vec<Layer>> {
             let mut manifests: Vec<SaveManifest> =
                 serde_json::from_reader(&mut entry).context("parsing manifest.json")?;
             order = manifests.pop().map(|m| m.layers);
+        } else if entry.header().entry_type() == tar::EntryType::Symlink {
+            // The classic store saves a layer an image holds twice once, and links the second.
+            if let Some(target) = entry.link_name()? {
+                let target = resolve(&path, &target.to_string_lossy());
+                aliases.insert(path, target);
+            }
         } else if path.ends_with("layer.tar") || path.starts_with("blobs/") {
             // OCI blobs include the config JSON: only what reads as a tar is a layer. The
             // containerd store saves layers as BuildKit made them: gzip-compressed.
@@ -122,11 +131,30 @@ fn layers_in_order(reader: impl Read) -> Result<Vec<Layer>> {
     order
         .iter()
         .map(|layer| {
+            let stored = aliases.get(layer).unwrap_or(layer);
+            // An image may hold the same layer twice: the archive holds it once.
             layers
-                .remove(layer)
+                .get(stored)
+                .cloned()
                 .with_context(|| format!("layer {layer} is missing from the docker save stream"))
         })
         .collect()
+}
+
+/// Where a link at `path` inside the archive leads, relative to the archive's top.
+fn resolve(path: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = path.split('/').collect();
+    parts.pop();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    parts.join("/")
 }
 
 /// Hashes what it reads.
@@ -362,6 +390,61 @@ mod tests {
         let edited = layer(&[("bin/app", b"v2")]);
         let err = proven_listing_from_save(save(&[edited, top]).as_slice(), &ids).unwrap_err();
         assert!(err.to_string().contains(&ids[1]), "{err}");
+    }
+
+    #[test]
+    fn a_layer_held_twice_is_read_twice_whether_saved_once_or_linked() {
+        let base = layer(&[("bin/app", b"v1")]);
+        let top = layer(&[("etc/conf", b"x")]);
+        let digest = |l: &[u8]| format!("sha256:{}", crate::record::digest::sha256_hex(l));
+        let ids = [digest(&base), digest(&top), digest(&base)];
+        // OCI: the manifest names the one blob twice.
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in [("blobs/sha256/b", &base), ("blobs/sha256/t", &top)] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, name, data.as_slice())
+                .unwrap();
+        }
+        let order = ["blobs/sha256/b", "blobs/sha256/t", "blobs/sha256/b"];
+        let manifest = serde_json::json!([{ "Layers": order }]).to_string();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(manifest.len() as u64);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "manifest.json", manifest.as_bytes())
+            .unwrap();
+        let oci = builder.into_inner().unwrap();
+        assert!(proven_listing_from_save(oci.as_slice(), &ids).is_ok());
+        // Classic: the second copy is a link to the first.
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in [("l0/layer.tar", &base), ("l1/layer.tar", &top)] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, name, data.as_slice())
+                .unwrap();
+        }
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Symlink);
+        link.set_size(0);
+        link.set_mode(0o777);
+        builder
+            .append_link(&mut link, "l2/layer.tar", "../l0/layer.tar")
+            .unwrap();
+        let order = ["l0/layer.tar", "l1/layer.tar", "l2/layer.tar"];
+        let manifest = serde_json::json!([{ "Layers": order }]).to_string();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(manifest.len() as u64);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "manifest.json", manifest.as_bytes())
+            .unwrap();
+        let classic = builder.into_inner().unwrap();
+        assert!(proven_listing_from_save(classic.as_slice(), &ids).is_ok());
     }
 
     #[test]
