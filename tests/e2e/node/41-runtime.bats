@@ -27,7 +27,24 @@ clone_api_with() {
     docker start prov-api >/dev/null"
 }
 
+# Appends a byte to FILE (a path in CONTAINER's root) where the image's stored layers keep it on
+# the node's disk (the lowest of the container's overlay lowers holding it, as the container
+# mounted them), then removes the container; teardown takes the byte off again.
+edit_stored_layer() {
+  root_on "$NODE" "set -e
+    lowers=\$(findmnt --task \$(docker inspect --format '{{.State.Pid}}' $2) --noheadings --raw \
+      --output FS-OPTIONS --mountpoint / | tr , '\\n' | sed -n 's/^lowerdir=//p')
+    for dir in \${lowers//:/ }; do
+      if [ -f \$dir$1 ]; then printf x >>\$dir$1; echo \$dir$1 >>/tmp/prov-e2e-edited; break; fi
+    done
+    grep -q . /tmp/prov-e2e-edited
+    docker rm -f $2 >/dev/null"
+}
+
 teardown() {
+  root_on "$NODE" "if [ -f /tmp/prov-e2e-edited ]; then
+      while read -r f; do truncate -s -1 \$f; done </tmp/prov-e2e-edited; rm /tmp/prov-e2e-edited
+    fi" || true
   root_on "$NODE" "docker rm -f prov-e2e-sidecar prov-e2e-dbpeek prov-e2e-clone >/dev/null 2>&1
     docker network disconnect -f prov-e2e-second prov-api >/dev/null 2>&1
     docker network rm prov-e2e-second >/dev/null 2>&1
@@ -87,6 +104,20 @@ teardown() {
     --noheadings --raw --output FS-OPTIONS --mountpoint / | tr , '\\n' | sed -n 's/^upperdir=//p')
     mkdir -p \$up/etc && echo x >\$up/etc/prov-e2e-from-node"
   fails_on filesystem:api "/etc/prov-e2e-from-node (added)"
+}
+
+@test "the api's binary edited in its image's stored layer on the node's disk, the api re-created: runs:api names it" {
+  RESTACK=1
+  edit_stored_layer /usr/local/bin/api prov-api
+  golden up NODE="$NODE" >/dev/null
+  fails_on runs:api "/usr/local/bin/api: sha256"
+}
+
+@test "the database's entrypoint edited in its base's stored layer, the database re-created: runs:db names it" {
+  RESTACK=1
+  edit_stored_layer /usr/local/bin/prov-postgres-entrypoint prov-db
+  golden up NODE="$NODE" >/dev/null
+  fails_on runs:db "/usr/local/bin/prov-postgres-entrypoint: sha256"
 }
 
 @test "a process started with docker exec -d is named, and so is one that already ended" {
