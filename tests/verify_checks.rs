@@ -390,6 +390,107 @@ fn an_api_still_starting_fails_its_service_check() {
     fails(&checks, &["service:api"], "starting");
 }
 
+/// Sets the digest the node found for `path` among what the container at `index` executes.
+fn executed_digest(state: &mut Value, index: usize, path: &str, sha256: Value) {
+    let id = id_of(state, index);
+    let entry = state["executed"][&id]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|e| e["path"] == path)
+        .unwrap_or_else(|| panic!("{path} is not among what the container executes"));
+    entry["sha256"] = sha256;
+}
+
+#[test]
+fn a_file_a_container_executes_that_is_not_its_images_fails_naming_it() {
+    for node in NODES {
+        // The api's binary, edited where the image's layers are stored on the node.
+        let other = "0".repeat(64);
+        let checks = checks_after(node, |state, _| {
+            executed_digest(state, 0, "/usr/local/bin/api", json!(other));
+        });
+        fails(
+            &checks,
+            &["runs:api"],
+            "/usr/local/bin/api: sha256 000000000000, the image holds",
+        );
+        // A library of the database's base: replaced since the process mapped it.
+        let checks = checks_after(node, |state, _| {
+            executed_digest(state, 1, "/usr/lib/x86_64-linux-gnu/libc.so.6", Value::Null);
+        });
+        fails(
+            &checks,
+            &["runs:db"],
+            "libc.so.6: mapped, but the file at that path is no longer",
+        );
+        // A library the image does not hold (preloaded from the volume, say).
+        let checks = checks_after(node, |state, _| {
+            let id = id_of(state, 1);
+            state["executed"][&id].as_array_mut().unwrap().push(json!({
+                "path": "/var/lib/postgresql/data/evil.so", "sha256": other, "entrypoint": false}));
+        });
+        fails(
+            &checks,
+            &["runs:db"],
+            "evil.so: sha256 000000000000, a file the image does not hold",
+        );
+        // The entrypoint's file gone from the container's root.
+        let checks = checks_after(node, |state, _| {
+            let id = id_of(state, 1);
+            let entry = state["executed"][&id]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|e| e["entrypoint"] == true)
+                .unwrap();
+            entry["sha256"] = Value::Null;
+        });
+        fails(
+            &checks,
+            &["runs:db"],
+            "entrypoint /usr/local/bin/prov-postgres-entrypoint: not in",
+        );
+        // The node could not tell (no sudo): not a pass.
+        let checks = checks_after(node, |state, _| {
+            let id = id_of(state, 0);
+            state["executed"].as_object_mut().unwrap().remove(&id);
+        });
+        fails(&checks, &["runs:api"], "not listed");
+        // Nothing executed at all is no proof of anything.
+        let checks = checks_after(node, |state, _| {
+            let id = id_of(state, 0);
+            state["executed"][&id]
+                .as_array_mut()
+                .unwrap()
+                .retain(|e| e["entrypoint"] == true);
+        });
+        fails(
+            &checks,
+            &["runs:api"],
+            "no process of the container executes any file",
+        );
+        // The host has no listing of the image (a build imported before prov listed images).
+        let checks = judged_with(
+            node,
+            |_, _| {},
+            |_| {},
+            |e| {
+                let id = e.state.containers[0].id.clone();
+                e.in_images.insert(
+                    id,
+                    Err("the host has not listed the files of image x".into()),
+                );
+            },
+        );
+        fails(
+            &checks,
+            &["runs:api"],
+            "the host has not listed the files of image x",
+        );
+    }
+}
+
 #[test]
 fn a_file_changed_outside_the_writable_paths_fails_naming_it() {
     for node in NODES {
