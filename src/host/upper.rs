@@ -68,22 +68,21 @@ same() {
 }
 executed() {
   local name=$1 pid=$2 entry=$3 env=$4 search=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-  local proc range perms offset dev inode path key file dir var dirs i major minor sum
-  local -A seen=() found=() sums=()
-  local paths=() files=() keys=()
+  local root=/proc/$2/root proc dev inode path file dir dirs i major minor sum
+  local -A found=() sums=()
+  local maps=() paths=() files=() keys=()
   for proc in /proc/[0-9]*; do
-    [ "$proc/ns/pid" -ef "/proc/$pid/ns/pid" ] || continue
-    while read -r range perms offset dev inode path; do
-      [[ $perms == *x* && $path == /* ]] || continue
-      major=$((16#${dev%:*})) minor=$((16#${dev#*:}))
-      key="$(((minor & 255) | ((major & 4095) << 8) | ((minor & ~255) << 12) | ((major & ~4095) << 32))) $inode"
-      [ -z "${seen[$key]:-}" ] || continue
-      seen[$key]=1 paths+=("$path") files+=("$proc/root$path") keys+=("$key")
-    done 2>/dev/null <"$proc/maps"
+    if [ "$proc/ns/pid" -ef "/proc/$pid/ns/pid" ]; then maps+=("$proc/maps"); fi
   done
-  while IFS= read -r var; do
-    if [[ $var == PATH=* ]]; then search=${var#PATH=}; fi
-  done <<<"$env"
+  # Each file once (by device and inode), read at its path in the main process's root.
+  while IFS=$'\t' read -r dev inode path; do
+    major=$((16#${dev%:*})) minor=$((16#${dev#*:}))
+    keys+=("$(((minor & 255) | ((major & 4095) << 8) | ((minor & ~255) << 12) | ((major & ~4095) << 32))) $inode")
+    paths+=("$path") files+=("$root$path")
+  done < <(cat "${maps[@]}" 2>/dev/null | awk '$2 ~ /x/ && $6 ~ /^\// && !seen[$4 " " $5]++ {
+    dev = $4; inode = $5; sub(/^[^ ]+ +[^ ]+ +[^ ]+ +[^ ]+ +[^ ]+ +/, ""); print dev "\t" inode "\t" $0 }')
+  entry=${entry#\"} entry=${entry%\"}
+  if [[ $env =~ \"PATH=([^\"]*)\" ]]; then search=${BASH_REMATCH[1]}; fi
   file=""
   case $entry in
     /*) file=$entry ;;
@@ -91,15 +90,15 @@ executed() {
     ?*)
       IFS=: read -ra dirs <<<"$search"
       for dir in "${dirs[@]}"; do
-        if [ -f "/proc/$pid/root$dir/$entry" ]; then file=$dir/$entry; break; fi
+        if [ -f "$root$dir/$entry" ]; then file=$dir/$entry; break; fi
       done ;;
   esac
-  if [ -n "$file" ]; then files+=("/proc/$pid/root$file"); fi
+  if [ -n "$file" ]; then files+=("$root$file"); fi
   if [ "${#files[@]}" -gt 0 ]; then
     while IFS=' ' read -r -d '' dev inode path; do found[$path]="$dev $inode"; done \
       < <(find "${files[@]}" -maxdepth 0 -printf '%D %i %p\0' 2>/dev/null)
-    while IFS= read -r -d '' sum; do sums[${sum#*  }]=${sum%%  *}; done \
-      < <(sha256sum -z -- "${files[@]}" 2>/dev/null)
+    while read -r sum path; do sums[${path#\*}]=$sum; done \
+      < <(openssl dgst -sha256 -r "${files[@]}" 2>/dev/null)
   fi
   for i in "${!paths[@]}"; do
     sum=-
@@ -107,16 +106,21 @@ executed() {
     printf '%s\tX\t%s\t%s\0' "$name" "$sum" "${paths[$i]}"
   done
   sum=-
-  if [ -n "$file" ]; then sum=${sums[/proc/$pid/root$file]:--}; fi
+  if [ -n "$file" ]; then sum=${sums[$root$file]:--}; fi
   printf '%s\tE\t%s\t%s\0' "$name" "$sum" "${file:-$entry}"
   printf '%s\tran\t\0' "$name"
 }
+# One inspect for all: each container's name, main process, entrypoint and environment (JSON, so
+# that no value spans lines).
+declare -A pids=() entries=() envs=()
+while IFS=$'\t' read -r name pid entry env; do
+  name=${name#/}
+  if [ -z "${pids[$name]:-}" ]; then pids[$name]=$pid entries[$name]=$entry envs[$name]=$env; fi
+done < <(docker inspect --format '{{.Name}}{{"\t"}}{{.State.Pid}}{{"\t"}}{{json .Path}}{{"\t"}}{{json .Config.Env}}' "$@" 2>/dev/null)
 for name in "$@"; do
-  info=$(docker inspect --format '{{.State.Pid}}{{"\t"}}{{.Path}}{{range .Config.Env}}{{"\n"}}{{.}}{{end}}' "$name" 2>/dev/null) || info=0
-  IFS=$'\t' read -r pid entry <<<"${info%%$'\n'*}"
-  mount=""
-  if [ "${pid:-0}" -gt 0 ] 2>/dev/null; then
-    executed "$name" "$pid" "$entry" "$info"
+  pid=${pids[$name]:-0} mount=""
+  if [ "$pid" -gt 0 ] 2>/dev/null; then
+    executed "$name" "$pid" "${entries[$name]}" "${envs[$name]}"
     mount=$(findmnt --task "$pid" --noheadings --raw --output FSTYPE,FS-OPTIONS --mountpoint / 2>/dev/null) || mount=""
   fi
   up="" lowers=() root=/proc/$pid/root
