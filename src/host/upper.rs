@@ -14,9 +14,10 @@
 //!
 //! The same shell hashes what each container executes: every file mapped executable by a
 //! process in the container's process namespace (its executable, its libraries), read at its
-//! path in that process's root, and hashed only when the file there is the very one mapped (the
-//! same device and inode; a node's root may not open `/proc/<pid>/map_files` in a user
-//! namespace); and the entrypoint's file as the container's root holds it now. verify holds
+//! path in the container's root (its main process's), and hashed only when the file there is
+//! the very one mapped (the same device and inode; a node's root may not open
+//! `/proc/<pid>/map_files` in a user namespace); and the entrypoint's file as the container's
+//! root holds it now. verify holds
 //! those bytes to the image's as the host listed them (`image_files`): the image's stored
 //! layers edited on the node's disk leave its ID and layers alone, not these.
 
@@ -34,18 +35,18 @@ const MAX_ENTRIES: usize = 1000;
 /// The most the listing may print: `MAX_ENTRIES` paths of up to 4 KiB for each container.
 const MAX_OUTPUT_BYTES: u64 = 16 << 20;
 
-/// Run as root on the node with the entry limit and the container names. For each running
-/// container it first prints what it executes, `name TAB X TAB sha256 TAB path` for each file
-/// mapped executable (once per file; sha256 `-` when the file at that path is not the one
-/// mapped), `name TAB E TAB sha256 TAB path` for the entrypoint's file (`-` when its root holds
-/// none), then `name TAB ran TAB`. Then it prints
-/// NUL-terminated records `name TAB kind TAB path`: kind `A`, `C` or `D` for an entry,
-/// `more` past the limit, then `listed`; or only `unlisted` when the container's root is not an
-/// overlay with absolute layer paths (the host then asks the engine). An entry that is a copy of
-/// the lower layers' one, alike in every way the container can see, is no change (the engine
-/// copies its own mount points up when it mounts a container's root, for `docker cp`, say): a
-/// file with the same type, owner, mode, size, time and bytes; a link to the same target; a
-/// folder that hides nothing the lower layers hold (the container's root shows every entry).
+/// Run as root on the node with the entry limit and the container names; every record it prints
+/// ends with a NUL. For each running container it first prints what it executes: `name TAB X TAB
+/// sha256 TAB path` for each file mapped executable (once per file; sha256 `-` when the file at
+/// that path is not the one mapped), `name TAB E TAB sha256 TAB path` for the entrypoint's file
+/// (`-` when its root holds none), then `name TAB ran TAB`. Then its changes, `name TAB kind TAB
+/// path`: kind `A`, `C` or `D` for an entry, `more` past the limit, then `listed`; or only
+/// `unlisted` when the container's root is not an overlay with absolute layer paths (the host
+/// then asks the engine). An entry that is a copy of the lower layers' one, alike in every way
+/// the container can see, is no change (the engine copies its own mount points up when it
+/// mounts a container's root, for `docker cp`, say): a file with the same type, owner, mode,
+/// size, time and bytes; a link to the same target; a folder that hides nothing the lower
+/// layers hold (the container's root shows every entry).
 const SCRIPT: &str = r#"max=$1; shift
 same() {
   local upper=$1 lower=$2 path=$3 dir name
