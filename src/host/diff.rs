@@ -248,7 +248,11 @@ fn image_listing(repo: &Path, m: &Manifest) -> Result<Listing> {
     let Some(image) = &m.image else {
         bail!("build {} has no image", m.build_id)
     };
-    read_saved_image(repo, &m.node, &image.id, image_fs::listing_from_save)
+    read_saved_image(
+        &Transport::connect(repo, &m.node)?,
+        &image.id,
+        image_fs::listing_from_save,
+    )
 }
 
 /// How long a node has to stream an image out, and the most of it read (the api's image is
@@ -256,14 +260,17 @@ fn image_listing(repo: &Path, m: &Manifest) -> Result<Listing> {
 const SAVE_TIME: std::time::Duration = std::time::Duration::from_secs(300);
 const MAX_SAVE_BYTES: u64 = 4 << 30;
 
-/// Reads `docker save IMAGE` of a node as it streams out of the node.
+/// Reads `docker save IMAGE` of a node as it streams out of the node, within the transport's
+/// deadline if it has one.
 pub fn read_saved_image<T>(
-    repo: &Path,
-    node: &NodeName,
+    transport: &Transport,
     image: &str,
     read: impl FnOnce(std::io::Take<std::process::ChildStdout>) -> Result<T>,
 ) -> Result<T> {
-    let transport = Transport::connect(repo, node)?;
+    let node = transport.node();
+    let limit = transport
+        .remaining()
+        .map_or(SAVE_TIME, |left| left.min(SAVE_TIME));
     let mut child = transport
         .command(&["docker".into(), "save".into(), image.to_string()])?
         .stdout(Stdio::piped())
@@ -275,7 +282,7 @@ pub fn read_saved_image<T>(
     let pid = child.id();
     let (done, finished) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
-        if finished.recv_timeout(SAVE_TIME).is_err() {
+        if finished.recv_timeout(limit).is_err() {
             // The child is waited for below, after this kill: the pid is still ours.
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
         }

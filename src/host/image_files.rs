@@ -10,16 +10,16 @@
 //! (`runs:<service>`).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::host::diff::read_saved_image;
 use crate::host::state::HostState;
+use crate::host::transport::Transport;
 use crate::record::digest::sha256_hex;
 use crate::record::image_fs::{self, Node};
-use crate::record::nodes::NodeName;
 
 /// A path of the image's flattened filesystem that a lookup needs: a file's bytes, or where a
 /// link leads. Folders are implied by their entries.
@@ -68,11 +68,11 @@ impl ImageFiles {
         }
     }
 
-    /// Lists the image `image` of `node`, whose layers are `layers`, unless the host did already.
+    /// Lists the node's image `image`, whose layers are `layers`, unless the host did already;
+    /// within the transport's deadline.
     pub fn ensure(
-        repo: &Path,
+        transport: &Transport,
         state: &HostState,
-        node: &NodeName,
         image: &str,
         layers: &[String],
     ) -> Result<()> {
@@ -80,7 +80,8 @@ impl ImageFiles {
         if path.exists() {
             return Ok(());
         }
-        let listing = read_saved_image(repo, node, image, |stream| {
+        let node = transport.node();
+        let listing = read_saved_image(transport, image, |stream| {
             image_fs::proven_listing_from_save(stream, layers)
         })
         .with_context(|| {

@@ -416,7 +416,12 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
         }
     }
 
-    list_images(repo, state, node, latest.as_ref()).map_err(|e| refuse(format!("{e:#}")))?;
+    // Only with new records: proving them needs the host's bases already, and a host that
+    // imports nothing new (another checkout attesting a record, say) lists nothing.
+    if !new.is_empty() {
+        list_images(repo, state, transport, latest.as_ref())
+            .map_err(|e| refuse(format!("{e:#}")))?;
+    }
 
     fs::create_dir_all(host.dir()).with_context(|| format!("creating {}", host.dir().display()))?;
     for stored in &new {
@@ -445,11 +450,12 @@ pub fn import(repo: &Path, state: &HostState, transport: &Transport) -> Result<I
 
 /// The files of the images the stack runs (the latest build's, the database's base), which
 /// verify holds what runs to: listed once per image, from the node's engine, proven by their
-/// layers' digests (`image_files`).
+/// layers' digests (`image_files`). A host that imported a build before prov listed images
+/// lists them at its next build's import; verify says so until then.
 fn list_images(
     repo: &Path,
     state: &HostState,
-    node: &NodeName,
+    transport: &Transport,
     latest: Option<&Stored>,
 ) -> Result<()> {
     let built = latest
@@ -457,10 +463,10 @@ fn list_images(
         .filter(|m| m.status == BuildStatus::Success)
         .and_then(|m| m.image.as_ref());
     let Some(image) = built else { return Ok(()) };
-    ImageFiles::ensure(repo, state, node, &image.id, &image.layers)?;
+    ImageFiles::ensure(transport, state, &image.id, &image.layers)?;
     let bases = HostBases::load(repo)?;
     let db = bases.get(DATABASE)?;
-    ImageFiles::ensure(repo, state, node, &db.tag, &db.layers)
+    ImageFiles::ensure(transport, state, &db.tag, &db.layers)
 }
 
 /// The build log at `log` has the digest and size the record names, and shows no step taken

@@ -270,10 +270,14 @@ fn first_difference(
     };
     let image = &m.image.as_ref().expect("checked by the caller").id;
     let (a, b) = std::thread::scope(|scope| {
-        let a = scope
-            .spawn(|| read_saved_image(repo, &m.node, image, image_fs::layer_listings_from_save));
-        let b =
-            scope.spawn(|| read_saved_image(repo, node, tag, image_fs::layer_listings_from_save));
+        let a = scope.spawn(|| {
+            let from = Transport::connect(repo, &m.node)?;
+            read_saved_image(&from, image, image_fs::layer_listings_from_save)
+        });
+        let b = scope.spawn(|| {
+            let on = Transport::connect(repo, node)?;
+            read_saved_image(&on, tag, image_fs::layer_listings_from_save)
+        });
         (
             a.join().expect("listing thread"),
             b.join().expect("listing thread"),
