@@ -318,19 +318,36 @@ mod tests {
     }
 
     fn save(layers: &[Vec<u8>]) -> Vec<u8> {
-        let mut builder = tar::Builder::new(Vec::new());
         let names: Vec<String> = (0..layers.len())
             .map(|i| format!("l{i}/layer.tar"))
             .collect();
-        for (name, data) in names.iter().zip(layers) {
+        let blobs: Vec<(&str, &[u8])> = names
+            .iter()
+            .map(String::as_str)
+            .zip(layers.iter().map(Vec::as_slice))
+            .collect();
+        let order: Vec<&str> = names.iter().map(String::as_str).collect();
+        archive(&blobs, &[], &order)
+    }
+
+    /// A `docker save` archive: its blobs, its links (path, target) and its manifest's layer
+    /// order.
+    fn archive(blobs: &[(&str, &[u8])], links: &[(&str, &str)], order: &[&str]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in blobs {
             let mut header = tar::Header::new_gnu();
             header.set_size(data.len() as u64);
             header.set_cksum();
-            builder
-                .append_data(&mut header, name, data.as_slice())
-                .unwrap();
+            builder.append_data(&mut header, name, *data).unwrap();
         }
-        let manifest = serde_json::json!([{ "Layers": names }]).to_string();
+        for (path, target) in links {
+            let mut link = tar::Header::new_gnu();
+            link.set_entry_type(tar::EntryType::Symlink);
+            link.set_size(0);
+            link.set_mode(0o777);
+            builder.append_link(&mut link, path, target).unwrap();
+        }
+        let manifest = serde_json::json!([{ "Layers": order }]).to_string();
         let mut header = tar::Header::new_gnu();
         header.set_size(manifest.len() as u64);
         header.set_cksum();
@@ -399,51 +416,18 @@ mod tests {
         let digest = |l: &[u8]| format!("sha256:{}", crate::record::digest::sha256_hex(l));
         let ids = [digest(&base), digest(&top), digest(&base)];
         // OCI: the manifest names the one blob twice.
-        let mut builder = tar::Builder::new(Vec::new());
-        for (name, data) in [("blobs/sha256/b", &base), ("blobs/sha256/t", &top)] {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(data.len() as u64);
-            header.set_cksum();
-            builder
-                .append_data(&mut header, name, data.as_slice())
-                .unwrap();
-        }
-        let order = ["blobs/sha256/b", "blobs/sha256/t", "blobs/sha256/b"];
-        let manifest = serde_json::json!([{ "Layers": order }]).to_string();
-        let mut header = tar::Header::new_gnu();
-        header.set_size(manifest.len() as u64);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, "manifest.json", manifest.as_bytes())
-            .unwrap();
-        let oci = builder.into_inner().unwrap();
+        let oci = archive(
+            &[("blobs/sha256/b", &base), ("blobs/sha256/t", &top)],
+            &[],
+            &["blobs/sha256/b", "blobs/sha256/t", "blobs/sha256/b"],
+        );
         assert!(proven_listing_from_save(oci.as_slice(), &ids).is_ok());
         // Classic: the second copy is a link to the first.
-        let mut builder = tar::Builder::new(Vec::new());
-        for (name, data) in [("l0/layer.tar", &base), ("l1/layer.tar", &top)] {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(data.len() as u64);
-            header.set_cksum();
-            builder
-                .append_data(&mut header, name, data.as_slice())
-                .unwrap();
-        }
-        let mut link = tar::Header::new_gnu();
-        link.set_entry_type(tar::EntryType::Symlink);
-        link.set_size(0);
-        link.set_mode(0o777);
-        builder
-            .append_link(&mut link, "l2/layer.tar", "../l0/layer.tar")
-            .unwrap();
-        let order = ["l0/layer.tar", "l1/layer.tar", "l2/layer.tar"];
-        let manifest = serde_json::json!([{ "Layers": order }]).to_string();
-        let mut header = tar::Header::new_gnu();
-        header.set_size(manifest.len() as u64);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, "manifest.json", manifest.as_bytes())
-            .unwrap();
-        let classic = builder.into_inner().unwrap();
+        let classic = archive(
+            &[("l0/layer.tar", &base), ("l1/layer.tar", &top)],
+            &[("l2/layer.tar", "../l0/layer.tar")],
+            &["l0/layer.tar", "l1/layer.tar", "l2/layer.tar"],
+        );
         assert!(proven_listing_from_save(classic.as_slice(), &ids).is_ok());
     }
 
