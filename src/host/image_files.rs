@@ -3,11 +3,11 @@
 //! edits those files on the node's disk keeps the image's ID, layers and configuration, and the
 //! next container runs other bytes. So the host lists every file of each image a stack
 //! container runs, from a `docker save` of it streamed out of the node, taken only when each
-//! layer of the stream hashes to its digest (the classic store rebuilds that stream from the
-//! stored files, and then refuses it; the containerd store saves its untouched blobs). The
-//! listing is made once per image, when a build is imported, and kept in the host's state by the
-//! image's chain ID; verify holds the bytes each stack container executes to it
-//! (`runs:<service>`).
+//! layer of the stream hashes to its digest: whatever the node's store saves (the classic
+//! store rebuilds the stream from its stored files, the containerd store saves its blobs), a
+//! stream that is not the image's layers is refused. The listing is made once per image, when a
+//! build is imported, and kept in the host's state by the image's chain ID; verify holds the
+//! bytes each stack container executes to it (`runs:<service>`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -98,7 +98,7 @@ impl ImageFiles {
         Ok(())
     }
 
-    pub fn from_listing(listing: image_fs::Listing) -> ImageFiles {
+    fn from_listing(listing: image_fs::Listing) -> ImageFiles {
         ImageFiles(
             listing
                 .into_iter()
