@@ -6,6 +6,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/host.sh"
 
 lint() {
+  local start=$SECONDS
   log "shellcheck"
   (cd "$PROV_REPO" && git ls-files -z '*.sh' '*.bash' '*.bats' .ci/run | xargs -0 shellcheck -x)
   log "every command the scripts run is declared in scripts/lib/tools.list"
@@ -14,15 +15,18 @@ lint() {
   bats "$PROV_REPO/tests/scripts"
   log "cargo fmt --check, cargo clippy"
   (cd "$PROV_REPO" && cargo fmt --all -- --check && cargo clippy --locked --workspace --all-targets --quiet -- -D warnings)
+  took lint "$start"
 }
 
 # Needs no Docker engine: the tests that do are marked #[ignore] and run by e2e below. The
 # vendoring proof is also checked on the project's own vendored crates.
 unit() {
+  local start=$SECONDS
   build_prov
   ensure_vendor
   log "cargo test (prov, and api against a real PostgreSQL)"
   (cd "$PROV_REPO" && cargo test --locked --workspace)
+  took "unit (cargo test)" "$start"
 }
 
 # The libraries we did not write, which check what prov signs and writes in the end-to-end suite
@@ -40,6 +44,7 @@ attest_venv() {
 }
 
 e2e() {
+  local start=$SECONDS
   ensure_host
   attest_venv
   build_prov
@@ -49,6 +54,7 @@ e2e() {
   ensure_bases
   log "cargo test of what needs the host's Docker engine (the build context against docker build)"
   (cd "$PROV_REPO" && cargo test --locked --test build_context -- --ignored)
+  took "e2e set-up (host, bases, cargo test of the build context)" "$start"
   local node flavour pid failed=0
   local -a suites=() firsts=()
   local -A seen=()
@@ -61,6 +67,7 @@ e2e() {
   # waiting on its node, not computing); then, one node at a time, the per-node tests that change
   # what every node reads (tests/e2e/node-alone); then the cluster's files on them all. A failing
   # pass does not stop the next one: every failure shows.
+  start=$SECONDS
   for node in $(prov nodes); do
     flavour=$(prov nodes --flavour "$node")
     [[ -z ${seen[$flavour]:-} ]] || continue
@@ -71,12 +78,18 @@ e2e() {
     suites+=("$!")
   done
   for pid in "${suites[@]}"; do wait "$pid" || failed=1; done
+  took "tests/e2e/node (${firsts[*]})" "$start"
   for node in "${firsts[@]}"; do
     log "end-to-end tests on $node that change what every node reads: tests/e2e/node-alone"
+    start=$SECONDS
     node_suite "$node" tests/e2e/node-alone "$logs/$node-alone.tap" || failed=1
+    took "tests/e2e/node-alone ($node)" "$start"
   done
   log "end-to-end suite on the cluster: tests/e2e/cluster"
+  start=$SECONDS
   bats --timing "$PROV_REPO/tests/e2e/cluster" 2>&1 | tee "$logs/cluster.tap" || failed=1
+  took "tests/e2e/cluster" "$start"
+  durations
   ((failed == 0)) || failures "$logs"/*.tap
   return "$failed"
 }
@@ -87,6 +100,15 @@ e2e() {
 node_suite() {
   E2E_NODE=$1 BATS_TEST_NAME_PREFIX="[$1] " bats --timing "$PROV_REPO/$2" 2>&1 |
     sed -u -E "/^(not )?ok /!s/^/[$1] /" | tee "$3"
+}
+
+# Where the time goes: each phase's wall seconds, printed once the run ends (`took NAME START`
+# after each phase; kept in .cache/test/durations.txt).
+DURATIONS="$PROV_REPO/.cache/test/durations.txt"
+took() { printf '%-44s %5d s\n' "$1" "$((SECONDS - $2))" >>"$DURATIONS"; }
+durations() {
+  log "where the time went (wall seconds by phase; the per-node suites ran side by side)"
+  cat "$DURATIONS" >&2
 }
 
 # Each failed test again, at the very end, with the first lines it printed (where it failed)
@@ -108,6 +130,8 @@ failures() {
 
 # Everything make test needs, declared in scripts/lib/tools.list, installed once up front.
 ensure_tools host test
+mkdir -p "$(dirname "$DURATIONS")"
+: >"$DURATIONS"
 case "${1:-all}" in
   lint) lint ;;
   unit) unit ;;
