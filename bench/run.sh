@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # prov's cost against the least the same work can cost, as ratios measured in one run.
-#   bench/run.sh [full|smoke|verify]   (make bench; make bench BENCH_MODE=smoke)
+#   bench/run.sh [full|smoke|verify|history]   (make bench; make bench BENCH_MODE=smoke)
 # Each pair runs its two commands in turn, A B A B ... (full mode: 3 times each for the builds,
 # which take one to two minutes each on two shared cores, 15 for the sub-second commands, whose
 # medians need more samples to be stable; smoke: once; verify: verify against its floor alone, on
-# the first node of each flavour, as full measures it), and
+# the first node of each flavour, as full measures it; history: verify with 990 more records
+# alone, as full measures it), and
 # reports the median wall time of each and the median of the per-pair ratios A/B. Every node of
 # nodes.json must be up with a verified stack (make demo-reviewer NODE=... for each): the first
 # node of each flavour is measured, and the third node joins verify --all and reproduces.
@@ -16,12 +17,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/host.sh"
 
 MODE=${1:-full}
 case $MODE in
-  full) BUILD_RUNS=3 FAST_RUNS=15 ;;
-  smoke) BUILD_RUNS=1 FAST_RUNS=1 ;;
+  full) BUILD_RUNS=3 FAST_RUNS=15 HISTORY_RECORDS=990 ;;
+  smoke) BUILD_RUNS=1 FAST_RUNS=1 HISTORY_RECORDS=100 ;;
   # Only verify against its floor, as full measures it: for a change to verify's checks.
   verify) BUILD_RUNS=0 FAST_RUNS=15 ;;
-  *) die "usage: bench/run.sh [full|smoke|verify]" ;;
+  # Only verify with a longer history: for a change to what verify reads of the records.
+  history) BUILD_RUNS=0 FAST_RUNS=15 HISTORY_RECORDS=990 ;;
+  *) die "usage: bench/run.sh [full|smoke|verify|history]" ;;
 esac
+# in_mode MODE...: whether this run's mode is one of those.
+in_mode() { [[ " $* " == *" $MODE "* ]]; }
 ensure_tools host bench
 build_prov
 use_host_state
@@ -91,8 +96,10 @@ ssh_to() {
   echo "ssh -F $STATE/ssh/$1.config -o UserKnownHostsFile=$STATE/ssh/known_hosts -o StrictHostKeyChecking=yes -o HostKeyAlias=$1 -o HostKeyAlgorithms=ssh-ed25519 -o HashKnownHosts=no -o ControlMaster=auto -o ControlPath=$STATE/cm/%C -o ControlPersist=120 -o LogLevel=ERROR $1"
 }
 # Untimed: opens the ssh connection to every node, which later runs reuse.
-if [[ $MODE == verify ]]; then
-  for node in "$BOOKWORM" "$TRIXIE"; do
+if in_mode verify history; then
+  checked=("$BOOKWORM" "$TRIXIE")
+  [[ $MODE == verify ]] || checked=("$OTHER_TRIXIE")
+  for node in "${checked[@]}"; do
     $P verify --node "$node" >/dev/null ||
       die "prov verify --node $node fails: bring it up first (make demo-reviewer NODE=$node)"
   done
@@ -165,28 +172,30 @@ build_pair() {
   restore_node "$node"
 }
 
-log "1/6 prov verify against its floors: one ssh round trip running one Engine API curl for the stack's containers; and one carrying everything verify sends the node"
-for node in "$BOOKWORM" "$TRIXIE"; do
-  flavour=$(prov nodes --flavour "$node")
-  pair "verify-vs-floor-$flavour" 1.3 \
-    "$P verify --node $node" \
-    "$(ssh_to "$node") curl -sf --unix-socket /var/run/docker.sock http://localhost/containers/prov-api/json http://localhost/containers/prov-db/json"
-  # The second floor is what verify's checks need of the node, without prov: every command it
-  # sent there (its Engine API requests as curl calls, the api's log, the records it fetched),
-  # as prov wrote them down, run in one ssh round trip. What is left is prov's own cost.
-  trace="$WORK/verify-sent-$node.sh"
-  rm -f "$trace"
-  PROV_TRANSPORT_TRACE=$trace $P verify --node "$node" >/dev/null ||
-    die "prov verify --node $node fails: bring it up first (make demo-reviewer NODE=$node)"
-  pair "verify-vs-round-trip-$flavour" 1.15 "$P verify --node $node" "$(ssh_to "$node") bash -s <$trace"
-done
-# And under a second, absolute.
-jq -c 'if .name | startswith("verify-vs-floor-") then . + {goal_abs_s: 1, met: (.met and .a_median_s < 1)} else . end' \
-  "$RESULTS" >"$RESULTS.new"
-mv "$RESULTS.new" "$RESULTS"
+if in_mode full smoke verify; then
+  log "1/7 prov verify against its floors: one ssh round trip running one Engine API curl for the stack's containers; and one carrying everything verify sends the node"
+  for node in "$BOOKWORM" "$TRIXIE"; do
+    flavour=$(prov nodes --flavour "$node")
+    pair "verify-vs-floor-$flavour" 1.3 \
+      "$P verify --node $node" \
+      "$(ssh_to "$node") curl -sf --unix-socket /var/run/docker.sock http://localhost/containers/prov-api/json http://localhost/containers/prov-db/json"
+    # The second floor is what verify's checks need of the node, without prov: every command it
+    # sent there (its Engine API requests as curl calls, the api's log, the records it fetched),
+    # as prov wrote them down, run in one ssh round trip. What is left is prov's own cost.
+    trace="$WORK/verify-sent-$node.sh"
+    rm -f "$trace"
+    PROV_TRANSPORT_TRACE=$trace $P verify --node "$node" >/dev/null ||
+      die "prov verify --node $node fails: bring it up first (make demo-reviewer NODE=$node)"
+    pair "verify-vs-round-trip-$flavour" 1.15 "$P verify --node $node" "$(ssh_to "$node") bash -s <$trace"
+  done
+  # And under a second, absolute.
+  jq -c 'if .name | startswith("verify-vs-floor-") then . + {goal_abs_s: 1, met: (.met and .a_median_s < 1)} else . end' \
+    "$RESULTS" >"$RESULTS.new"
+  mv "$RESULTS.new" "$RESULTS"
+fi
 
-if [[ $MODE != verify ]]; then
-  log "2/6 prov verify --all (${#NODES[@]} nodes) against the slowest node alone, over the same ratio for bare ssh"
+if in_mode full smoke; then
+  log "2/7 prov verify --all (${#NODES[@]} nodes) against the slowest node alone, over the same ratio for bare ssh"
   # Against the node whose verify took longest above: checked in parallel, every node at best
   # costs what the slowest one does alone, so any other baseline would measure the flavours'
   # difference, not the cost of more nodes.
@@ -207,7 +216,7 @@ if [[ $MODE != verify ]]; then
        met: ($v.ratio_median / $s.ratio_median <= 1.05)}' "$RESULTS")"
   echo "$normalized" >>"$RESULTS"
 
-  log "3/6 working-tree hash of a 20,000-file repository against git add -A && git write-tree"
+  log "3/7 working-tree hash of a 20,000-file repository against git add -A && git write-tree"
   repo="$WORK/repo20k"
   if [[ ! -d $repo/.git ]]; then
     mkdir -p "$repo"
@@ -220,7 +229,7 @@ if [[ $MODE != verify ]]; then
     "$P tree $repo" \
     "cd $repo && cp .git/index $WORK/scratch-index && GIT_INDEX_FILE=$WORK/scratch-index git add -A && GIT_INDEX_FILE=$WORK/scratch-index git write-tree"
 
-  log "4/6 build-log digest of a 1 GiB log against sha256sum"
+  log "4/7 build-log digest of a 1 GiB log against sha256sum"
   big="$WORK/log-1g"
   [[ -f $big ]] || head -c 1073741824 /dev/urandom >"$big"
   # Goal: throughput at least 0.9 of sha256sum, i.e. time ratio at most 1/0.9.
@@ -229,15 +238,77 @@ if [[ $MODE != verify ]]; then
   jq -cn --argjson kib "$peak_kib" '{name: "log-digest-peak-memory", a_peak_mib: ($kib / 1024 * 100 | round / 100),
     goal: 32, met: ($kib / 1024 <= 32)}' >>"$RESULTS"
 
-  log "5/6 prov build against a plain build on the same node and builder ($BOOKWORM: legacy, $TRIXIE: BuildKit)"
+  log "5/7 prov build against a plain build on the same node and builder ($BOOKWORM: legacy, $TRIXIE: BuildKit)"
   build_pair "$BOOKWORM"
   build_pair "$TRIXIE"
 
-  log "6/6 prov reproduce of $TRIXIE's build on $OTHER_TRIXIE against a plain no-cache BuildKit build there"
+  log "6/7 prov reproduce of $TRIXIE's build on $OTHER_TRIXIE against a plain no-cache BuildKit build there"
   pair "reproduce-vs-plain-buildx" 1.05 \
     "$P reproduce --node $OTHER_TRIXIE --of $TRIXIE" "$(plain_build "$OTHER_TRIXIE")" "$BUILD_RUNS" \
     "$OTHER_TRIXIE"
   prov exec --node "$OTHER_TRIXIE" -- docker image rm --force prov-bench-plain:run >/dev/null 2>&1 || true
+fi
+
+# verify_costs NODE RUNS: one line per run, "wall cpu" in seconds (cpu: prov's own user and
+# system time, on the host); then the bytes verify moved, once: what it sent the node and what
+# the node answered, replayed from the trace of its commands in one ssh round trip.
+verify_costs() {
+  local node=$1 runs=$2 i start trace="$WORK/verify-sent-history.sh"
+  for ((i = 0; i < runs; i++)); do
+    start=$(now)
+    /usr/bin/time -f '%U %S' -o "$WORK/verify-time" "$PROV" --repo "$PROV_REPO" verify --node "$node" \
+      >/dev/null ||
+      die "prov verify --node $node fails: bring it up first (make demo-reviewer NODE=$node)"
+    awk -v ns=$(($(now) - start)) '{printf "%.4f %.2f\n", ns / 1e9, $1 + $2}' "$WORK/verify-time"
+  done
+  rm -f "$trace"
+  PROV_TRANSPORT_TRACE=$trace $P verify --node "$node" >/dev/null
+  echo "bytes $(($(wc -c <"$trace") + $($(ssh_to "$node") bash -s <"$trace" | wc -c)))"
+}
+
+# A column of verify_costs' runs (1 wall, 2 cpu), and its bytes.
+costs_of() { grep -v '^bytes' <<<"$1" | cut -d' ' -f"$2"; }
+bytes_of() { grep '^bytes' <<<"$1" | cut -d' ' -f2; }
+
+# history_row NODE COUNT: verify's cost on NODE as it is, then with COUNT more records on it,
+# made by its root (bench/node/add-records.sh) and brought in by the host's real import.
+history_row() {
+  local node=$1 count=$2 before after records_b records_a
+  records_b=$(find "$PROV_REPO/provenance/$node" -maxdepth 1 -name '*.json' ! -name '*.*.json' | wc -l)
+  before=$(verify_costs "$node" "$FAST_RUNS")
+  $P sync --node "$node" >/dev/null
+  $P exec --node "$node" -- sudo -n bash -s "$node" "$count" <"$PROV_REPO/bench/node/add-records.sh" >/dev/null
+  # Refused when the node's latest is not a build of this very commit.
+  $P import --node "$node" >/dev/null ||
+    die "the host refused the records made on $node: make demo NODE=$node from this commit first"
+  # The stack runs the new latest's tag (Compose makes the api again, after the newest build),
+  # attested, as the golden path leaves it.
+  node_script "$node" scripts/node/up.sh >/dev/null
+  $P attest --node "$node" >/dev/null
+  records_a=$(find "$PROV_REPO/provenance/$node" -maxdepth 1 -name '*.json' ! -name '*.*.json' | wc -l)
+  after=$(verify_costs "$node" "$FAST_RUNS")
+  local rs="" i wa wb
+  mapfile -t wa < <(costs_of "$after" 1)
+  mapfile -t wb < <(costs_of "$before" 1)
+  for i in "${!wa[@]}"; do rs+="$(ratio "${wa[i]}" "${wb[i]}")"$'\n'; done
+  record verify-history 1.1 "$P verify --node $node ($records_a records)" \
+    "$P verify --node $node ($records_b records)" "$(costs_of "$after" 1)" \
+    "$(costs_of "$before" 1)" "${rs%$'\n'}" "$(jq -cn --argjson ra "$records_a" --argjson rb "$records_b" \
+      --argjson ca "$(costs_of "$after" 2 | median)" --argjson cb "$(costs_of "$before" 2 | median)" \
+      --argjson ba "$(bytes_of "$after")" --argjson bb "$(bytes_of "$before")" \
+      --arg node "$node" '{node: $node, records_a: $ra, records_b: $rb, cpu_a_s: $ca,
+        cpu_b_s: $cb, bytes_a: $ba, bytes_b: $bb, goal_abs_s: 0.1}')"
+  # Met when the history changes neither the wall time nor the host's CPU (within 10%, the
+  # timer's noise) nor the bytes (within 1%, the api's log), and verify stays under 100 ms.
+  jq -c 'if .name == "verify-history" then . + {met: (.met and .cpu_a_s <= .cpu_b_s * 1.1 + 0.01
+    and .bytes_a <= .bytes_b * 1.01 and .a_median_s < .goal_abs_s)} else . end' \
+    "$RESULTS" >"$RESULTS.new"
+  mv "$RESULTS.new" "$RESULTS"
+}
+
+if in_mode full smoke history; then
+  log "7/7 prov verify on $OTHER_TRIXIE with $HISTORY_RECORDS more records, made by its root and brought in by the import, against its history before: wall, host CPU and bytes"
+  history_row "$OTHER_TRIXIE" "$HISTORY_RECORDS"
 fi
 
 jq -s --arg mode "$MODE" --arg when "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \

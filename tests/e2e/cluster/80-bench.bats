@@ -28,6 +28,12 @@ setup_file() { stack_ready main worker1 worker2; }
   jq -e '.results[] | select(.name == "verify-all-normalized")
     | (.ratio_median | type) == "number" and .goal == 1.05 and (.met | type) == "boolean"' \
     "$results" >/dev/null
+  # verify with a hundred more records (smoke mode), made on worker2 and imported: its wall time,
+  # the host's CPU and the bytes moved, each beside the same before.
+  jq -e '.results[] | select(.name == "verify-history")
+    | ([.a_median_s, .b_median_s, .ratio_median, .cpu_a_s, .cpu_b_s, .bytes_a, .bytes_b]
+      | map(type) | all(. == "number")) and .records_a >= .records_b + 100
+      and .goal == 1.1 and .goal_abs_s == 0.1 and (.met | type) == "boolean"' "$results" >/dev/null
   jq -e '.results[] | select(.name == "log-digest-peak-memory") | (.a_peak_mib | type) == "number"' \
     "$results" >/dev/null
   for flavour in bookworm trixie; do
