@@ -281,6 +281,7 @@ history_row() {
   # Refused when the node's latest is not a build of this very commit.
   $P import --node "$node" >/dev/null ||
     die "the host refused the records made on $node: make demo NODE=$node from this commit first"
+  $P exec --node "$node" -- sudo -n bash -s "$node" <"$PROV_REPO/bench/node/untag-older.sh"
   # The stack runs the new latest's tag (Compose makes the api again, after the newest build),
   # attested, as the golden path leaves it.
   node_script "$node" scripts/node/up.sh >/dev/null

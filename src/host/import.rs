@@ -72,8 +72,9 @@ fn staged(state: &HostState, node: &NodeName, stream: &[u8]) -> Result<Fetched> 
 /// earlier records the host already proved. What the node sends does not grow with its history.
 pub struct Since {
     pub fetched: Fetched,
-    /// The digest of the node's records up to the boundary; a name there that is not a plain
-    /// file counts as a different record.
+    /// The digest of the node's records up to the boundary, hashed by one `sha256sum` (a process
+    /// per record made verify's time grow with the history: 1.9 s at 1,000 records); a name
+    /// there that is not a plain file makes it another digest, and the node is read whole.
     pub held_digest: String,
 }
 
@@ -95,9 +96,12 @@ pub fn fetch_since(
           done
           if [[ -e latest || -L latest ]]; then new+=(latest); fi
         fi
-        for f in "${held[@]}"; do
-          if [[ -f $f && ! -L $f ]]; then sha256sum -- "$f" || exit 1; else echo "not-a-file  $f"; fi
-        done | sha256sum | cut -c1-64
+        {
+          for f in "${held[@]}"; do
+            [[ -f $f && ! -L $f ]] || { echo "not-a-file  $f"; exit 0; }
+          done
+          ((${#held[@]} == 0)) || printf '%s\0' "${held[@]}" | xargs -0 sha256sum -- || exit 1
+        } | sha256sum | cut -c1-64
         ((${#new[@]})) || exit 0
         exec tar -cf - -- "${new[@]}""#;
     let argv: Vec<String> = [
