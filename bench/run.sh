@@ -270,11 +270,17 @@ verify_costs() {
 costs_of() { grep -v '^bytes' <<<"$1" | cut -d' ' -f"$2"; }
 bytes_of() { grep '^bytes' <<<"$1" | cut -d' ' -f2; }
 
+# The records in a node's export (the side files' names do not end in a build id).
+records_on() {
+  $P exec --node "$1" -- find "/vagrant/provenance/$1" -maxdepth 1 \
+    -name '*-[0-9a-f][0-9a-f][0-9a-f][0-9a-f].json' | wc -l
+}
+
 # history_row NODE COUNT: verify's cost on NODE as it is, then with COUNT more records on it,
 # made by its root (bench/node/add-records.sh) and brought in by the host's real import.
 history_row() {
   local node=$1 count=$2 before after records_b records_a
-  records_b=$(find "$PROV_REPO/provenance/$node" -maxdepth 1 -name '*.json' ! -name '*.*.json' | wc -l)
+  records_b=$(records_on "$node")
   before=$(verify_costs "$node" "$FAST_RUNS")
   $P sync --node "$node" >/dev/null
   $P exec --node "$node" -- sudo -n bash -s "$node" "$count" <"$PROV_REPO/bench/node/add-records.sh" >/dev/null
@@ -286,7 +292,7 @@ history_row() {
   # attested, as the golden path leaves it.
   node_script "$node" scripts/node/up.sh >/dev/null
   $P attest --node "$node" >/dev/null
-  records_a=$(find "$PROV_REPO/provenance/$node" -maxdepth 1 -name '*.json' ! -name '*.*.json' | wc -l)
+  records_a=$(records_on "$node")
   after=$(verify_costs "$node" "$FAST_RUNS")
   local rs="" i wa wb
   mapfile -t wa < <(costs_of "$after" 1)
