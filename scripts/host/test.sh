@@ -111,19 +111,23 @@ durations() {
   cat "$DURATIONS" >&2
 }
 
-# Each failed test again, at the very end, with the first lines it printed (where it failed)
-# and the last (what it saw): a long run's log is often kept only by its head and tail, and the
-# cause of a failure must be in what is kept.
+# Each failed test again, at the very end, with the first lines it printed (where it failed),
+# every failed check and error of the verdicts it printed (those sit mid-output and would be cut)
+# and its last lines (what it saw): a long run's log is often kept only by its head and tail, and
+# the cause of a failure must be in what is kept.
 failures() {
   log "the failed tests, each with the first and last lines it printed (whole runs in .cache/test/)"
   awk 'function show(i) {
          print name
          for (i = 0; i < n && i < 4; i++) print "    " head[i]
+         if (f) print "    (the failed checks and errors it printed)"
+         for (i = 0; i < f; i++) print "    " failed[i]
          if (n > 29) print "    ..."
          for (i = (n > 29 ? n - 25 : 4); i < n; i++) print "    " tail[i % 25]
        }
-       /^(not )?ok / {if (name) show(); name = ""; n = 0}
+       /^(not )?ok / {if (name) show(); name = ""; n = 0; f = 0}
        /^not ok / {name = $0; next}
+       name && f < 40 && /  (FAIL |error: |     expected: )/ {failed[f++] = $0}
        name {if (n < 4) head[n] = $0; tail[n++ % 25] = $0}
        END {if (name) show()}' "$@"
 }

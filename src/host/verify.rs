@@ -231,9 +231,9 @@ fn images_of(manifest: &Manifest) -> ImageQuery {
 }
 
 /// The node's Docker state and the api's answers, asked at the same time. While a stack
-/// container's healthcheck says `starting` (a restart in progress, not a bypass), or a process
-/// of one shows no command line (in passing), both are asked again, until it settles or the
-/// time runs out.
+/// container's healthcheck says `starting` (a restart in progress, not a bypass), or what one
+/// runs is caught changing (`NodeState::in_passing`), both are asked again, until it settles or
+/// the time runs out.
 fn observe(
     transport: &Transport,
     node: &NodeSpec,
@@ -257,15 +257,7 @@ fn observe(
                     .as_ref()
                     .is_some_and(|h| h.status == "starting")
         });
-        // A healthcheck's process caught starting or ending shows no command line, or runs
-        // runc's own copy of itself (`/memfd:runc_cloned…`) before it executes the command:
-        // asked again, it is gone; one that stays is judged as it is.
-        let passing = state.processes.values().any(Top::lists_one_in_passing)
-            || state
-                .executed
-                .values()
-                .flatten()
-                .any(|e| e.sha256.is_none() && e.path.starts_with("/memfd:"));
+        let passing = state.in_passing();
         if !(starting || passing) || Instant::now() + Duration::from_secs(1) > settle_by {
             return Ok((state, http));
         }

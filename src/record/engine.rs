@@ -372,3 +372,19 @@ pub struct NodeState {
     #[serde(skip)]
     pub others: Vec<String>,
 }
+
+impl NodeState {
+    /// Whether what a stack container runs was caught changing: a process listed without its
+    /// command line (between fork and exec, or exiting), or a file mapped that is no longer at
+    /// its path in the container's root. runc's init shows the latter while it sets up an exec
+    /// session (a healthcheck's): the node's own runc and libraries, mapped from outside the
+    /// container. Asked again, it is gone; verify judges one that stays as it is.
+    pub fn in_passing(&self) -> bool {
+        self.processes.values().any(Top::lists_one_in_passing)
+            || self
+                .executed
+                .values()
+                .flatten()
+                .any(|e| e.sha256.is_none() && !e.entrypoint)
+    }
+}
