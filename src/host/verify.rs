@@ -22,7 +22,7 @@ use crate::host::probe::{self, ImageQuery};
 use crate::host::report::{HttpAnswer, HttpAnswers, NodeReport, Subject};
 use crate::host::state::HostState;
 use crate::host::transport::Transport;
-use crate::record::engine::{Executed, NodeState, Top};
+use crate::record::engine::{Executed, NodeState};
 use crate::record::manifest::Manifest;
 use crate::record::nodes::{NodeName, NodeSpec};
 use crate::record::policy::{self, LoadedPolicy};
