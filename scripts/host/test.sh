@@ -116,7 +116,7 @@ durations() {
 # and its last lines (what it saw): a long run's log is often kept only by its head and tail, and
 # the cause of a failure must be in what is kept.
 failures() {
-  log "the failed tests, each with the first and last lines it printed (whole runs in .cache/test/)"
+  log "the failed tests, each with its first lines, its failed checks and its last lines (whole runs in .cache/test/)"
   awk 'function show(i) {
          print name
          for (i = 0; i < n && i < 4; i++) print "    " head[i]
