@@ -27,7 +27,7 @@ scopes_of() {
       echo node node-bookworm node-trixie base
       ;;
     images/postgres/*) echo db base ;;
-    bench/node/*) echo node node-bookworm node-trixie base ;;
+    bench/node/* | tests/fixtures/events/*.sh) echo node node-bookworm node-trixie base ;;
     scripts/lib/common.sh) echo base ;;
     bench/*) echo host bench base rust ;;
     *.bats | tests/e2e/helpers.bash) echo host test base rust bats ;;

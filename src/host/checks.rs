@@ -735,7 +735,7 @@ fn check_processes(
 ) {
     for (service, container) in stack::SERVICES.iter().zip(containers) {
         let Some(c) = container else { continue };
-        let health = healthcheck_command(c);
+        let health = c.healthcheck_command();
         let mut problems: Vec<String> = match state.processes.get(&c.id) {
             Some(top) => foreign_processes(top, c.state.pid, health.as_deref()),
             None if c.state.running => vec!["the engine listed no processes".into()],
@@ -789,16 +789,6 @@ fn check_processes(
 
 fn nanos_text(nanos: i64) -> String {
     DateTime::from_timestamp_nanos(nanos).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// The command a container's healthcheck runs, as `ps` and the engine's events show it.
-fn healthcheck_command(c: &ContainerInspect) -> Option<String> {
-    let test = &c.config.healthcheck.as_ref()?.test;
-    match test.first().map(String::as_str) {
-        Some("CMD") => Some(test[1..].join(" ")),
-        Some("CMD-SHELL") => Some(format!("/bin/sh -c {}", test[1..].join(" "))),
-        _ => None,
-    }
 }
 
 /// The processes that neither descend from the container's main process nor are its healthcheck

@@ -23,3 +23,4 @@ pub mod upper;
 pub mod verdicts;
 pub mod verify;
 pub mod vsa;
+pub mod watch;

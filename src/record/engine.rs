@@ -231,6 +231,16 @@ impl ContainerInspect {
     pub fn label(&self, key: &str) -> Option<&str> {
         self.config.labels.as_ref()?.get(key).map(String::as_str)
     }
+
+    /// The command its healthcheck runs, as `ps` and the engine's events show it.
+    pub fn healthcheck_command(&self) -> Option<String> {
+        let test = &self.config.healthcheck.as_ref()?.test;
+        match test.first().map(String::as_str) {
+            Some("CMD") => Some(test[1..].join(" ")),
+            Some("CMD-SHELL") => Some(format!("/bin/sh -c {}", test[1..].join(" "))),
+            _ => None,
+        }
+    }
 }
 
 /// One entry of an image's history (`GET /images/{id}/history`), newest first.

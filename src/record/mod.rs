@@ -9,6 +9,7 @@ pub mod build_log;
 pub mod buildkit;
 pub mod compose;
 pub mod digest;
+pub mod drift;
 pub mod engine;
 pub mod image_fs;
 pub mod manifest;

@@ -1,0 +1,145 @@
+//! Which of a node's engine events can change its verdict, for `prov watch`. The Engine API's
+//! event stream says what changed on the node; watch judges the node again on every event that
+//! can matter, and reports at once those that are a bypass whatever follows (an exec session or a
+//! file copied into a stack container, its configuration updated), so that a change undone
+//! before the next check still shows. Pure: the mapping is tested over streams recorded on both
+//! engine generations.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::record::engine::ContainerInspect;
+use crate::record::stack;
+
+/// One event of `GET /events` (the fields every engine generation sends that watch reads).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Event {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(rename = "Action")]
+    pub action: String,
+    #[serde(rename = "Actor")]
+    pub actor: Actor,
+    #[serde(rename = "timeNano")]
+    pub time_nano: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Actor {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Attributes", default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Event {
+    fn attribute(&self, key: &str) -> Option<&str> {
+        self.actor.attributes.get(key).map(String::as_str)
+    }
+
+    /// The container's name, for a container's event.
+    fn name(&self) -> &str {
+        self.attribute("name").unwrap_or(&self.actor.id)
+    }
+}
+
+/// What an event means for the node's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Nothing a check reads: a read of the engine (top, copy out, export), the healthcheck's own
+    /// exec sessions, another container's exec sessions.
+    None,
+    /// The node is judged again; the event says what changed.
+    Judge(String),
+    /// A bypass by itself, whatever the next check finds: reported FAILED for the time it
+    /// lasted, and the node is judged again.
+    Drift(String),
+}
+
+/// What watch knows of the stack from its last check: each stack container's healthcheck
+/// command (as the engine names its exec sessions), by container ID.
+#[derive(Debug, Clone, Default)]
+pub struct Stack {
+    pub healthchecks: BTreeMap<String, String>,
+}
+
+impl Stack {
+    /// From the stack's containers as the engine describes them.
+    pub fn of(containers: &[ContainerInspect]) -> Stack {
+        Stack {
+            healthchecks: containers
+                .iter()
+                .filter_map(|c| Some((c.id.clone(), c.healthcheck_command()?)))
+                .collect(),
+        }
+    }
+
+    fn holds(&self, event: &Event) -> bool {
+        self.healthchecks.contains_key(&event.actor.id)
+            || stack::SERVICES
+                .iter()
+                .filter_map(|s| stack::container_of(s))
+                .any(|name| event.attribute("name") == Some(name))
+    }
+}
+
+/// The effect of one event, given what watch knows of the stack.
+pub fn effect(event: &Event, stack: &Stack) -> Effect {
+    let action = event.action.as_str();
+    match event.kind.as_str() {
+        "container" => container_effect(event, action, stack),
+        "image" => match action {
+            "tag" | "untag" | "delete" | "load" | "import" | "pull" => {
+                Effect::Judge(format!("image {} {action}", event.attribute("name").unwrap_or(&event.actor.id)))
+            }
+            _ => Effect::None,
+        },
+        "network" => match action {
+            "connect" | "disconnect" => Effect::Judge(format!(
+                "network {} {action} container {}",
+                event.attribute("name").unwrap_or(&event.actor.id),
+                event.attribute("container").unwrap_or("?")
+            )),
+            _ => Effect::None,
+        },
+        "volume" => match action {
+            "mount" => Effect::Judge(format!(
+                "volume {} mounted by container {}",
+                event.actor.id,
+                event.attribute("container").unwrap_or("?")
+            )),
+            _ => Effect::None,
+        },
+        // A daemon's reload (its configuration) or anything newer: judged again, never ignored
+        // unread.
+        _ => Effect::Judge(format!("{} {action}", event.kind)),
+    }
+}
+
+fn container_effect(event: &Event, action: &str, stack: &Stack) -> Effect {
+    let in_stack = stack.holds(event);
+    let name = event.name();
+    if let Some(command) = action.strip_prefix("exec_create:") {
+        let command = command.trim();
+        return match stack.healthchecks.get(&event.actor.id) {
+            Some(health) if health == command => Effect::None,
+            _ if in_stack => Effect::Drift(format!("exec session `{command}` in {name}")),
+            _ => Effect::None,
+        };
+    }
+    match action.split(':').next().unwrap_or("") {
+        "exec_start" | "exec_die" | "exec_detach" | "top" | "attach" | "detach" | "resize"
+        | "archive-path" | "copy" | "export" | "commit" => Effect::None,
+        "extract-to-dir" if in_stack => Effect::Drift(format!("a file copied into {name}")),
+        "update" if in_stack => Effect::Drift(format!("{name}'s configuration updated")),
+        // The golden path never renames a stack container but to replace it (Compose v1 keeps
+        // the old one aside while it makes the new): either way what runs is not the stack then.
+        "rename" if in_stack => Effect::Drift(format!(
+            "{} renamed to {name}",
+            event.attribute("oldName").unwrap_or("a stack container")
+        )),
+        "health_status" if !in_stack => Effect::None,
+        _ => Effect::Judge(format!("container {name} {action}")),
+    }
+}

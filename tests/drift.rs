@@ -1,0 +1,140 @@
+//! `prov watch`'s reading of engine events, over streams recorded on a node of each flavour
+//! while each drift case was made (tests/fixtures/events/README.md): every drift is reported
+//! by name, every change that can matter is judged again, and the healthchecks' own exec
+//! sessions, which come every few seconds, are nothing.
+
+use std::path::PathBuf;
+
+use prov::record::drift::{effect, Effect, Event, Stack};
+use prov::record::engine::ContainerInspect;
+use serde_json::Value;
+
+const NODES: [&str; 2] = ["main", "worker1"];
+
+/// A recorded stream: the stack, each case's window and every event.
+struct Recorded {
+    stack: Stack,
+    cases: Vec<(String, i64, i64)>,
+    events: Vec<Event>,
+}
+
+fn recorded(node: &str) -> Recorded {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/events")
+        .join(format!("{node}.jsonl"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let mut recorded = Recorded {
+        stack: Stack::default(),
+        cases: Vec::new(),
+        events: Vec::new(),
+    };
+    for line in serde_json::Deserializer::from_str(&text).into_iter::<Value>() {
+        let line = line.unwrap();
+        if let Some(stack) = line.get("stack") {
+            let containers: Vec<ContainerInspect> =
+                serde_json::from_value(stack.clone()).unwrap();
+            recorded.stack = Stack::of(&containers);
+        } else if let Some(name) = line.get("case") {
+            recorded.cases.push((
+                name.as_str().unwrap().to_string(),
+                line["from"].as_i64().unwrap(),
+                line["to"].as_i64().unwrap(),
+            ));
+        } else {
+            recorded.events.push(serde_json::from_value(line).unwrap());
+        }
+    }
+    assert_eq!(recorded.stack.healthchecks.len(), 2, "{node}: both stack containers");
+    recorded
+}
+
+/// The effects of a case's events, other than nothing.
+fn effects(recorded: &Recorded, case: &str) -> Vec<Effect> {
+    let (_, from, to) = recorded
+        .cases
+        .iter()
+        .find(|(name, _, _)| name == case)
+        .unwrap_or_else(|| panic!("no case {case}"));
+    let events: Vec<&Event> = recorded
+        .events
+        .iter()
+        .filter(|e| e.time_nano >= *from && e.time_nano <= *to)
+        .collect();
+    assert!(!events.is_empty(), "case {case}: the engine sent nothing");
+    events
+        .into_iter()
+        .map(|e| effect(e, &recorded.stack))
+        .filter(|e| *e != Effect::None)
+        .collect()
+}
+
+fn drifts(effects: &[Effect]) -> Vec<&str> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Drift(what) => Some(what.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn judged(effects: &[Effect]) -> Vec<&str> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Judge(what) => Some(what.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_healthchecks_of_an_idle_stack_are_nothing() {
+    for node in NODES {
+        let recorded = recorded(node);
+        for case in ["idle", "idle-again"] {
+            assert_eq!(effects(&recorded, case), vec![], "{node} {case}");
+        }
+    }
+}
+
+#[test]
+fn an_exec_session_a_copied_file_an_update_and_a_rename_are_drift_by_name() {
+    for node in NODES {
+        let recorded = recorded(node);
+        for (case, says) in [
+            ("exec-exits", "exec session `true` in prov-api"),
+            ("exec-detached", "exec session `sleep 1` in prov-api"),
+            ("copy-in", "a file copied into prov-db"),
+            ("update", "prov-api's configuration updated"),
+            ("swap-and-back", "prov-api renamed to prov-events-kept"),
+        ] {
+            let effects = effects(&recorded, case);
+            assert!(
+                drifts(&effects).contains(&says),
+                "{node} {case}: {effects:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn what_can_change_a_verdict_is_judged_again() {
+    for node in NODES {
+        let recorded = recorded(node);
+        for (case, says) in [
+            ("second-network", "connect container"),
+            ("retag", "tag"),
+            ("one-off", "create"),
+            ("volume-mount", "mounted by container"),
+            ("restart", "container prov-api restart"),
+        ] {
+            let effects = effects(&recorded, case);
+            assert!(
+                judged(&effects).iter().any(|what| what.contains(says)),
+                "{node} {case}: {effects:?}"
+            );
+            assert!(drifts(&effects).is_empty(), "{node} {case}: {effects:?}");
+        }
+    }
+}
