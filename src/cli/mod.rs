@@ -32,6 +32,7 @@ pub mod sync;
 pub mod tree;
 pub mod vendor_archives;
 pub mod verify;
+pub mod watch;
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +55,9 @@ enum Command {
     Build(build::Args),
     /// Check from the host that nodes run exactly their latest recorded build (read-only).
     Verify(verify::Args),
+    /// Judge nodes again on every engine event that can change their verdict, until stopped: a
+    /// line per change, and per drift, each with a signed summary.
+    Watch(watch::Args),
     /// Show a node's build manifest.
     Show(show::Args),
     /// One line per build of a node, newest first, with the state of the hash chain.
@@ -157,6 +161,7 @@ fn run(cli: Cli) -> Result<Exit> {
     let outcome = match cli.command {
         Command::Build(args) => build::run(args),
         Command::Verify(args) => verify::run(repo, args),
+        Command::Watch(args) => watch::run(repo, args),
         Command::Show(args) => show::run(repo, args),
         Command::Log(args) => log::run(repo, args),
         Command::Diff(args) => diff::run(repo, args),

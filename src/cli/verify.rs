@@ -86,7 +86,7 @@ pub fn run(repo: &Path, args: Args) -> Result<Outcome> {
 }
 
 /// Signs one verification summary per node report (on stderr: where each went).
-fn summarise(repo: &Path, reports: &[NodeReport], policy_path: &str) -> anyhow::Result<()> {
+pub fn summarise(repo: &Path, reports: &[NodeReport], policy_path: &str) -> anyhow::Result<()> {
     let state = HostState::for_checkout(repo)?;
     let Some(key) = attest::load_signing_key(&state)? else {
         bail!(

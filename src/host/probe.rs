@@ -293,6 +293,20 @@ pub fn after_http(
     Ok(())
 }
 
+/// The stack's containers as the engine describes them now (those that exist), in one round
+/// trip: `prov watch` tells their healthchecks' exec sessions from others' by them.
+pub fn stack_containers(transport: &Transport) -> Result<Vec<ContainerInspect>> {
+    let paths: Vec<String> = STACK_CONTAINERS
+        .iter()
+        .map(|name| format!("/containers/{name}/json"))
+        .collect();
+    let mut found = Vec::new();
+    for answer in engine_get(transport, &paths, false)? {
+        found.extend(answer.into_found::<ContainerInspect>()?);
+    }
+    Ok(found)
+}
+
 /// The tail of a container's json-file log, read where the engine keeps it (root's).
 fn api_log(transport: &Transport, id: &str, path: &str) -> Result<Vec<LogLine>, String> {
     let expected = format!("/var/lib/docker/containers/{id}/{id}-json.log");

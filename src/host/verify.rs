@@ -495,7 +495,7 @@ fn running_api(state: &NodeState) -> Option<&crate::record::engine::ContainerIns
         .find(|c| c.name == api && c.state.running)
 }
 
-fn unchecked(node: &NodeName, reason: String) -> NodeReport {
+pub fn unchecked(node: &NodeName, reason: String) -> NodeReport {
     NodeReport {
         node: node.clone(),
         ok: false,

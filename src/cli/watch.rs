@@ -1,0 +1,97 @@
+//! `prov watch` (on the host): each node judged again on every engine event that can change its
+//! verdict; a line per change of verdict, and per drift, each with a signed summary.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::cli::verify;
+use crate::error::{Outcome, Result};
+use crate::host::watch::{self, Seen};
+use crate::record::nodes::{self, NodeName, NodeSpec};
+use crate::record::policy::{DEFAULT_POLICY, POLICY_ENV};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A node to watch (repeatable); defaults to the first node in nodes.json.
+    #[arg(long = "node", conflicts_with = "all")]
+    pub nodes: Vec<NodeName>,
+    /// Watch every node.
+    #[arg(long)]
+    pub all: bool,
+    /// Print one JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds each judgement of a node has (as verify's --timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout: u64,
+    /// The build policy in force, relative to the repository.
+    #[arg(long, env = POLICY_ENV, default_value = DEFAULT_POLICY)]
+    pub policy: String,
+}
+
+pub fn run(repo: &Path, args: Args) -> Result<Outcome> {
+    let file = nodes::load(repo)?;
+    let targets: Vec<NodeSpec> = if args.all {
+        file.nodes.clone()
+    } else if args.nodes.is_empty() {
+        vec![file.default_node().clone()]
+    } else {
+        args.nodes
+            .iter()
+            .map(|n| file.get(n).cloned())
+            .collect::<anyhow::Result<_>>()?
+    };
+    // Each node's last verdict, as printed: a line only when it changes.
+    let last: Mutex<BTreeMap<NodeName, String>> = Mutex::new(BTreeMap::new());
+    let seen = |seen: Seen| {
+        let verdict = verdict(&seen);
+        {
+            let mut last = last.lock().expect("no thread panics holding it");
+            if !seen.drift && last.get(&seen.report.node) == Some(&verdict) {
+                return;
+            }
+            last.insert(seen.report.node.clone(), verdict.clone());
+        }
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"at": at, "node": seen.report.node, "verdict": verdict,
+                    "cause": seen.cause, "report": seen.report})
+            );
+        } else {
+            println!("{at} node {}: {verdict} ({})", seen.report.node, seen.cause);
+        }
+        if let Err(e) = verify::summarise(repo, std::slice::from_ref(&seen.report), &args.policy) {
+            eprintln!("prov watch: {e:#}");
+        }
+    };
+    let timeout = Duration::from_secs(args.timeout);
+    std::thread::scope(|scope| {
+        for node in &targets {
+            let (seen, policy) = (&seen, args.policy.as_str());
+            scope.spawn(move || watch::watch_node(repo, node, policy, timeout, seen));
+        }
+    });
+    unreachable!("a watch ends only with the process")
+}
+
+/// A verdict in a line: PASSED, FAILED and the checks that failed, or NOT CHECKED and why.
+fn verdict(seen: &Seen) -> String {
+    let report = &seen.report;
+    match &report.error {
+        Some(why) => format!("NOT CHECKED: {why}"),
+        None if report.ok => format!("PASSED ({} checks)", report.checks.len()),
+        None => {
+            let failed: Vec<&str> = report
+                .checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| c.name.as_str())
+                .collect();
+            format!("FAILED ({})", failed.join(", "))
+        }
+    }
+}
