@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use prov::record::drift::{effect, Effect, Event, Stack};
+use prov::record::drift::{effects as judged_together, Effect, Event, Stack};
 use prov::record::engine::ContainerInspect;
 use serde_json::Value;
 
@@ -31,8 +31,7 @@ fn recorded(node: &str) -> Recorded {
     for line in serde_json::Deserializer::from_str(&text).into_iter::<Value>() {
         let line = line.unwrap();
         if let Some(stack) = line.get("stack") {
-            let containers: Vec<ContainerInspect> =
-                serde_json::from_value(stack.clone()).unwrap();
+            let containers: Vec<ContainerInspect> = serde_json::from_value(stack.clone()).unwrap();
             recorded.stack = Stack::of(&containers);
         } else if let Some(name) = line.get("case") {
             recorded.cases.push((
@@ -44,7 +43,11 @@ fn recorded(node: &str) -> Recorded {
             recorded.events.push(serde_json::from_value(line).unwrap());
         }
     }
-    assert_eq!(recorded.stack.healthchecks.len(), 2, "{node}: both stack containers");
+    assert_eq!(
+        recorded.stack.names.len(),
+        2,
+        "{node}: both stack containers"
+    );
     recorded
 }
 
@@ -61,9 +64,10 @@ fn effects(recorded: &Recorded, case: &str) -> Vec<Effect> {
         .filter(|e| e.time_nano >= *from && e.time_nano <= *to)
         .collect();
     assert!(!events.is_empty(), "case {case}: the engine sent nothing");
-    events
+    // A case's events, judged as watch judges those that come together.
+    let batch: Vec<Event> = events.into_iter().cloned().collect();
+    judged_together(&batch, &recorded.stack)
         .into_iter()
-        .map(|e| effect(e, &recorded.stack))
         .filter(|e| *e != Effect::None)
         .collect()
 }
@@ -105,7 +109,10 @@ fn an_exec_session_a_copied_file_an_update_and_a_rename_are_drift_by_name() {
         for (case, says) in [
             ("exec-exits", "exec session `true` in prov-api"),
             ("exec-detached", "exec session `sleep 1` in prov-api"),
-            ("copy-in", "a file copied into prov-db"),
+            (
+                "copy-in",
+                "prov-db's volumes mounted while it runs: files copied to or from it (docker cp)",
+            ),
             ("update", "prov-api's configuration updated"),
             ("swap-and-back", "prov-api renamed to prov-events-kept"),
         ] {

@@ -157,8 +157,9 @@ fn watch_stream(
     let transport = Transport::connect(repo, &node.name)?;
     let stream = follow(&transport, since.as_deref())?;
     let judge = |cause: String| -> Stack {
-        let report = verify::verify_nodes(repo, std::slice::from_ref(node), policy, 1, timeout, None)
-            .remove(0);
+        let report =
+            verify::verify_nodes(repo, std::slice::from_ref(node), policy, 1, timeout, None)
+                .remove(0);
         seen(Seen {
             report,
             cause,
@@ -187,10 +188,10 @@ fn watch_stream(
                 Err(_) => break,
             }
         }
+        *since = events.last().map(since_of);
         let mut causes = Vec::new();
-        for event in &events {
-            *since = Some(since_of(event));
-            match drift::effect(event, &stack) {
+        for effect in drift::effects(&events, &stack) {
+            match effect {
                 Effect::None => {}
                 Effect::Judge(what) => causes.push(what),
                 Effect::Drift(what) => {

@@ -57,10 +57,11 @@ pub enum Effect {
     Drift(String),
 }
 
-/// What watch knows of the stack from its last check: each stack container's healthcheck
-/// command (as the engine names its exec sessions), by container ID.
+/// What watch knows of the stack from its last check, by container ID: each stack container's
+/// name, and its healthcheck's command (as the engine names its exec sessions).
 #[derive(Debug, Clone, Default)]
 pub struct Stack {
+    pub names: BTreeMap<String, String>,
     pub healthchecks: BTreeMap<String, String>,
 }
 
@@ -68,6 +69,10 @@ impl Stack {
     /// From the stack's containers as the engine describes them.
     pub fn of(containers: &[ContainerInspect]) -> Stack {
         Stack {
+            names: containers
+                .iter()
+                .map(|c| (c.id.clone(), c.name.trim_start_matches('/').to_string()))
+                .collect(),
             healthchecks: containers
                 .iter()
                 .filter_map(|c| Some((c.id.clone(), c.healthcheck_command()?)))
@@ -76,12 +81,41 @@ impl Stack {
     }
 
     fn holds(&self, event: &Event) -> bool {
-        self.healthchecks.contains_key(&event.actor.id)
+        self.names.contains_key(&event.actor.id)
             || stack::SERVICES
                 .iter()
                 .filter_map(|s| stack::container_of(s))
                 .any(|name| event.attribute("name") == Some(name))
     }
+}
+
+/// The effects of events that came together (within a moment of each other), given what watch
+/// knows of the stack: each event's, but for a stack container's volumes mounted while it runs.
+/// `docker cp` to or from a container sends no event of its own on either engine generation; it
+/// mounts the container's volumes (a start does too, with the container's `start` beside it).
+pub fn effects(batch: &[Event], stack: &Stack) -> Vec<Effect> {
+    let started = |id: &str| {
+        batch
+            .iter()
+            .any(|e| e.kind == "container" && e.action == "start" && e.actor.id == id)
+    };
+    batch
+        .iter()
+        .map(
+            |event| match stack.names.get(event.attribute("container").unwrap_or("")) {
+                Some(name)
+                    if event.kind == "volume"
+                        && event.action == "mount"
+                        && !started(event.attribute("container").unwrap_or("")) =>
+                {
+                    Effect::Drift(format!(
+                    "{name}'s volumes mounted while it runs: files copied to or from it (docker cp)"
+                ))
+                }
+                _ => effect(event, stack),
+            },
+        )
+        .collect()
 }
 
 /// The effect of one event, given what watch knows of the stack.
@@ -90,9 +124,10 @@ pub fn effect(event: &Event, stack: &Stack) -> Effect {
     match event.kind.as_str() {
         "container" => container_effect(event, action, stack),
         "image" => match action {
-            "tag" | "untag" | "delete" | "load" | "import" | "pull" => {
-                Effect::Judge(format!("image {} {action}", event.attribute("name").unwrap_or(&event.actor.id)))
-            }
+            "tag" | "untag" | "delete" | "load" | "import" | "pull" => Effect::Judge(format!(
+                "image {} {action}",
+                event.attribute("name").unwrap_or(&event.actor.id)
+            )),
             _ => Effect::None,
         },
         "network" => match action {
@@ -137,7 +172,9 @@ fn container_effect(event: &Event, action: &str, stack: &Stack) -> Effect {
         // the old one aside while it makes the new): either way what runs is not the stack then.
         "rename" if in_stack => Effect::Drift(format!(
             "{} renamed to {name}",
-            event.attribute("oldName").unwrap_or("a stack container")
+            event
+                .attribute("oldName")
+                .map_or("a stack container", |n| n.trim_start_matches('/'))
         )),
         "health_status" if !in_stack => Effect::None,
         _ => Effect::Judge(format!("container {name} {action}")),
