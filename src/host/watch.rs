@@ -24,8 +24,8 @@ use crate::record::nodes::NodeSpec;
 const MAX_EVENT_BYTES: u64 = 1 << 20;
 
 /// How long a stream may stay silent before the engine is asked whether it still answers (the
-/// stack's two healthchecks send events every 2 s).
-const QUIET: Duration = Duration::from_secs(5);
+/// stack's two healthchecks send events every 2 s, about one a second between them).
+const QUIET: Duration = Duration::from_secs(3);
 
 /// How long to gather the events that follow one before judging once for them all.
 const SETTLE: Duration = Duration::from_millis(200);
@@ -232,7 +232,7 @@ fn ping(transport: &Transport, timeout: Duration) -> Result<()> {
         "curl",
         "--silent",
         "--max-time",
-        "5",
+        "2",
         "--unix-socket",
         "/var/run/docker.sock",
         "http://docker/_ping",
