@@ -115,6 +115,10 @@ fn an_exec_session_a_copied_file_an_update_and_a_rename_are_drift_by_name() {
             ),
             ("update", "prov-api's configuration updated"),
             ("swap-and-back", "prov-api renamed to prov-events-kept"),
+            (
+                "second-network",
+                "prov-api connected to network prov-events-case",
+            ),
         ] {
             let effects = effects(&recorded, case);
             assert!(
@@ -130,7 +134,6 @@ fn what_can_change_a_verdict_is_judged_again() {
     for node in NODES {
         let recorded = recorded(node);
         for (case, says) in [
-            ("second-network", "connect container"),
             ("retag", "tag"),
             ("one-off", "create"),
             ("volume-mount", "mounted by container"),

@@ -90,31 +90,42 @@ impl Stack {
 }
 
 /// The effects of events that came together (within a moment of each other), given what watch
-/// knows of the stack: each event's, but for a stack container's volumes mounted while it runs.
-/// `docker cp` to or from a container sends no event of its own on either engine generation; it
-/// mounts the container's volumes (a start does too, with the container's `start` beside it).
+/// knows of the stack: each event's, but for a running stack container's volumes mounted or its
+/// networks changed. A start, stop or restart does both, beside the container's own event;
+/// without one, a volume mounted is `docker cp` at work (it mounts the container's volumes,
+/// even when the copy is then refused), a network is the operator's.
 pub fn effects(batch: &[Event], stack: &Stack) -> Vec<Effect> {
-    let started = |id: &str| {
-        batch
-            .iter()
-            .any(|e| e.kind == "container" && e.action == "start" && e.actor.id == id)
+    let cycled = |id: &str| {
+        batch.iter().any(|e| {
+            e.kind == "container"
+                && e.actor.id == id
+                && matches!(
+                    e.action.as_str(),
+                    "start" | "die" | "stop" | "kill" | "restart"
+                )
+        })
     };
     batch
         .iter()
-        .map(
-            |event| match stack.names.get(event.attribute("container").unwrap_or("")) {
-                Some(name)
-                    if event.kind == "volume"
-                        && event.action == "mount"
-                        && !started(event.attribute("container").unwrap_or("")) =>
-                {
-                    Effect::Drift(format!(
+        .map(|event| {
+            let id = event.attribute("container").unwrap_or("");
+            let (Some(name), false) = (stack.names.get(id), cycled(id)) else {
+                return effect(event, stack);
+            };
+            let network = event.attribute("name").unwrap_or(&event.actor.id);
+            match (event.kind.as_str(), event.action.as_str()) {
+                ("volume", "mount") => Effect::Drift(format!(
                     "{name}'s volumes mounted while it runs: files copied to or from it (docker cp)"
-                ))
+                )),
+                ("network", "connect") => {
+                    Effect::Drift(format!("{name} connected to network {network}"))
+                }
+                ("network", "disconnect") => {
+                    Effect::Drift(format!("{name} disconnected from network {network}"))
                 }
                 _ => effect(event, stack),
-            },
-        )
+            }
+        })
         .collect()
 }
 
