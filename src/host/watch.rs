@@ -17,11 +17,11 @@ use crate::host::report::{Check, NodeReport};
 use crate::host::transport::Transport;
 use crate::host::verify;
 use crate::record::drift::{self, Effect, Event, Stack};
-use crate::record::nodes::NodeSpec;
+use crate::record::nodes::{NodeSpec, NODE_MOUNT};
 
 /// The longest event line the host reads: an event is about a kilobyte (a container's labels
 /// are its attributes); a node must not be able to fill the host's memory with one.
-const MAX_EVENT_BYTES: u64 = 1 << 20;
+const MAX_LINE_BYTES: u64 = 1 << 20;
 
 /// How long a stream may stay silent before the engine is asked whether it still answers (the
 /// stack's two healthchecks send events every 2 s, about one a second between them).
@@ -43,10 +43,10 @@ pub struct Seen {
     pub drift: bool,
 }
 
-/// A node's event stream: the ssh session, and the events its reader thread passes on.
+/// A node's stream: the ssh session, and the lines its reader thread passes on.
 struct Stream {
     child: Child,
-    events: Receiver<Result<Event>>,
+    lines: Receiver<Result<Line>>,
 }
 
 impl Drop for Stream {
@@ -56,13 +56,33 @@ impl Drop for Stream {
     }
 }
 
+/// A line of a node's stream.
+#[derive(Debug)]
+enum Line {
+    /// The first: the node's time the engine's events are followed from.
+    Since(String),
+    /// An engine event.
+    Event(Event),
+    /// The node's records changed: inotify's names of what happened.
+    Records(String),
+}
+
 /// Follows the node's engine events since `since` (the engine's `seconds.nanoseconds`; none:
-/// from the node's now): the engine first sends those it still remembers since then, then each
-/// as it happens.
+/// from the node's now), and its records' changes. The engine first sends the events it still
+/// remembers since then, then each as it happens. The stream ends when either follower does.
 fn follow(transport: &Transport, since: Option<&str>) -> Result<Stream> {
-    let script = r#"exec curl --silent --show-error --no-buffer --unix-socket /var/run/docker.sock \
-        "http://docker/events?since=${1:-$(date +%s.%N)}""#;
-    let argv: Vec<String> = ["sh", "-c", script, "sh", since.unwrap_or("")]
+    // inotifywait's --format names only the events (capital letters and commas), never a file:
+    // a file name is the node's to choose and could hold a line of its own.
+    let script = r#"since=${1:-$(date +%s.%N)}
+        echo "since $since"
+        inotifywait --monitor --quiet --recursive --format 'records %e' \
+          --event close_write,moved_to,moved_from,create,delete,delete_self,attrib "$2" &
+        curl --silent --show-error --no-buffer --unix-socket /var/run/docker.sock \
+          "http://docker/events?since=$since" &
+        wait -n
+        kill $(jobs -p) 2>/dev/null"#;
+    let records = format!("{NODE_MOUNT}/provenance/{}", transport.node());
+    let argv: Vec<String> = ["bash", "-c", script, "bash", since.unwrap_or(""), &records]
         .into_iter()
         .map(String::from)
         .collect();
@@ -74,34 +94,54 @@ fn follow(transport: &Transport, since: Option<&str>) -> Result<Stream> {
         .spawn()
         .with_context(|| format!("running ssh to node {}", transport.node()))?;
     let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("stdout is piped"));
-    let (send, events) = mpsc::channel();
+    let (send, lines) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout);
-        while let Some(event) = next_event(&mut lines) {
-            let failed = event.is_err();
-            if send.send(event).is_err() || failed {
+        let mut reader = BufReader::new(stdout);
+        while let Some(line) = next_line(&mut reader) {
+            let failed = line.is_err();
+            if send.send(line).is_err() || failed {
                 break;
             }
         }
     });
-    Ok(Stream { child, events })
+    Ok(Stream { child, lines })
 }
 
-/// The next event of a stream; `None` when it ended (the connection, the engine or the node
-/// went away); an error for a line that is not an event.
-fn next_event(lines: &mut impl BufRead) -> Option<Result<Event>> {
+/// The next line of a stream; `None` when it ended (the connection, the engine or the node went
+/// away); an error for a line that is none of a stream's.
+fn next_line(reader: &mut impl BufRead) -> Option<Result<Line>> {
     let mut line = Vec::new();
-    match lines.take(MAX_EVENT_BYTES + 1).read_until(b'\n', &mut line) {
+    match reader.take(MAX_LINE_BYTES + 1).read_until(b'\n', &mut line) {
         Ok(0) => None,
         Err(e) => Some(Err(e).context("reading the node's event stream")),
-        Ok(n) if n as u64 > MAX_EVENT_BYTES => Some(Err(anyhow!(
-            "the node sent an event line of more than {MAX_EVENT_BYTES} bytes"
+        Ok(n) if n as u64 > MAX_LINE_BYTES => Some(Err(anyhow!(
+            "the node sent an event line of more than {MAX_LINE_BYTES} bytes"
         ))),
-        Ok(_) => Some(
-            serde_json::from_slice(&line)
-                .context("the node's event stream sent a line that is not an engine event"),
-        ),
+        Ok(_) => Some(parse_line(&line)),
     }
+}
+
+fn parse_line(line: &[u8]) -> Result<Line> {
+    let text = std::str::from_utf8(line).unwrap_or("").trim_end();
+    let word = |c: char| c.is_ascii_uppercase() || c == '_' || c == ',';
+    if let Some(since) = text.strip_prefix("since ") {
+        let (secs, nanos) = since.split_once('.').unwrap_or((since, "0"));
+        if !secs.is_empty() && (secs.bytes().chain(nanos.bytes())).all(|b| b.is_ascii_digit()) {
+            return Ok(Line::Since(since.to_string()));
+        }
+    } else if let Some(what) = text.strip_prefix("records ") {
+        if !what.is_empty() && what.chars().all(word) {
+            return Ok(Line::Records(what.to_string()));
+        }
+    } else {
+        return serde_json::from_slice(line)
+            .map(Line::Event)
+            .context("the node's event stream sent a line that is not an engine event");
+    }
+    bail!(
+        "the node's stream sent a line that is none of its own: {:?}",
+        text.chars().take(80).collect::<String>()
+    )
 }
 
 /// The engine's own time of an event, as `since` takes it.
@@ -156,54 +196,103 @@ fn watch_stream(
 ) -> Result<()> {
     let transport = Transport::connect(repo, &node.name)?;
     let stream = follow(&transport, since.as_deref())?;
-    let judge = |cause: String| -> Stack {
+    match stream.lines.recv_timeout(timeout) {
+        Ok(Ok(Line::Since(from))) => {
+            since.get_or_insert(from);
+        }
+        Ok(Ok(line)) => {
+            bail!("the node's stream began with {line:?}, not the time it follows from")
+        }
+        Ok(Err(e)) => return Err(e),
+        Err(_) => bail!(
+            "the node's stream did not begin within {} s",
+            timeout.as_secs()
+        ),
+    }
+    let judge = || {
         let report =
             verify::verify_nodes(repo, std::slice::from_ref(node), policy, 1, timeout, None)
                 .remove(0);
-        seen(Seen {
-            report,
-            cause,
-            drift: false,
-        });
-        probe::stack_containers(&transport.bounded(timeout))
+        let stack = probe::stack_containers(&transport.bounded(timeout))
             .map(|containers| Stack::of(&containers))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        (report, stack)
     };
-    let mut stack = judge(cause.to_string());
+    // Judged in full; what the engine still remembers of a gap is read before the verdict is
+    // said, so that a drift made and undone in the gap is reported first.
+    let (report, mut stack) = judge();
+    let backlog: Vec<Result<Line>> = stream.lines.try_iter().collect();
+    let mut causes = read(node, backlog, &mut stack, since, seen)?;
+    seen(Seen {
+        report,
+        cause: cause.to_string(),
+        drift: false,
+    });
     loop {
-        let first = match stream.events.recv_timeout(QUIET) {
-            Ok(event) => event?,
+        if !causes.is_empty() {
+            let (report, now) = judge();
+            stack = now;
+            seen(Seen {
+                report,
+                cause: causes.join("; "),
+                drift: false,
+            });
+        }
+        let first = match stream.lines.recv_timeout(QUIET) {
+            Ok(line) => line,
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
             Err(RecvTimeoutError::Timeout) => {
                 ping(&transport, timeout)?;
+                causes = Vec::new();
                 continue;
             }
         };
-        // The events that follow at once are judged together.
-        let mut events = vec![first];
+        // The lines that follow at once are judged together.
+        let mut batch = vec![first];
         let until = Instant::now() + SETTLE;
         while let Some(left) = until.checked_duration_since(Instant::now()) {
-            match stream.events.recv_timeout(left) {
-                Ok(event) => events.push(event?),
+            match stream.lines.recv_timeout(left) {
+                Ok(line) => batch.push(line),
                 Err(_) => break,
             }
         }
-        *since = events.last().map(since_of);
-        let mut causes = Vec::new();
-        for effect in drift::effects(&events, &stack) {
-            match effect {
-                Effect::None => {}
-                Effect::Judge(what) => causes.push(what),
-                Effect::Drift(what) => {
-                    seen(drifted(node, &what));
-                    causes.push(what);
-                }
-            }
-        }
-        if !causes.is_empty() {
-            stack = judge(causes.join("; "));
+        causes = read(node, batch, &mut stack, since, seen)?;
+    }
+}
+
+/// Reads lines that came together: reports each drift, and returns what calls for the node to
+/// be judged again.
+fn read(
+    node: &NodeSpec,
+    batch: Vec<Result<Line>>,
+    stack: &mut Stack,
+    since: &mut Option<String>,
+    seen: &(dyn Fn(Seen) + Sync),
+) -> Result<Vec<String>> {
+    let mut events = Vec::new();
+    let mut causes = Vec::new();
+    for line in batch {
+        match line? {
+            Line::Event(event) => events.push(event),
+            Line::Records(what) => causes.push(format!("the node's records changed ({what})")),
+            Line::Since(_) => bail!("the node's stream said again when it began"),
         }
     }
+    if let Some(last) = events.last() {
+        *since = Some(since_of(last));
+    }
+    stack.learn(&events);
+    for effect in drift::effects(&events, stack) {
+        match effect {
+            Effect::None => {}
+            Effect::Judge(what) => causes.push(what),
+            Effect::Drift(what) => {
+                seen(drifted(node, &what));
+                causes.push(what);
+            }
+        }
+    }
+    Ok(causes)
 }
 
 /// A drift, as a failed verdict of its own: the check `drift` names the event.

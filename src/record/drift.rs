@@ -5,7 +5,7 @@
 //! before the next check still shows. Pure: the mapping is tested over streams recorded on both
 //! engine generations.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
@@ -57,12 +57,17 @@ pub enum Effect {
     Drift(String),
 }
 
-/// What watch knows of the stack from its last check, by container ID: each stack container's
-/// name, and its healthcheck's command (as the engine names its exec sessions).
+/// What watch knows of the stack from its last check: by container ID, each stack container's
+/// name and its healthcheck's command (as the engine names its exec sessions); and what no other
+/// container may touch, the stack's images (by ID and by the reference it was created from),
+/// networks and volumes.
 #[derive(Debug, Clone, Default)]
 pub struct Stack {
     pub names: BTreeMap<String, String>,
     pub healthchecks: BTreeMap<String, String>,
+    pub images: BTreeSet<String>,
+    pub networks: BTreeSet<String>,
+    pub volumes: BTreeSet<String>,
 }
 
 impl Stack {
@@ -77,6 +82,32 @@ impl Stack {
                 .iter()
                 .filter_map(|c| Some((c.id.clone(), c.healthcheck_command()?)))
                 .collect(),
+            images: containers
+                .iter()
+                .flat_map(|c| [Some(c.image.as_str()), c.raw["Config"]["Image"].as_str()])
+                .flatten()
+                .filter(|i| !i.is_empty())
+                .map(String::from)
+                .collect(),
+            networks: containers
+                .iter()
+                .flat_map(|c| c.network_settings.networks.keys().cloned())
+                .collect(),
+            volumes: containers
+                .iter()
+                .flat_map(|c| c.mounts.iter().filter_map(|m| m.name.clone()))
+                .collect(),
+        }
+    }
+
+    /// Learns the containers created under a stack container's name (Compose replacing one),
+    /// so that their own networks and volumes are theirs, not another container's.
+    pub fn learn(&mut self, batch: &[Event]) {
+        for event in batch {
+            if event.kind == "container" && event.action == "create" && self.holds(event) {
+                self.names
+                    .insert(event.actor.id.clone(), event.name().to_string());
+            }
         }
     }
 
@@ -141,22 +172,43 @@ pub fn effect(event: &Event, stack: &Stack) -> Effect {
             )),
             _ => Effect::None,
         },
-        "network" => match action {
-            "connect" | "disconnect" => Effect::Judge(format!(
-                "network {} {action} container {}",
-                event.attribute("name").unwrap_or(&event.actor.id),
-                event.attribute("container").unwrap_or("?")
-            )),
-            _ => Effect::None,
-        },
-        "volume" => match action {
-            "mount" => Effect::Judge(format!(
-                "volume {} mounted by container {}",
-                event.actor.id,
-                event.attribute("container").unwrap_or("?")
-            )),
-            _ => Effect::None,
-        },
+        // Another container on the stack's network reaches it; on its volume, reads and writes
+        // the database's files: a bypass even if it is gone by the next check.
+        "network" => {
+            let network = event.attribute("name").unwrap_or(&event.actor.id);
+            let id = event.attribute("container").unwrap_or("?");
+            let container = short(id);
+            match action {
+                "connect" if stack.networks.contains(network) && !stack.names.contains_key(id) => {
+                    Effect::Drift(format!(
+                        "container {container} joined the stack's network {network}"
+                    ))
+                }
+                "connect" | "disconnect" => {
+                    Effect::Judge(format!("network {network} {action} container {container}"))
+                }
+                _ => Effect::None,
+            }
+        }
+        "volume" => {
+            let id = event.attribute("container").unwrap_or("?");
+            let container = short(id);
+            match action {
+                "mount"
+                    if stack.volumes.contains(&event.actor.id) && !stack.names.contains_key(id) =>
+                {
+                    Effect::Drift(format!(
+                        "container {container} mounted the stack's volume {}",
+                        event.actor.id
+                    ))
+                }
+                "mount" => Effect::Judge(format!(
+                    "volume {} mounted by container {container}",
+                    event.actor.id
+                )),
+                _ => Effect::None,
+            }
+        }
         // A daemon's reload (its configuration) or anything newer: judged again, never ignored
         // unread.
         _ => Effect::Judge(format!("{} {action}", event.kind)),
@@ -188,6 +240,24 @@ fn container_effect(event: &Event, action: &str, stack: &Stack) -> Effect {
                 .map_or("a stack container", |n| n.trim_start_matches('/'))
         )),
         "health_status" if !in_stack => Effect::None,
+        // The app's or the database's image run outside the stack (a one-off, a clone): a
+        // bypass while it runs, even if it is gone by the next check.
+        "create"
+            if !in_stack
+                && event
+                    .attribute("image")
+                    .is_some_and(|i| stack.images.contains(i)) =>
+        {
+            Effect::Drift(format!(
+                "container {name} created from the stack's image {} outside the stack",
+                event.attribute("image").unwrap_or_default()
+            ))
+        }
         _ => Effect::Judge(format!("container {name} {action}")),
     }
+}
+
+/// A container ID as `docker ps` shows it.
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
