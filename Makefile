@@ -4,7 +4,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 GOLDEN := scripts/host/golden.sh
 
-.PHONY: help up demo verify down clean demo-reviewer destroy drill bases bench test lint fresh-check
+.PHONY: help up demo verify watch down clean demo-reviewer destroy drill bases bench test lint fresh-check
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -18,6 +18,9 @@ demo: ## Rebuild the api from source (no cache, no network), record its manifest
 
 verify: ## Check from the host that the node runs exactly its latest recorded build (read-only)
 	@$(GOLDEN) verify
+
+watch: ## Follow the node (every node when NODE is not given): a line per verdict change or drift
+	@$(GOLDEN) watch
 
 down: ## Stop the stack's containers (images, volumes and containers kept)
 	@$(GOLDEN) down

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # prov's cost against the least the same work can cost, as ratios measured in one run.
-#   bench/run.sh [full|smoke|verify|history]   (make bench; make bench BENCH_MODE=smoke)
+#   bench/run.sh [full|smoke|verify|history|watch]   (make bench; make bench BENCH_MODE=smoke)
 # Each pair runs its two commands in turn, A B A B ... (full mode: 3 times each for the builds,
 # which take one to two minutes each on two shared cores, 15 for the sub-second commands, whose
 # medians need more samples to be stable; smoke: once; verify: verify against its floor alone, on
 # the first node of each flavour, as full measures it; history: verify with 990 more records
-# alone, as full measures it), and
+# alone, as full measures it; watch: prov watch's detection latency and idle cost alone), and
 # reports the median wall time of each and the median of the per-pair ratios A/B. Every node of
 # nodes.json must be up with a verified stack (make demo-reviewer NODE=... for each): the first
 # node of each flavour is measured, and the third node joins verify --all and reproduces.
@@ -17,13 +17,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/host.sh"
 
 MODE=${1:-full}
 case $MODE in
-  full) BUILD_RUNS=3 FAST_RUNS=15 HISTORY_RECORDS=990 ;;
-  smoke) BUILD_RUNS=1 FAST_RUNS=1 HISTORY_RECORDS=100 ;;
+  full) BUILD_RUNS=3 FAST_RUNS=15 HISTORY_RECORDS=990 IDLE_S=30 ;;
+  smoke) BUILD_RUNS=1 FAST_RUNS=1 HISTORY_RECORDS=100 IDLE_S=5 ;;
   # Only verify against its floor, as full measures it: for a change to verify's checks.
   verify) BUILD_RUNS=0 FAST_RUNS=15 ;;
   # Only verify with a longer history: for a change to what verify reads of the records.
   history) BUILD_RUNS=0 FAST_RUNS=15 HISTORY_RECORDS=990 ;;
-  *) die "usage: bench/run.sh [full|smoke|verify|history]" ;;
+  # Only prov watch: for a change to how it follows a node.
+  watch) BUILD_RUNS=0 FAST_RUNS=15 IDLE_S=30 ;;
+  *) die "usage: bench/run.sh [full|smoke|verify|history|watch]" ;;
 esac
 # in_mode MODE...: whether this run's mode is one of those.
 in_mode() { [[ " $* " == *" $MODE "* ]]; }
@@ -173,7 +175,7 @@ build_pair() {
 }
 
 if in_mode full smoke verify; then
-  log "1/7 prov verify against its floors: one ssh round trip running one Engine API curl for the stack's containers; and one carrying everything verify sends the node"
+  log "1/8 prov verify against its floors: one ssh round trip running one Engine API curl for the stack's containers; and one carrying everything verify sends the node"
   for node in "$BOOKWORM" "$TRIXIE"; do
     flavour=$(prov nodes --flavour "$node")
     pair "verify-vs-floor-$flavour" 1.3 \
@@ -195,7 +197,7 @@ if in_mode full smoke verify; then
 fi
 
 if in_mode full smoke; then
-  log "2/7 prov verify --all (${#NODES[@]} nodes) against the slowest node alone, over the same ratio for bare ssh"
+  log "2/8 prov verify --all (${#NODES[@]} nodes) against the slowest node alone, over the same ratio for bare ssh"
   # Against the node whose verify took longest above: checked in parallel, every node at best
   # costs what the slowest one does alone, so any other baseline would measure the flavours'
   # difference, not the cost of more nodes.
@@ -216,7 +218,7 @@ if in_mode full smoke; then
        met: ($v.ratio_median / $s.ratio_median <= 1.05)}' "$RESULTS")"
   echo "$normalized" >>"$RESULTS"
 
-  log "3/7 working-tree hash of a 20,000-file repository against git add -A && git write-tree"
+  log "3/8 working-tree hash of a 20,000-file repository against git add -A && git write-tree"
   repo="$WORK/repo20k"
   if [[ ! -d $repo/.git ]]; then
     mkdir -p "$repo"
@@ -229,7 +231,7 @@ if in_mode full smoke; then
     "$P tree $repo" \
     "cd $repo && cp .git/index $WORK/scratch-index && GIT_INDEX_FILE=$WORK/scratch-index git add -A && GIT_INDEX_FILE=$WORK/scratch-index git write-tree"
 
-  log "4/7 build-log digest of a 1 GiB log against sha256sum"
+  log "4/8 build-log digest of a 1 GiB log against sha256sum"
   big="$WORK/log-1g"
   [[ -f $big ]] || head -c 1073741824 /dev/urandom >"$big"
   # Goal: throughput at least 0.9 of sha256sum, i.e. time ratio at most 1/0.9.
@@ -238,11 +240,11 @@ if in_mode full smoke; then
   jq -cn --argjson kib "$peak_kib" '{name: "log-digest-peak-memory", a_peak_mib: ($kib / 1024 * 100 | round / 100),
     goal: 32, met: ($kib / 1024 <= 32)}' >>"$RESULTS"
 
-  log "5/7 prov build against a plain build on the same node and builder ($BOOKWORM: legacy, $TRIXIE: BuildKit)"
+  log "5/8 prov build against a plain build on the same node and builder ($BOOKWORM: legacy, $TRIXIE: BuildKit)"
   build_pair "$BOOKWORM"
   build_pair "$TRIXIE"
 
-  log "6/7 prov reproduce of $TRIXIE's build on $OTHER_TRIXIE against a plain no-cache BuildKit build there"
+  log "6/8 prov reproduce of $TRIXIE's build on $OTHER_TRIXIE against a plain no-cache BuildKit build there"
   pair "reproduce-vs-plain-buildx" 1.05 \
     "$P reproduce --node $OTHER_TRIXIE --of $TRIXIE" "$(plain_build "$OTHER_TRIXIE")" "$BUILD_RUNS" \
     "$OTHER_TRIXIE"
@@ -314,15 +316,73 @@ history_row() {
 }
 
 if in_mode full smoke history; then
-  log "7/7 prov verify on $OTHER_TRIXIE with $HISTORY_RECORDS more records, made by its root and brought in by the import, against its history before: wall, host CPU and bytes"
+  log "7/8 prov verify on $OTHER_TRIXIE with $HISTORY_RECORDS more records, made by its root and brought in by the import, against its history before: wall, host CPU and bytes"
   history_row "$OTHER_TRIXIE" "$HISTORY_RECORDS"
+fi
+
+# Seconds since the epoch of an RFC 3339 time with a fraction (jq's own parser takes none).
+SECONDS_OF='def secs: (sub("\\.[0-9]+Z$"; "Z") | fromdate) + (capture("(?<f>\\.[0-9]+)Z$").f | tonumber);'
+
+# CPU ticks (user and system) of the given processes, summed.
+ticks_of() { awk '{t += $14 + $15} END {print t + 0}' "$@"; }
+
+# watch_rows NODE FLAVOUR: prov watch following NODE. Its latency: a drift (an exec session in
+# the api that ends at once) made FAST_RUNS times, each from its event's time on the engine to
+# the line watch printed for it (an LXC node shares the host's kernel and clock). Its idle cost:
+# the CPU of watch on the host and of its followers on the node over IDLE_S quiet seconds, as a
+# share of one core (the node's engine and the full verify's work on the node not counted).
+watch_rows() {
+  local node=$1 flavour=$2 lines pid i w n followers h0 h1 n0 n1
+  lines="$WORK/watch-$node.jsonl"
+  # A full verify every IDLE_S seconds, as its --every bounds: one falls in the idle window.
+  $P watch --node "$node" --json --every "$IDLE_S" >"$lines" 2>/dev/null &
+  pid=$!
+  for ((i = 0; i < 600; i++)); do grep -q '"verdict":"PASSED' "$lines" && break; sleep 0.1; done
+  grep -q '"verdict":"PASSED' "$lines" ||
+    { kill "$pid"; die "prov watch --node $node did not pass within 60 s: make demo-reviewer NODE=$node"; }
+  for ((i = 0; i < FAST_RUNS; i++)); do
+    n=$(grep -c '"event_at":"' "$lines" || true)
+    $P exec --node "$node" -- docker exec prov-api true >/dev/null
+    for ((w = 0; w < 100; w++)); do
+      (($(grep -c '"event_at":"' "$lines" || true) > n)) && break
+      sleep 0.1
+    done
+    # The node judged again after the drift, before the next.
+    sleep 2
+  done
+  followers="pgrep -f '^curl .*docker/events' ; pgrep -x inotifywait"
+  followers=$($P exec --node "$node" -- sh -c "$followers" | sed 's|.*|/proc/&/stat|' | tr '\n' ' ')
+  h0=$(ticks_of "/proc/$pid/stat") n0=$($P exec --node "$node" -- sh -c "cat $followers" | ticks_of)
+  sleep "$IDLE_S"
+  h1=$(ticks_of "/proc/$pid/stat") n1=$($P exec --node "$node" -- sh -c "cat $followers" | ticks_of)
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  jq -sc --arg name "watch-latency-$flavour" --arg node "$node" --argjson runs "$FAST_RUNS" "$SECONDS_OF"'
+    [.[] | select(.event_at) | (.at | secs) - (.event_at | secs)] | sort as $l
+    | {name: $name, node: $node, a: "docker exec prov-api true, to the line prov watch printed",
+       runs: ($l | length), a_median_s: (if $l == [] then null else $l[(($l | length) - 1) / 2 | floor] end),
+       a_max_s: $l[-1], goal: 2, met: ($l != [] and ($l | length) == $runs and $l[-1] <= 2)}' \
+    "$lines" >>"$RESULTS"
+  jq -cn --arg name "watch-idle-cpu-$flavour" --arg node "$node" --argjson s "$IDLE_S" \
+    --argjson hz "$(getconf CLK_TCK)" --argjson h "$((h1 - h0))" --argjson n "$((n1 - n0))" \
+    '{name: $name, node: $node, idle_s: $s, host_cpu_share: ($h / $hz / $s),
+      node_cpu_share: ($n / $hz / $s), goal: 0.005,
+      met: ($h / $hz / $s <= 0.005 and $n / $hz / $s <= 0.005)}' >>"$RESULTS"
+  log "watch on $node: latency $(jq -r "select(.name == \"watch-latency-$flavour\") | \"median \(.a_median_s) s, worst \(.a_max_s) s\"" "$RESULTS"), idle CPU host $((h1 - h0)) ticks, node $((n1 - n0)) ticks in $IDLE_S s"
+}
+
+if in_mode full smoke watch; then
+  log "8/8 prov watch: a drift's event to its line, on $BOOKWORM and $TRIXIE; and watch's CPU while idle"
+  watch_rows "$BOOKWORM" bookworm
+  watch_rows "$TRIXIE" trixie
 fi
 
 jq -s --arg mode "$MODE" --arg when "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   '{mode: $mode, measured_at: $when, results: .}' "$RESULTS" >"$WORK/results.json"
 printf '\n%-28s %9s %9s %8s %6s %s\n' benchmark "A med s" "B med s" "A/B" goal met
 jq -r '.results[] | [.name, (.a_median_s // .a_peak_mib // "" | tostring),
-  (.b_median_s // "" | tostring), (.ratio_median // .own_share_median // "" | tostring),
+  (.b_median_s // "" | tostring),
+  (.ratio_median // .own_share_median // .host_cpu_share // "" | tostring),
   (.goal // "" | tostring), (.met | if . == null then "" else tostring end)] | @tsv' \
   "$WORK/results.json" | awk -F'\t' '{printf "%-28s %9s %9s %8s %6s %s\n", $1, $2, $3, $4, $5, $6}'
 printf '\n(%s mode, %d run(s) per build, %d per other command; JSON: %s)\n' "$MODE" "$BUILD_RUNS" \

@@ -45,6 +45,12 @@ demo() {
 # Each verify leaves a signed summary, PASSED or FAILED, in the host's state.
 verify() { prov verify --node "$node" --attest; }
 
+# In the foreground until interrupted: the node given, or every declared node (one not running is
+# reported not checked until it is).
+watch() {
+  if [[ -n $NODE ]]; then prov watch --node "$node"; else prov watch --all; fi
+}
+
 # Stopping or cleaning a node that is not running has nothing to do.
 on_running_node() {
   if node_running "$node"; then
@@ -88,6 +94,7 @@ case "$target" in
   up) up ;;
   demo) demo ;;
   verify) verify ;;
+  watch) watch ;;
   down) on_running_node scripts/node/down.sh ;;
   clean) on_running_node scripts/node/clean.sh ;;
   # Every step runs, in this order; a failing step stops the rest.
@@ -99,5 +106,5 @@ case "$target" in
     verify
     ;;
   destroy) destroy ;;
-  *) die "usage: scripts/host/golden.sh up|demo|verify|down|clean|demo-reviewer|destroy" ;;
+  *) die "usage: scripts/host/golden.sh up|demo|verify|watch|down|clean|demo-reviewer|destroy" ;;
 esac

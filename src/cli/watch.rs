@@ -26,6 +26,11 @@ pub struct Args {
     /// Seconds each judgement of a node has (as verify's --timeout).
     #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub timeout: u64,
+    /// The longest a verdict stands without a full verify: what changes a node without an
+    /// engine event (a process entered with nsenter, a file written on the node's disk) is seen
+    /// by the next one.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=3600))]
+    pub every: u64,
     /// The build policy in force, relative to the repository.
     #[arg(long, env = POLICY_ENV, default_value = DEFAULT_POLICY)]
     pub policy: String,
@@ -54,12 +59,16 @@ pub fn run(repo: &Path, args: Args) -> Result<Outcome> {
             }
             last.insert(seen.report.node.clone(), verdict.clone());
         }
-        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         if args.json {
+            let event_at = seen.event_time_ns.map(|ns| {
+                chrono::DateTime::from_timestamp_nanos(ns)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            });
             println!(
                 "{}",
                 serde_json::json!({"at": at, "node": seen.report.node, "verdict": verdict,
-                    "cause": seen.cause, "report": seen.report})
+                    "cause": seen.cause, "event_at": event_at, "report": seen.report})
             );
         } else {
             println!("{at} node {}: {verdict} ({})", seen.report.node, seen.cause);
@@ -68,11 +77,15 @@ pub fn run(repo: &Path, args: Args) -> Result<Outcome> {
             eprintln!("prov watch: {e:#}");
         }
     };
-    let timeout = Duration::from_secs(args.timeout);
+    let options = watch::Options {
+        policy: args.policy.clone(),
+        timeout: Duration::from_secs(args.timeout),
+        every: Duration::from_secs(args.every),
+    };
     std::thread::scope(|scope| {
         for node in &targets {
-            let (seen, policy) = (&seen, args.policy.as_str());
-            scope.spawn(move || watch::watch_node(repo, node, policy, timeout, seen));
+            let (seen, options) = (&seen, &options);
+            scope.spawn(move || watch::watch_node(repo, node, options, seen));
         }
     });
     unreachable!("a watch ends only with the process")

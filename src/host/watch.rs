@@ -33,6 +33,18 @@ const SETTLE: Duration = Duration::from_millis(200);
 /// The longest wait between two attempts to reach a node whose stream broke.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// How a node is watched.
+pub struct Options {
+    /// The build policy in force, relative to the repository.
+    pub policy: String,
+    /// How long each judgement of the node may take (as verify's `--timeout`).
+    pub timeout: Duration,
+    /// The longest a verdict stands without a full judgement: what changes a node without an
+    /// engine event (a process entered with nsenter, a file written on the node's disk, the
+    /// node's firewall) is seen by the next one.
+    pub every: Duration,
+}
+
 /// What watch saw of a node: a verdict, why it was reached, and when.
 pub struct Seen {
     pub report: NodeReport,
@@ -41,6 +53,8 @@ pub struct Seen {
     /// A drift seen in an event, whatever the node's verdict is afterwards: reported on its
     /// own, as FAILED for the time it lasted.
     pub drift: bool,
+    /// For a drift, the event's time on the node's engine (nanoseconds since the epoch).
+    pub event_time_ns: Option<i64>,
 }
 
 /// A node's stream: the ssh session, and the lines its reader thread passes on.
@@ -157,15 +171,14 @@ fn since_of(event: &Event) -> String {
 pub fn watch_node(
     repo: &Path,
     node: &NodeSpec,
-    policy: &str,
-    timeout: Duration,
+    options: &Options,
     seen: &(dyn Fn(Seen) + Sync),
 ) -> ! {
     let mut since: Option<String> = None;
     let mut backoff = Duration::from_secs(1);
     let mut cause = "watch started".to_string();
     loop {
-        let broke = match watch_stream(repo, node, policy, timeout, &mut since, &cause, seen) {
+        let broke = match watch_stream(repo, node, options, &mut since, &cause, seen) {
             Ok(()) => "the node's event stream ended".to_string(),
             Err(e) => format!("{e:#}"),
         };
@@ -176,6 +189,7 @@ pub fn watch_node(
             ),
             cause: "the event stream broke".into(),
             drift: false,
+            event_time_ns: None,
         });
         std::thread::sleep(backoff);
         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -188,12 +202,12 @@ pub fn watch_node(
 fn watch_stream(
     repo: &Path,
     node: &NodeSpec,
-    policy: &str,
-    timeout: Duration,
+    options: &Options,
     since: &mut Option<String>,
     cause: &str,
     seen: &(dyn Fn(Seen) + Sync),
 ) -> Result<()> {
+    let (policy, timeout) = (options.policy.as_str(), options.timeout);
     let transport = Transport::connect(repo, &node.name)?;
     let stream = follow(&transport, since.as_deref())?;
     match stream.lines.recv_timeout(timeout) {
@@ -227,22 +241,34 @@ fn watch_stream(
         report,
         cause: cause.to_string(),
         drift: false,
+        event_time_ns: None,
     });
+    let mut judged = Instant::now();
     loop {
+        if causes.is_empty() && judged.elapsed() >= options.every {
+            causes.push(format!(
+                "judged in full every {} s, for what no event shows",
+                options.every.as_secs()
+            ));
+        }
         if !causes.is_empty() {
             let (report, now) = judge();
-            stack = now;
+            (stack, judged) = (now, Instant::now());
             seen(Seen {
                 report,
                 cause: causes.join("; "),
                 drift: false,
+                event_time_ns: None,
             });
         }
-        let first = match stream.lines.recv_timeout(QUIET) {
+        let due = (judged + options.every).saturating_duration_since(Instant::now());
+        let first = match stream.lines.recv_timeout(QUIET.min(due)) {
             Ok(line) => line,
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
             Err(RecvTimeoutError::Timeout) => {
-                ping(&transport, timeout)?;
+                if judged.elapsed() < options.every {
+                    ping(&transport, timeout)?;
+                }
                 causes = Vec::new();
                 continue;
             }
@@ -282,12 +308,12 @@ fn read(
         *since = Some(since_of(last));
     }
     stack.learn(&events);
-    for effect in drift::effects(&events, stack) {
+    for (effect, event) in drift::effects(&events, stack).into_iter().zip(&events) {
         match effect {
             Effect::None => {}
             Effect::Judge(what) => causes.push(what),
             Effect::Drift(what) => {
-                seen(drifted(node, &what));
+                seen(drifted(node, &what, event.time_nano));
                 causes.push(what);
             }
         }
@@ -296,7 +322,7 @@ fn read(
 }
 
 /// A drift, as a failed verdict of its own: the check `drift` names the event.
-fn drifted(node: &NodeSpec, what: &str) -> Seen {
+fn drifted(node: &NodeSpec, what: &str, event_time_ns: i64) -> Seen {
     let mut report = verify::unchecked(&node.name, String::new());
     report.error = None;
     report.checks.push(Check {
@@ -312,6 +338,7 @@ fn drifted(node: &NodeSpec, what: &str) -> Seen {
         report,
         cause: what.to_string(),
         drift: true,
+        event_time_ns: Some(event_time_ns),
     }
 }
 

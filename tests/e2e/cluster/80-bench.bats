@@ -42,6 +42,15 @@ setup_file() { stack_ready main worker1 worker2; }
       and (.phases_median_s | [.materials, .context, .build, .sbom, .record, .attestation]
       | map(type) | all(. == "number"))' "$results" >/dev/null
   done
+  # prov watch on a node of each flavour: a drift's latency, and its CPU while idle, host and node.
+  for flavour in bookworm trixie; do
+    jq -e --arg n "watch-latency-$flavour" '.results[] | select(.name == $n)
+      | ([.a_median_s, .a_max_s] | map(type)) == ["number", "number"] and .runs == 1
+      and .goal == 2 and (.met | type) == "boolean"' "$results" >/dev/null
+    jq -e --arg n "watch-idle-cpu-$flavour" '.results[] | select(.name == $n)
+      | ([.host_cpu_share, .node_cpu_share] | map(type)) == ["number", "number"]
+      and .goal == 0.005 and (.met | type) == "boolean"' "$results" >/dev/null
+  done
   # The bench left every stack running its node's latest build.
   prov verify --all
 }

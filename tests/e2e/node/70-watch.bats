@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # prov watch on a real node: each drift of verify's own negative tests made by hand is reported
-# within 2 s, FAILED and signed; the stack put back, PASSED again; an engine frozen and thawed is
-# NOT CHECKED at once, and passes again only after a full verify.
+# within 2 s, FAILED and signed; the stack put back, PASSED again; the node's records edited, the
+# same; an engine frozen and thawed, or the node's ssh connection dropped, is NOT CHECKED at once,
+# and passes again only after a full verify, with a drift made in the gap named.
 
 load ../helpers
 
@@ -11,7 +12,7 @@ bats_require_minimum_version 1.5.0
 # watch runs for each test, its JSON lines in a file; stopped (by its own pid) afterwards.
 setup() {
   LINES="$BATS_TEST_TMPDIR/watch.jsonl"
-  "$PROV" --repo "$REPO" watch --node "$NODE" --json >"$LINES" 2>"$BATS_TEST_TMPDIR/watch.err" &
+  "$PROV" --repo "$REPO" watch --node "$NODE" --json --every 10 >"$LINES" 2>"$BATS_TEST_TMPDIR/watch.err" &
   WATCHER=$!
   eventually 30 "grep -q '\"verdict\":\"PASSED' '$LINES'"
 }
@@ -19,8 +20,10 @@ setup() {
 teardown() {
   kill "$WATCHER" 2>/dev/null || true
   root_on "$NODE" "pkill -CONT -x dockerd; docker network rm prov-e2e-watch; \
-    docker rm -f prov-e2e-kept; rm -f \$(docker inspect prov-db --format \
-      '{{range .Mounts}}{{.Source}}{{end}}')/prov-e2e-watch; true" >/dev/null 2>&1 || true
+    docker rm -f prov-e2e-kept prov-e2e-one-off; docker image rm prov-api:latest; \
+    rm -f \$(docker inspect prov-db --format '{{range .Mounts}}{{.Source}}{{end}}')/prov-e2e-watch; \
+    if [ -e /root/prov-e2e-record ]; then cp -a /root/prov-e2e-record /vagrant/provenance/$NODE/\$(jq -r .build_id /vagrant/provenance/$NODE/latest).json; rm /root/prov-e2e-record; fi; \
+    true" >/dev/null 2>&1 || true
   if [[ -z ${BATS_TEST_COMPLETED:-} ]] || [[ -n ${RESTACK:-} ]]; then
     root_on "$NODE" "docker rm -f prov-api prov-db >/dev/null 2>&1; true" || true
     golden up NODE="$NODE" >/dev/null || true
@@ -30,13 +33,17 @@ teardown() {
 # The lines watch printed after line $1, as verdict and cause.
 after() { tail -n +"$(($1 + 1))" "$LINES" | jq -r '"\(.verdict) | \(.cause)"'; }
 
-# drift SAYS CMD: runs CMD on the node as root; watch must print a FAILED line naming SAYS
-# within 2 s of CMD's end.
+# The node's root runs a bash snippet.
+node() { root_on "$NODE" "$@"; }
+
+# drift SAYS COMMAND...: runs COMMAND (on the host: `node` for the node's root); watch must print
+# a FAILED line naming SAYS within 2 s of its end.
 drift() {
   local says=$1 before
+  shift
   before=$(wc -l <"$LINES")
   printf '%s\n' "$says" >"$BATS_TEST_TMPDIR/says"
-  root_on "$NODE" "$2" >/dev/null
+  "$@" >/dev/null
   eventually 2 "tail -n +$((before + 1)) '$LINES' | grep -F -q -f '$BATS_TEST_TMPDIR/says'" || {
     echo "watch did not name '$says' within 2 s; it printed:" >&2
     after "$before" >&2
@@ -47,16 +54,21 @@ drift() {
 
 @test "each drift made by hand is reported within 2 s, FAILED; the stack put back, PASSED again" {
   RESTACK=1
-  drift "exec session \`true\` in prov-api" "docker exec prov-api true"
-  drift "a file copied into prov-db" "docker cp /etc/hostname prov-db:/var/lib/postgresql/data/prov-e2e-watch"
-  drift "prov-api's configuration updated" "docker update --memory 512m --memory-swap 1g prov-api"
-  drift "prov-api connected to network prov-e2e-watch" "docker network create prov-e2e-watch && \
+  drift "exec session \`true\` in prov-api" node "docker exec prov-api true"
+  drift "a file copied into prov-db" node "docker cp /etc/hostname prov-db:/var/lib/postgresql/data/prov-e2e-watch"
+  drift "prov-api's configuration updated" node "docker update --memory 512m --memory-swap 1g prov-api"
+  drift "prov-api connected to network prov-e2e-watch" node "docker network create prov-e2e-watch && \
     docker network connect prov-e2e-watch prov-api"
-  drift "prov-api renamed to prov-e2e-kept" "docker rename prov-api prov-e2e-kept && \
-    docker rename prov-e2e-kept prov-api"
+  # Swapped and swapped back: another container under the api's name for a moment.
+  drift "prov-api renamed to prov-e2e-kept" node "docker rename prov-api prov-e2e-kept && \
+    docker create --name prov-api \$(docker inspect prov-e2e-kept --format '{{.Image}}') && \
+    docker rm prov-api && docker rename prov-e2e-kept prov-api"
+  # The recorded image also tagged :latest: judged again at once, and verify fails it.
+  drift "image prov-api:latest tag" node "docker tag \$(docker inspect prov-api --format '{{.Image}}') prov-api:latest"
+  drift "created from the stack's image" compose_on "$NODE" run -d --name prov-e2e-one-off api
   before=$(wc -l <"$LINES")
-  root_on "$NODE" "docker network disconnect prov-e2e-watch prov-api; docker network rm prov-e2e-watch; \
-    docker rm -f prov-api prov-db" >/dev/null
+  node "docker network disconnect prov-e2e-watch prov-api; docker network rm prov-e2e-watch; \
+    docker rm -f prov-api prov-db prov-e2e-one-off; docker image rm prov-api:latest" >/dev/null
   golden up NODE="$NODE" >/dev/null
   eventually 20 "tail -n +$((before + 1)) '$LINES' | grep -q '\"verdict\":\"PASSED'"
   # Every line is signed: one summary per line printed.
@@ -73,5 +85,40 @@ drift() {
   # Nothing passed between the freeze and the full verify.
   between=$(after "$before" | sed -n '/^NOT CHECKED/,/judged in full/p' | head -n -1)
   [[ -n $between && $between != *PASSED* ]]
+  after "$before" | grep 'judged in full' | grep -q '^PASSED'
+}
+
+@test "a file written into the api's writable layer on the node's disk (no engine event) is FAILED by the next full verify" {
+  RESTACK=1
+  before=$(wc -l <"$LINES")
+  node "up=\$(findmnt --task \$(docker inspect --format '{{.State.Pid}}' prov-api) \
+    --noheadings --raw --output FS-OPTIONS --mountpoint / | tr , '\\n' | sed -n 's/^upperdir=//p')
+    mkdir -p \$up/etc && echo x >\$up/etc/prov-e2e-from-node"
+  eventually 15 "tail -n +$((before + 1)) '$LINES' | grep -q 'FAILED.*filesystem:api'"
+  after "$before" | grep 'filesystem:api' | grep -q 'judged in full every 10 s'
+}
+
+@test "the latest record edited on the node is FAILED within 2 s; put back, PASSED again" {
+  drift "the node's records changed" node "latest=/vagrant/provenance/$NODE/\$(jq -r .build_id /vagrant/provenance/$NODE/latest).json && \
+    cp -a \$latest /root/prov-e2e-record && sed -i 's/\"no_cache\": true/\"no_cache\": false/' \$latest"
+  after 0 | tail -n 1 | grep -q '^FAILED.*manifest'
+  before=$(wc -l <"$LINES")
+  node "cp -a /root/prov-e2e-record /vagrant/provenance/$NODE/\$(jq -r .build_id /vagrant/provenance/$NODE/latest).json && \
+    rm /root/prov-e2e-record"
+  eventually 5 "tail -n +$((before + 1)) '$LINES' | grep -q '\"verdict\":\"PASSED'"
+}
+
+@test "the node's ssh connection dropped is NOT CHECKED at once; an exec made in the gap is named before the full verify passes" {
+  before=$(wc -l <"$LINES")
+  # The connection watch follows the node over: its sshd killed (every session over it ends,
+  # this one's too); an exec session in the api made and ended while watch is away.
+  node "setsid sh -c 'sleep 0.3; docker exec prov-api true' </dev/null >/dev/null 2>&1 &
+    kill -KILL \$(ps -o ppid= -p \$(ps -o ppid= -p \$(pgrep -f '^curl .*docker/events')))" || true
+  eventually 6 "tail -n +$((before + 1)) '$LINES' | grep -q 'NOT CHECKED'"
+  eventually 20 "tail -n +$((before + 1)) '$LINES' | grep -q 'judged in full'"
+  after "$before" >&2
+  between=$(after "$before" | sed -n '/^NOT CHECKED/,/judged in full/p' | head -n -1)
+  [[ $between != *PASSED* ]]
+  grep -q 'exec session `true` in prov-api' <<<"$between"
   after "$before" | grep 'judged in full' | grep -q '^PASSED'
 }
