@@ -362,3 +362,44 @@ fn ping(transport: &Transport, timeout: Duration) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_line_is_its_start_a_records_change_or_an_engine_event_and_nothing_else() {
+        assert!(
+            matches!(parse_line(b"since 1796601882.797815478\n"), Ok(Line::Since(s)) if s == "1796601882.797815478")
+        );
+        assert!(
+            matches!(parse_line(b"records CLOSE_WRITE,CLOSE\n"), Ok(Line::Records(r)) if r == "CLOSE_WRITE,CLOSE")
+        );
+        let event = br#"{"Type":"container","Action":"start","Actor":{"ID":"x","Attributes":{}},"timeNano":5}"#;
+        assert!(matches!(parse_line(event), Ok(Line::Event(e)) if e.time_nano == 5));
+        // What a node could slip in: a time that is not one, a file's name, a line of its own.
+        for bad in [
+            &b"since 17966$(reboot)\n"[..],
+            b"since \n",
+            b"records CREATE prov-e2e\n",
+            b"records \n",
+            b"hello\n",
+            b"{\"Type\":\"container\"}\n",
+        ] {
+            assert!(
+                parse_line(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn a_line_longer_than_the_bound_is_an_error_not_a_read_to_the_end() {
+        let long = vec![b'x'; MAX_LINE_BYTES as usize + 10];
+        let mut reader = &long[..];
+        assert!(next_line(&mut reader).unwrap().is_err());
+        let mut empty = &b""[..];
+        assert!(next_line(&mut empty).is_none());
+    }
+}

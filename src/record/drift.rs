@@ -68,6 +68,9 @@ pub struct Stack {
     pub images: BTreeSet<String>,
     pub networks: BTreeSet<String>,
     pub volumes: BTreeSet<String>,
+    /// Containers created under a stack container's name since the last check (Compose replacing
+    /// one): the stack's own, not yet running.
+    pub created: BTreeSet<String>,
 }
 
 impl Stack {
@@ -97,6 +100,7 @@ impl Stack {
                 .iter()
                 .flat_map(|c| c.mounts.iter().filter_map(|m| m.name.clone()))
                 .collect(),
+            created: BTreeSet::new(),
         }
     }
 
@@ -105,14 +109,18 @@ impl Stack {
     pub fn learn(&mut self, batch: &[Event]) {
         for event in batch {
             if event.kind == "container" && event.action == "create" && self.holds(event) {
-                self.names
-                    .insert(event.actor.id.clone(), event.name().to_string());
+                self.created.insert(event.actor.id.clone());
             }
         }
     }
 
+    /// Whether the container is the stack's: as last checked, or made under its name since.
+    fn owns(&self, id: &str) -> bool {
+        self.names.contains_key(id) || self.created.contains(id)
+    }
+
     fn holds(&self, event: &Event) -> bool {
-        self.names.contains_key(&event.actor.id)
+        self.owns(&event.actor.id)
             || stack::SERVICES
                 .iter()
                 .filter_map(|s| stack::container_of(s))
@@ -140,7 +148,8 @@ pub fn effects(batch: &[Event], stack: &Stack) -> Vec<Effect> {
         .iter()
         .map(|event| {
             let id = event.attribute("container").unwrap_or("");
-            let (Some(name), false) = (stack.names.get(id), cycled(id)) else {
+            let running = stack.names.get(id).filter(|_| !stack.created.contains(id));
+            let (Some(name), false) = (running, cycled(id)) else {
                 return effect(event, stack);
             };
             let network = event.attribute("name").unwrap_or(&event.actor.id);
@@ -179,11 +188,9 @@ pub fn effect(event: &Event, stack: &Stack) -> Effect {
             let id = event.attribute("container").unwrap_or("?");
             let container = short(id);
             match action {
-                "connect" if stack.networks.contains(network) && !stack.names.contains_key(id) => {
-                    Effect::Drift(format!(
-                        "container {container} joined the stack's network {network}"
-                    ))
-                }
+                "connect" if stack.networks.contains(network) && !stack.owns(id) => Effect::Drift(
+                    format!("container {container} joined the stack's network {network}"),
+                ),
                 "connect" | "disconnect" => {
                     Effect::Judge(format!("network {network} {action} container {container}"))
                 }
@@ -194,9 +201,7 @@ pub fn effect(event: &Event, stack: &Stack) -> Effect {
             let id = event.attribute("container").unwrap_or("?");
             let container = short(id);
             match action {
-                "mount"
-                    if stack.volumes.contains(&event.actor.id) && !stack.names.contains_key(id) =>
-                {
+                "mount" if stack.volumes.contains(&event.actor.id) && !stack.owns(id) => {
                     Effect::Drift(format!(
                         "container {container} mounted the stack's volume {}",
                         event.actor.id
