@@ -120,6 +120,7 @@ impl SyncStamp {
 /// Refreshes the node's export from the checkout; returns how many entries were sent and removed.
 pub fn sync(repo: &Path, state: &HostState, transport: &Transport) -> Result<Synced> {
     let node = transport.node();
+    refuse_while_building(transport)?;
     let at = Utc::now();
     // The tree is hashed while the node lists its export.
     let (wanted, tree, held) = std::thread::scope(|scope| {
@@ -511,6 +512,41 @@ fn remove_on_node(transport: &Transport, paths: &[&str]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A sync while the node builds would change the sources under the build and remove the
+/// records it is writing (the host does not have them yet): refused while a build holds the
+/// node's build lock.
+fn refuse_while_building(transport: &Transport) -> Result<()> {
+    let node = transport.node();
+    let script = r#"l="$1/provenance/$2/.lock"; [ ! -e "$l" ] || flock -n "$l" true || exit 3"#;
+    let argv: Vec<String> = [
+        "sudo",
+        "-n",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        NODE_MOUNT,
+        node.as_str(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let out = transport
+        .bounded(LISTING_TIME)
+        .output_bounded(&argv, 4096)?;
+    match out.status.code() {
+        Some(0) => Ok(()),
+        Some(3) => bail!(
+            "a build is running on node {node} (it holds {NODE_MOUNT}/provenance/{node}/.lock): \
+             syncing now would change its sources and remove the records it is writing; wait \
+             for it to finish (one `make demo` per node at a time), then run this again"
+        ),
+        _ => bail!(
+            "node {node} could not tell whether a build is running: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    }
 }
 
 /// Sends the entries to the node as a tar stream its own tar unpacks into the export.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # The trust boundary, from a node's root: the node has only its own export of the checkout at
 # /vagrant. Whatever it writes there, remounted read-write, never reaches the host's checkout or
-# state, is never run by the host, and is put back by the next operation.
+# state, is never run by the host, and is put back by the next operation; a sync never runs
+# under a build.
 
 load ../helpers
 
@@ -109,4 +110,19 @@ touch $MARK"
   done
   [ ! -e "$STATE_DIR/ssh/../x.config" ]
   [ ! -e "$STATE_DIR/ssh/nosuch.config" ]
+}
+
+@test "a sync while a build holds the node's build lock is refused, and removes none of its records" {
+  dir=/vagrant/provenance/$NODE
+  root_on "$NODE" "echo building >$dir/prov-e2e-in-progress.log && \
+    setsid flock -o $dir/.lock sleep 30 </dev/null >/dev/null 2>&1 &"
+  eventually 5 "! '$PROV' --repo '$REPO' exec --node '$NODE' -- sudo -n flock -n $dir/.lock true"
+  run prov sync --node "$NODE"
+  [ "$status" -eq 2 ]
+  assert_output_has "a build is running on node $NODE"
+  root_on "$NODE" "test -e $dir/prov-e2e-in-progress.log"
+  root_on "$NODE" "pkill -f '^flock -o $dir/.lock'"
+  prov sync --node "$NODE"
+  run root_on "$NODE" "test -e $dir/prov-e2e-in-progress.log"
+  [ "$status" -ne 0 ]
 }
