@@ -114,8 +114,8 @@ touch $MARK"
 
 @test "a sync while a build holds the node's build lock is refused, and removes none of its records" {
   dir=/vagrant/provenance/$NODE
-  root_on "$NODE" "echo building >$dir/prov-e2e-in-progress.log && \
-    setsid flock -o $dir/.lock sleep 30 </dev/null >/dev/null 2>&1 &"
+  root_on "$NODE" "echo building >$dir/prov-e2e-in-progress.log"
+  root_on "$NODE" "setsid flock -o $dir/.lock sleep 30 </dev/null >/dev/null 2>&1 &"
   eventually 5 "! '$PROV' --repo '$REPO' exec --node '$NODE' -- sudo -n flock -n $dir/.lock true"
   run prov sync --node "$NODE"
   [ "$status" -eq 2 ]
