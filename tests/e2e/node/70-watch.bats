@@ -122,7 +122,7 @@ drift() {
   # verdict, which asks the engine what ran in the api since it started, is FAILED too.
   between=$(after "$before" | sed -n '/^NOT CHECKED/,/judged in full/p')
   [[ $between != *PASSED* ]]
-  grep -q '^FAILED (drift) | exec session `true` in prov-api' <<<"$between"
+  grep -q "^FAILED (drift) | exec session \`true\` in prov-api" <<<"$between"
   after "$before" | grep 'judged in full' | grep -q '^FAILED'
 }
 
@@ -131,12 +131,12 @@ drift() {
   systemd-analyze verify "$unit"
   exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
   [[ -n $exec_start ]]
-  lines="$BATS_TEST_TMPDIR/unit.jsonl"
-  PROV_REPO=$REPO bash -c "$exec_start" >"$lines" 2>/dev/null &
+  unit_lines="$BATS_TEST_TMPDIR/unit.jsonl"
+  PROV_REPO=$REPO bash -c "$exec_start" >"$unit_lines" 2>/dev/null &
   unit_pid=$!
-  eventually 30 "jq -e -s 'any(.node == \"$NODE\" and (.verdict | startswith(\"PASSED\")))' '$lines' >/dev/null" || {
+  eventually 30 "jq -e -s 'any(.node == \"$NODE\" and (.verdict | startswith(\"PASSED\")))' '$unit_lines' >/dev/null" || {
     kill "$unit_pid"
-    cat "$lines" >&2
+    cat "$unit_lines" >&2
     return 1
   }
   kill "$unit_pid"
