@@ -98,9 +98,9 @@ ssh_to() {
   echo "ssh -F $STATE/ssh/$1.config -o UserKnownHostsFile=$STATE/ssh/known_hosts -o StrictHostKeyChecking=yes -o HostKeyAlias=$1 -o HostKeyAlgorithms=ssh-ed25519 -o HashKnownHosts=no -o ControlMaster=auto -o ControlPath=$STATE/cm/%C -o ControlPersist=120 -o LogLevel=ERROR $1"
 }
 # Untimed: opens the ssh connection to every node, which later runs reuse.
-if in_mode verify history; then
+if in_mode verify history watch; then
   checked=("$BOOKWORM" "$TRIXIE")
-  [[ $MODE == verify ]] || checked=("$OTHER_TRIXIE")
+  [[ $MODE != history ]] || checked=("$OTHER_TRIXIE")
   for node in "${checked[@]}"; do
     $P verify --node "$node" >/dev/null ||
       die "prov verify --node $node fails: bring it up first (make demo-reviewer NODE=$node)"
