@@ -235,7 +235,7 @@ fn watch_stream(
     // Judged in full; what the engine still remembers of a gap is read before the verdict is
     // said, so that a drift made and undone in the gap is reported first.
     let (report, mut stack) = judge();
-    let backlog: Vec<Result<Line>> = stream.lines.try_iter().collect();
+    let backlog: Vec<(Result<Line>, bool)> = stream.lines.try_iter().map(|l| (l, false)).collect();
     let mut causes = read(node, backlog, &mut stack, since, seen)?;
     seen(Seen {
         report,
@@ -273,33 +273,55 @@ fn watch_stream(
                 continue;
             }
         };
-        // The lines that follow at once are judged together.
-        let mut batch = vec![first];
+        // The lines that follow at once are judged together; a drift that needs no other event
+        // to be one is reported as it comes.
+        let mut batch = Vec::new();
         let until = Instant::now() + SETTLE;
-        while let Some(left) = until.checked_duration_since(Instant::now()) {
-            match stream.lines.recv_timeout(left) {
-                Ok(line) => batch.push(line),
-                Err(_) => break,
-            }
+        let mut line = Ok(first);
+        while let Ok(next) = line {
+            let reported = match &next {
+                Ok(Line::Event(event)) => report_at_once(node, event, &stack, seen),
+                _ => false,
+            };
+            batch.push((next, reported));
+            let left = until.saturating_duration_since(Instant::now());
+            line = stream.lines.recv_timeout(left);
         }
         causes = read(node, batch, &mut stack, since, seen)?;
     }
 }
 
-/// Reads lines that came together: reports each drift, and returns what calls for the node to
-/// be judged again.
+/// Reports an event that is a drift by itself; whether it did.
+fn report_at_once(
+    node: &NodeSpec,
+    event: &Event,
+    stack: &Stack,
+    seen: &(dyn Fn(Seen) + Sync),
+) -> bool {
+    let Effect::Drift(what) = drift::effect(event, stack) else {
+        return false;
+    };
+    seen(drifted(node, &what, event.time_nano));
+    true
+}
+
+/// Reads lines that came together, each with whether it was reported already: reports each
+/// drift, and returns what calls for the node to be judged again.
 fn read(
     node: &NodeSpec,
-    batch: Vec<Result<Line>>,
+    batch: Vec<(Result<Line>, bool)>,
     stack: &mut Stack,
     since: &mut Option<String>,
     seen: &(dyn Fn(Seen) + Sync),
 ) -> Result<Vec<String>> {
-    let mut events = Vec::new();
+    let (mut events, mut reported) = (Vec::new(), Vec::new());
     let mut causes = Vec::new();
-    for line in batch {
+    for (line, done) in batch {
         match line? {
-            Line::Event(event) => events.push(event),
+            Line::Event(event) => {
+                events.push(event);
+                reported.push(done);
+            }
             Line::Records(what) => causes.push(format!("the node's records changed ({what})")),
             Line::Since(_) => bail!("the node's stream said again when it began"),
         }
@@ -308,12 +330,15 @@ fn read(
         *since = Some(since_of(last));
     }
     stack.learn(&events);
-    for (effect, event) in drift::effects(&events, stack).into_iter().zip(&events) {
+    let effects = drift::effects(&events, stack);
+    for ((effect, event), done) in effects.into_iter().zip(&events).zip(reported) {
         match effect {
             Effect::None => {}
             Effect::Judge(what) => causes.push(what),
             Effect::Drift(what) => {
-                seen(drifted(node, &what, event.time_nano));
+                if !done {
+                    seen(drifted(node, &what, event.time_nano));
+                }
                 causes.push(what);
             }
         }
