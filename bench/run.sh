@@ -358,15 +358,15 @@ watch_rows() {
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   jq -sc --arg name "watch-latency-$flavour" --arg node "$node" --argjson runs "$FAST_RUNS" "$SECONDS_OF"'
-    [.[] | select(.event_at) | (.at | secs) - (.event_at | secs)] | sort as $l
+    [.[] | select(.event_at) | (.at | secs) - (.event_at | secs) | . * 1e6 | round / 1e6] | sort as $l
     | {name: $name, node: $node, a: "docker exec prov-api true, to the line prov watch printed",
        runs: ($l | length), a_median_s: (if $l == [] then null else $l[(($l | length) - 1) / 2 | floor] end),
        a_max_s: $l[-1], goal: 2, met: ($l != [] and ($l | length) == $runs and $l[-1] <= 2)}' \
     "$lines" >>"$RESULTS"
   jq -cn --arg name "watch-idle-cpu-$flavour" --arg node "$node" --argjson s "$IDLE_S" \
     --argjson hz "$(getconf CLK_TCK)" --argjson h "$((h1 - h0))" --argjson n "$((n1 - n0))" \
-    '{name: $name, node: $node, idle_s: $s, host_cpu_share: ($h / $hz / $s),
-      node_cpu_share: ($n / $hz / $s), goal: 0.005,
+    '{name: $name, node: $node, idle_s: $s, host_cpu_share: ($h / $hz / $s * 1e5 | round / 1e5),
+      node_cpu_share: ($n / $hz / $s * 1e5 | round / 1e5), goal: 0.005,
       met: ($h / $hz / $s <= 0.005 and $n / $hz / $s <= 0.005)}' >>"$RESULTS"
   log "watch on $node: latency $(jq -r "select(.name == \"watch-latency-$flavour\") | \"median \(.a_median_s) s, worst \(.a_max_s) s\"" "$RESULTS"), idle CPU host $((h1 - h0)) ticks, node $((n1 - n0)) ticks in $IDLE_S s"
 }
