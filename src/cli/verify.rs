@@ -13,7 +13,7 @@ use crate::error::{Outcome, Result};
 use crate::host::report::{self, NodeReport};
 use crate::host::state::HostState;
 use crate::host::{attest, verify, vsa};
-use crate::record::nodes::{self, NodeName, NodeSpec};
+use crate::record::nodes::{self, NodeName};
 use crate::record::policy::{self, DEFAULT_POLICY, POLICY_ENV};
 use crate::record::store::Store;
 
@@ -53,16 +53,7 @@ pub struct Args {
 
 pub fn run(repo: &Path, args: Args) -> Result<Outcome> {
     let file = nodes::load(repo)?;
-    let targets: Vec<NodeSpec> = if args.all {
-        file.nodes.clone()
-    } else if args.nodes.is_empty() {
-        vec![file.default_node().clone()]
-    } else {
-        args.nodes
-            .iter()
-            .map(|n| file.get(n).cloned())
-            .collect::<anyhow::Result<_>>()?
-    };
+    let targets = file.select(&args.nodes, args.all)?;
     let reports = verify::verify_nodes(
         repo,
         &targets,

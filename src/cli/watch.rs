@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::cli::verify;
 use crate::error::{Outcome, Result};
 use crate::host::watch::{self, Seen};
-use crate::record::nodes::{self, NodeName, NodeSpec};
+use crate::record::nodes::{self, NodeName};
 use crate::record::policy::{DEFAULT_POLICY, POLICY_ENV};
 
 #[derive(clap::Args)]
@@ -38,16 +38,7 @@ pub struct Args {
 
 pub fn run(repo: &Path, args: Args) -> Result<Outcome> {
     let file = nodes::load(repo)?;
-    let targets: Vec<NodeSpec> = if args.all {
-        file.nodes.clone()
-    } else if args.nodes.is_empty() {
-        vec![file.default_node().clone()]
-    } else {
-        args.nodes
-            .iter()
-            .map(|n| file.get(n).cloned())
-            .collect::<anyhow::Result<_>>()?
-    };
+    let targets = file.select(&args.nodes, args.all)?;
     // Each node's last verdict, as printed: a line only when it changes.
     let last: Mutex<BTreeMap<NodeName, String>> = Mutex::new(BTreeMap::new());
     let seen = |seen: Seen| {
@@ -97,14 +88,6 @@ fn verdict(seen: &Seen) -> String {
     match &report.error {
         Some(why) => format!("NOT CHECKED: {why}"),
         None if report.ok => format!("PASSED ({} checks)", report.checks.len()),
-        None => {
-            let failed: Vec<&str> = report
-                .checks
-                .iter()
-                .filter(|c| !c.ok)
-                .map(|c| c.name.as_str())
-                .collect();
-            format!("FAILED ({})", failed.join(", "))
-        }
+        None => format!("FAILED ({})", report.failed_checks().join(", ")),
     }
 }

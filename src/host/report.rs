@@ -62,6 +62,17 @@ pub struct NodeReport {
     pub subject: Subject,
 }
 
+impl NodeReport {
+    /// The names of the checks that failed, in order.
+    pub fn failed_checks(&self) -> Vec<&str> {
+        self.checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+}
+
 /// What verify judged on a node: the image the api runs, and the record and attestation it
 /// was held against. Empty where the node could not be asked.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

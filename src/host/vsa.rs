@@ -121,13 +121,7 @@ pub fn statement(
         annotations["build"] = json!(build);
     }
     if !passed {
-        let failed: Vec<&str> = report
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| c.name.as_str())
-            .collect();
-        annotations["failedChecks"] = json!(failed);
+        annotations["failedChecks"] = json!(report.failed_checks());
         if let Some(error) = &report.error {
             annotations["couldNotCheck"] = json!(error);
         }

@@ -184,6 +184,17 @@ impl NodesFile {
     pub fn default_node(&self) -> &NodeSpec {
         &self.nodes[0]
     }
+
+    /// The nodes a command takes: every node with `all`, else those named, else the default.
+    pub fn select(&self, names: &[NodeName], all: bool) -> Result<Vec<NodeSpec>> {
+        if all {
+            Ok(self.nodes.clone())
+        } else if names.is_empty() {
+            Ok(vec![self.default_node().clone()])
+        } else {
+            names.iter().map(|n| self.get(n).cloned()).collect()
+        }
+    }
 }
 
 #[cfg(test)]
