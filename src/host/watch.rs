@@ -30,6 +30,11 @@ const QUIET: Duration = Duration::from_secs(3);
 /// How long to gather the events that follow one before judging once for them all.
 const SETTLE: Duration = Duration::from_millis(200);
 
+/// The most lines held between the node and the judgement, waiting or gathered into one batch:
+/// a node that sends faster than the host reads is slowed by its own pipe, never by the host's
+/// memory (about two minutes of the healthchecks' events).
+const MAX_PENDING_LINES: usize = 512;
+
 /// The longest wait between two attempts to reach a node whose stream broke.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -108,7 +113,7 @@ fn follow(transport: &Transport, since: Option<&str>) -> Result<Stream> {
         .spawn()
         .with_context(|| format!("running ssh to node {}", transport.node()))?;
     let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("stdout is piped"));
-    let (send, lines) = mpsc::channel();
+    let (send, lines) = mpsc::sync_channel(MAX_PENDING_LINES);
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
         while let Some(line) = next_line(&mut reader) {
@@ -277,15 +282,17 @@ fn watch_stream(
         // to be one is reported as it comes.
         let mut batch = Vec::new();
         let until = Instant::now() + SETTLE;
-        let mut line = Ok(first);
-        while let Ok(next) = line {
-            let reported = match &next {
+        let mut next = Some(first);
+        while let Some(line) = next.take() {
+            let reported = match &line {
                 Ok(Line::Event(event)) => report_at_once(node, event, &stack, seen),
                 _ => false,
             };
-            batch.push((next, reported));
-            let left = until.saturating_duration_since(Instant::now());
-            line = stream.lines.recv_timeout(left);
+            batch.push((line, reported));
+            if batch.len() < MAX_PENDING_LINES {
+                let left = until.saturating_duration_since(Instant::now());
+                next = stream.lines.recv_timeout(left).ok();
+            }
         }
         causes = read(node, batch, &mut stack, since, seen)?;
     }
