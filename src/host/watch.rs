@@ -228,18 +228,19 @@ fn watch_stream(
             timeout.as_secs()
         ),
     }
-    let judge = || {
+    // What the stack is decides which events are drift: not knowing it breaks the stream (the
+    // node is then not checked), never reads the events against an empty stack.
+    let judge = || -> Result<(NodeReport, Stack)> {
         let report =
             verify::verify_nodes(repo, std::slice::from_ref(node), policy, 1, timeout, None)
                 .remove(0);
-        let stack = probe::stack_containers(&transport.bounded(timeout))
-            .map(|containers| Stack::of(&containers))
-            .unwrap_or_default();
-        (report, stack)
+        let containers = probe::stack_containers(&transport.bounded(timeout))
+            .context("asking the node's engine for the stack's containers")?;
+        Ok((report, Stack::of(&containers)))
     };
     // Judged in full; what the engine still remembers of a gap is read before the verdict is
     // said, so that a drift made and undone in the gap is reported first.
-    let (report, mut stack) = judge();
+    let (report, mut stack) = judge()?;
     let backlog: Vec<(Result<Line>, bool)> = stream.lines.try_iter().map(|l| (l, false)).collect();
     let mut causes = read(node, backlog, &mut stack, since, seen)?;
     seen(Seen {
@@ -257,7 +258,7 @@ fn watch_stream(
             ));
         }
         if !causes.is_empty() {
-            let (report, now) = judge();
+            let (report, now) = judge()?;
             (stack, judged) = (now, Instant::now());
             seen(Seen {
                 report,

@@ -19,7 +19,8 @@ setup() {
 
 teardown() {
   kill "$WATCHER" 2>/dev/null || true
-  root_on "$NODE" "pkill -CONT -x dockerd; docker network rm prov-e2e-watch; \
+  root_on "$NODE" "pkill -CONT -x dockerd; docker network disconnect -f prov-e2e-watch prov-api; \
+    docker network rm prov-e2e-watch; \
     docker rm -f prov-e2e-kept prov-e2e-one-off; docker image rm prov-api:latest; \
     rm -f \$(docker inspect prov-db --format '{{range .Mounts}}{{.Source}}{{end}}')/prov-e2e-watch; \
     if [ -e /root/prov-e2e-record ]; then cp -a /root/prov-e2e-record /vagrant/provenance/$NODE/\$(jq -r .build_id /vagrant/provenance/$NODE/latest).json; rm /root/prov-e2e-record; fi; \
@@ -52,6 +53,21 @@ drift() {
   tail -n +"$((before + 1))" "$LINES" | grep -F -- "$says" | jq -e -s 'all(.verdict | startswith("FAILED"))' >/dev/null
 }
 
+# judged CHECK COMMAND...: runs COMMAND; within 2 s watch's verdict (its last line that is not a
+# drift's) must be FAILED naming CHECK. A line is printed only when the verdict changes: a
+# judgement begun before COMMAND's event may already have seen it.
+judged() {
+  local check=$1
+  shift
+  "$@" >/dev/null
+  eventually 2 "jq -s -r '[.[] | select(.verdict | startswith(\"FAILED (drift)\") | not)] | last
+    | .verdict' '$LINES' | grep -q '^FAILED (.*$check'" || {
+    echo "watch's verdict did not name $check within 2 s; it printed:" >&2
+    after 0 >&2
+    return 1
+  }
+}
+
 @test "each drift made by hand is reported within 2 s, FAILED; the stack put back, PASSED again" {
   RESTACK=1
   drift "exec session \`true\` in prov-api" node "docker exec prov-api true"
@@ -64,7 +80,7 @@ drift() {
     docker create --name prov-api \$(docker inspect prov-e2e-kept --format '{{.Image}}') && \
     docker rm prov-api && docker rename prov-e2e-kept prov-api"
   # The recorded image also tagged :latest: judged again at once, and verify fails it.
-  drift "image prov-api:latest tag" node "docker tag \$(docker inspect prov-api --format '{{.Image}}') prov-api:latest"
+  judged image-local node "docker tag \$(docker inspect prov-api --format '{{.Image}}') prov-api:latest"
   drift "created from the stack's image" compose_on "$NODE" run -d --name prov-e2e-one-off api
   before=$(wc -l <"$LINES")
   node "docker network disconnect prov-e2e-watch prov-api; docker network rm prov-e2e-watch; \
