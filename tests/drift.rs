@@ -209,3 +209,25 @@ fn a_container_compose_makes_under_a_stack_name_is_the_stacks_own_not_a_drift() 
     let effects = judged_together(&batch, &stack);
     assert_eq!(drifts(&effects).len(), 2, "{effects:?}");
 }
+
+#[test]
+fn a_stack_container_renamed_while_the_engine_was_asked_stays_the_stacks_until_destroyed() {
+    let before = recorded("worker1").stack;
+    let (api, _) = before.names.iter().find(|(_, n)| *n == "prov-api").unwrap();
+    let api = api.clone();
+    // Asked by name while the api was renamed away: the engine described the database alone.
+    let db: Vec<ContainerInspect> = Vec::new();
+    let mut stack = before.refreshed(&db);
+    let exec = event(
+        "container",
+        "exec_create: true",
+        &api,
+        serde_json::json!({"name": "prov-e2e-kept"}),
+    );
+    assert_eq!(
+        drifts(&judged_together(std::slice::from_ref(&exec), &stack)),
+        vec!["exec session `true` in prov-e2e-kept".to_string()]
+    );
+    stack.learn(&[event("container", "destroy", &api, serde_json::json!({}))]);
+    assert!(drifts(&judged_together(&[exec], &stack)).is_empty());
+}

@@ -230,17 +230,17 @@ fn watch_stream(
     }
     // What the stack is decides which events are drift: not knowing it breaks the stream (the
     // node is then not checked), never reads the events against an empty stack.
-    let judge = || -> Result<(NodeReport, Stack)> {
+    let judge = |known: Stack| -> Result<(NodeReport, Stack)> {
         let report =
             verify::verify_nodes(repo, std::slice::from_ref(node), policy, 1, timeout, None)
                 .remove(0);
         let containers = probe::stack_containers(&transport.bounded(timeout))
             .context("asking the node's engine for the stack's containers")?;
-        Ok((report, Stack::of(&containers)))
+        Ok((report, known.refreshed(&containers)))
     };
     // Judged in full; what the engine still remembers of a gap is read before the verdict is
     // said, so that a drift made and undone in the gap is reported first.
-    let (report, mut stack) = judge()?;
+    let (report, mut stack) = judge(Stack::default())?;
     let backlog: Vec<(Result<Line>, bool)> = stream.lines.try_iter().map(|l| (l, false)).collect();
     let mut causes = read(node, backlog, &mut stack, since, seen)?;
     seen(Seen {
@@ -258,7 +258,7 @@ fn watch_stream(
             ));
         }
         if !causes.is_empty() {
-            let (report, now) = judge()?;
+            let (report, now) = judge(std::mem::take(&mut stack))?;
             (stack, judged) = (now, Instant::now());
             seen(Seen {
                 report,

@@ -108,10 +108,34 @@ impl Stack {
     /// so that their own networks and volumes are theirs, not another container's.
     pub fn learn(&mut self, batch: &[Event]) {
         for event in batch {
-            if event.kind == "container" && event.action == "create" && self.holds(event) {
-                self.created.insert(event.actor.id.clone());
+            if event.kind != "container" {
+                continue;
+            }
+            let id = &event.actor.id;
+            if event.action == "create" && self.holds(event) {
+                self.created.insert(id.clone());
+            } else if event.action == "destroy" {
+                self.names.remove(id);
+                self.healthchecks.remove(id);
+                self.created.remove(id);
             }
         }
+    }
+
+    /// The stack as the engine now describes it, keeping the containers known before that are
+    /// no longer under a stack name: the engine is asked by name, and a stack container renamed
+    /// while it was asked stays the stack's (by its ID) until it is destroyed (`learn`).
+    pub fn refreshed(self, containers: &[ContainerInspect]) -> Stack {
+        let mut now = Stack::of(containers);
+        for (id, name) in self.names {
+            if !now.names.contains_key(&id) {
+                if let Some(health) = self.healthchecks.get(&id) {
+                    now.healthchecks.insert(id.clone(), health.clone());
+                }
+                now.names.insert(id, name);
+            }
+        }
+        now
     }
 
     /// Whether the container is the stack's: as last checked, or made under its name since.
