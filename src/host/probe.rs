@@ -137,11 +137,17 @@ pub fn import_facts(
 /// changed files), the asked images and histories that exist there, and the engine's remembered
 /// starts and exec sessions of the stack.
 pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeState> {
-    #[derive(Deserialize)]
-    struct Listed {
-        #[serde(rename = "Id")]
-        id: String,
-    }
+    node_state_and(transport, images, |_| Ok(())).map(|(state, ())| state)
+}
+
+/// [`node_state`], running `meanwhile` on the engine's answers while the node still lists the
+/// containers' files (the longest of the requests): what `meanwhile` asks costs no time of its
+/// own. The containers' changes and what they execute are not in the state `meanwhile` sees.
+pub fn node_state_and<T>(
+    transport: &Transport,
+    images: &ImageQuery,
+    meanwhile: impl FnOnce(&mut NodeState) -> Result<T>,
+) -> Result<(NodeState, T)> {
     let mut paths = vec!["/containers/json?all=1".to_string()];
     for name in STACK_CONTAINERS {
         paths.push(format!("/containers/{name}/json"));
@@ -158,28 +164,53 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
     // A container's changed files are read from its writable layer on the node (see
     // `upper`), while the rest is asked; a container the node cannot list is asked of the
     // engine afterwards.
-    let (answers, listed) = std::thread::scope(|scope| {
+    let (state, listed) = std::thread::scope(|scope| {
         let listed = scope.spawn(|| upper::list(transport, &STACK_CONTAINERS));
-        let answers = engine_get(transport, &paths, true);
-        (answers, listed.join())
+        let state = engine_get(transport, &paths, true)
+            .and_then(|answers| from_answers(answers, images))
+            .and_then(|mut state| {
+                let got = meanwhile(&mut state)?;
+                Ok((state, got))
+            });
+        (state, listed.join())
     });
+    let (mut state, got) = state?;
     let mut listed = listed.map_err(|_| anyhow!("listing the containers' files panicked"))??;
-    // engine_get gives exactly one answer per path.
-    let mut answers = answers?.into_iter();
-    let mut next = || answers.next().expect("one answer per request");
-    let changes = |listed: Option<Vec<Change>>, name: &str| -> Result<Option<Vec<Change>>> {
-        match listed {
-            Some(listed) => Ok(Some(listed)),
+    for c in &state.containers {
+        let name = c.name.trim_start_matches('/');
+        let upper::Listed {
+            changes: changed,
+            executed,
+        } = listed.remove(name).unwrap_or_default();
+        let changes = match changed {
+            Some(listed) => listed,
             // `null` when nothing changed.
             None => engine_get(transport, &[format!("/containers/{name}/changes")], false)?
                 .into_iter()
                 .next()
                 .expect("one answer per request")
-                .into_found::<Option<Vec<Change>>>()
-                .map(Option::flatten),
+                .into_found::<Option<Vec<Change>>>()?
+                .flatten()
+                .unwrap_or_default(),
+        };
+        state.changes.insert(c.id.clone(), changes);
+        if let Some(executed) = executed {
+            state.executed.insert(c.id.clone(), executed);
         }
-    };
+    }
+    Ok((state, got))
+}
 
+/// The engine's answers to [`node_state_and`]'s requests, in their order (exactly one per
+/// request), as the node's state.
+fn from_answers(answers: Vec<Answer>, images: &ImageQuery) -> Result<NodeState> {
+    #[derive(Deserialize)]
+    struct Listed {
+        #[serde(rename = "Id")]
+        id: String,
+    }
+    let mut answers = answers.into_iter();
+    let mut next = || answers.next().expect("one answer per request");
     let all: Vec<Listed> = next()
         .into_found()?
         .context("the engine has no container list")?;
@@ -195,7 +226,7 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
         others: Vec::new(),
     };
     // A container that is not there, or an image that is not, answers 404.
-    for name in STACK_CONTAINERS {
+    for _ in STACK_CONTAINERS {
         let container = next().into_found::<ContainerInspect>()?;
         let top = next().into_found::<Top>();
         if let Some(c) = container {
@@ -203,16 +234,6 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
             // answers 409): none are listed then, and service:<name> fails it.
             if let Ok(Some(top)) = top {
                 state.processes.insert(c.id.clone(), top);
-            }
-            let upper::Listed {
-                changes: changed,
-                executed,
-            } = listed.remove(name).unwrap_or_default();
-            state
-                .changes
-                .insert(c.id.clone(), changes(changed, name)?.unwrap_or_default());
-            if let Some(executed) = executed {
-                state.executed.insert(c.id.clone(), executed);
             }
             state.containers.push(c);
         }

@@ -69,9 +69,9 @@ same() {
 }
 executed() {
   local name=$1 pid=$2 entry=$3 env=$4 search=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-  local root=/proc/$2/root proc dev inode path file dir dirs i major minor sum
+  local root=/proc/$2/root proc dev inode path file dir dirs i major minor sum size a b weight=0
   local -A found=() sums=()
-  local maps=() paths=() files=() keys=()
+  local maps=() paths=() files=() keys=() one=() two=()
   for proc in /proc/[0-9]*; do
     if [ "$proc/ns/pid" -ef "/proc/$pid/ns/pid" ]; then maps+=("$proc/maps"); fi
   done
@@ -96,10 +96,17 @@ executed() {
   esac
   if [ -n "$file" ]; then files+=("$root$file"); fi
   if [ "${#files[@]}" -gt 0 ]; then
-    while IFS=' ' read -r -d '' dev inode path; do found[$path]="$dev $inode"; done \
-      < <(find "${files[@]}" -maxdepth 0 -printf '%D %i %p\0' 2>/dev/null)
-    while read -r sum path; do sums[${path#\*}]=$sum; done \
-      < <(openssl dgst -sha256 -r "${files[@]}" 2>/dev/null)
+    # Hashed in two halves side by side, the largest files first, each to the lighter half.
+    while IFS=' ' read -r -d '' size dev inode path; do
+      found[$path]="$dev $inode"
+      if [ "$weight" -le 0 ]; then one+=("$path") weight=$((weight + size))
+      else two+=("$path") weight=$((weight - size)); fi
+    done < <(find "${files[@]}" -maxdepth 0 -printf '%s %D %i %p\0' 2>/dev/null | sort -z -rn)
+    exec {a}< <(openssl dgst -sha256 -r "${one[@]}" 2>/dev/null </dev/null)
+    exec {b}< <([ "${#two[@]}" -eq 0 ] || openssl dgst -sha256 -r "${two[@]}" 2>/dev/null </dev/null)
+    while read -r sum path; do sums[${path#\*}]=$sum; done <&"$a"
+    while read -r sum path; do sums[${path#\*}]=$sum; done <&"$b"
+    exec {a}<&- {b}<&-
   fi
   for i in "${!paths[@]}"; do
     sum=-
@@ -111,20 +118,14 @@ executed() {
   printf '%s\tE\t%s\t%s\0' "$name" "$sum" "${file:-$entry}"
   printf '%s\tran\t\0' "$name"
 }
-# One inspect for all: each container's name, main process, entrypoint and environment (JSON, so
-# that no value spans lines).
-declare -A pids=() entries=() envs=()
-while IFS=$'\t' read -r name pid entry env; do
-  name=${name#/}
-  if [ -z "${pids[$name]:-}" ]; then pids[$name]=$pid entries[$name]=$entry envs[$name]=$env; fi
-done < <(docker inspect --format '{{.Name}}{{"\t"}}{{.State.Pid}}{{"\t"}}{{json .Path}}{{"\t"}}{{json .Config.Env}}' "$@" 2>/dev/null)
-for name in "$@"; do
-  pid=${pids[$name]:-0} mount=""
+# What one container executes, then its changes.
+container() {
+  local name=$1 pid=${pids[$1]:-0} mount="" up="" lowers=() root=/proc/${pids[$1]:-0}/root
+  local options option dir usable=1 n=0 entry path kind lower
   if [ "$pid" -gt 0 ] 2>/dev/null; then
     executed "$name" "$pid" "${entries[$name]}" "${envs[$name]}"
     mount=$(findmnt --task "$pid" --noheadings --raw --output FSTYPE,FS-OPTIONS --mountpoint / 2>/dev/null) || mount=""
   fi
-  up="" lowers=() root=/proc/$pid/root
   if [ "${mount%% *}" = overlay ]; then
     IFS=, read -ra options <<<"${mount#* }"
     for option in "${options[@]}"; do
@@ -134,10 +135,8 @@ for name in "$@"; do
       esac
     done
   fi
-  usable=1
   for dir in "$up" "${lowers[@]}"; do [[ $dir == /* ]] || usable=0; done
-  if [ "$usable" = 0 ] || [ ! -d "$up" ]; then printf '%s\tunlisted\t\0' "$name"; continue; fi
-  n=0
+  if [ "$usable" = 0 ] || [ ! -d "$up" ]; then printf '%s\tunlisted\t\0' "$name"; return; fi
   while IFS= read -r -d '' entry; do
     n=$((n + 1))
     if [ "$n" -gt "$max" ]; then printf '%s\tmore\t\0' "$name"; break; fi
@@ -153,7 +152,21 @@ for name in "$@"; do
     printf '%s\t%s\t/%s\0' "$name" "$kind" "$path"
   done < <(find "$up" -mindepth 1 -printf '%y %P\0' | head -z -n "$((max + 1))")
   printf '%s\tlisted\t\0' "$name"
-done"#;
+}
+# One inspect for all: each container's name, main process, entrypoint and environment (JSON, so
+# that no value spans lines).
+declare -A pids=() entries=() envs=()
+while IFS=$'\t' read -r name pid entry env; do
+  name=${name#/}
+  if [ -z "${pids[$name]:-}" ]; then pids[$name]=$pid entries[$name]=$entry envs[$name]=$env; fi
+done < <(docker inspect --format '{{.Name}}{{"\t"}}{{.State.Pid}}{{"\t"}}{{json .Path}}{{"\t"}}{{json .Config.Env}}' "$@" 2>/dev/null)
+# The containers side by side, each printing into its own pipe, read in order.
+fds=()
+for name in "$@"; do
+  exec {fd}< <(container "$name")
+  fds+=("$fd")
+done
+for fd in "${fds[@]}"; do cat <&"$fd"; done"#;
 
 /// What the node listed of one container.
 #[derive(Debug, Default, PartialEq)]

@@ -70,19 +70,11 @@ fn verify_node(
     let (chain, from_host, latest) = node_records(&host, &transport, &imported, &held, since?)?;
     let manifest = checks::usable_manifest(&latest);
     let needed = manifest.map(images_of).unwrap_or_default();
-    let (mut state, http) = if expected.covers(&needed) {
+    let (state, http) = if expected.covers(&needed) {
         observed.map_err(|_| anyhow!("observing node {} panicked", node.name))??
     } else {
         observe(&transport, node, &needed, deadline)?
     };
-    // Once the api answered: the containers beyond the stack's, and the api's log, which must
-    // show verify's requests.
-    let answered = [&http.health, &http.ready, &http.version]
-        .iter()
-        .filter(|a| a.status.is_some())
-        .count();
-    probe::after_http(&transport, &mut state, http.nonce.as_deref(), answered)
-        .with_context(|| format!("could not read node {}'s Docker state", node.name))?;
     let in_images = in_images(&host, &state);
     if let Some(dir) = capture {
         write_capture(
@@ -244,12 +236,22 @@ fn observe(
     loop {
         let (state, http) = std::thread::scope(|scope| {
             let http = scope.spawn(|| ask_api(node, deadline));
-            let state = probe::node_state(transport, images)
-                .with_context(|| format!("could not read node {}'s Docker state", node.name));
-            (state, http.join())
-        });
-        let state = state?;
-        let http = http.map_err(|_| anyhow!("the HTTP checks of node {} panicked", node.name))?;
+            // Once the api answered (while the node still lists the containers' files): the
+            // containers beyond the stack's, and the api's log, which must show verify's
+            // requests.
+            probe::node_state_and(transport, images, |state| {
+                let http = http
+                    .join()
+                    .map_err(|_| anyhow!("the HTTP checks of node {} panicked", node.name))?;
+                let answered = [&http.health, &http.ready, &http.version]
+                    .iter()
+                    .filter(|a| a.status.is_some())
+                    .count();
+                probe::after_http(transport, state, http.nonce.as_deref(), answered)?;
+                Ok(http)
+            })
+            .with_context(|| format!("could not read node {}'s Docker state", node.name))
+        })?;
         let starting = state.containers.iter().any(|c| {
             stack::container_of(c.label(stack::compose_labels::SERVICE).unwrap_or("")).is_some()
                 && c.state
