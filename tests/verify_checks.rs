@@ -444,6 +444,13 @@ fn a_file_a_container_executes_that_is_not_its_images_fails_naming_it() {
         let entries = state.executed.get_mut(&db).unwrap();
         entries.iter_mut().find(|e| !e.entrypoint).unwrap().sha256 = None;
         assert!(state.in_passing());
+        // Not in a container that shares another's process namespace: that stays.
+        for mode in ["host", "container:prov-api"] {
+            let mut raw = state.containers[1].raw.clone();
+            raw["HostConfig"]["PidMode"] = json!(mode);
+            state.containers[1] = serde_json::from_value(raw).unwrap();
+            assert!(!state.in_passing(), "{mode}");
+        }
         // A library the image does not hold (preloaded from the volume, say).
         let checks = checks_after(node, |state, _| {
             let id = id_of(state, 1);

@@ -388,13 +388,18 @@ impl NodeState {
     /// command line (between fork and exec, or exiting), or a file mapped that is no longer at
     /// its path in the container's root. runc's init shows the latter while it sets up an exec
     /// session (a healthcheck's): the node's own runc and libraries, mapped from outside the
-    /// container. Asked again, it is gone; verify judges one that stays as it is.
+    /// container. Asked again, it is gone; verify judges one that stays as it is. Not for a
+    /// container in another's process namespace (the node's, say): it maps what the others run
+    /// for as long as it runs, and its configuration fails anyway; asking again only waited.
     pub fn in_passing(&self) -> bool {
+        let own_namespace = |id: &String| {
+            self.containers
+                .iter()
+                .any(|c| &c.id == id && c.host_config.pid_mode.is_empty())
+        };
         self.processes.values().any(Top::lists_one_in_passing)
-            || self
-                .executed
-                .values()
-                .flatten()
-                .any(|e| e.sha256.is_none() && !e.entrypoint)
+            || self.executed.iter().any(|(id, executed)| {
+                own_namespace(id) && executed.iter().any(|e| e.sha256.is_none() && !e.entrypoint)
+            })
     }
 }
