@@ -52,10 +52,14 @@ setup() {
 @test "changes to the host's side of the LXC nodes run one at a time, from concurrent makes" {
   # Each holder writes its start and end around a pause: held one at a time, they never interleave.
   hold() { echo "start $1" >>"$BATS_TEST_TMPDIR/order"; sleep 0.3; echo "end $1" >>"$BATS_TEST_TMPDIR/order"; }
+  local pids=()
   with_lxc_host_lock hold a &
+  pids+=("$!")
   with_lxc_host_lock hold b &
+  pids+=("$!")
   with_lxc_host_lock hold c &
-  wait
+  pids+=("$!")
+  wait "${pids[@]}"
   run cat "$BATS_TEST_TMPDIR/order"
   echo "$output"
   [ "${#lines[@]}" -eq 6 ]

@@ -25,14 +25,17 @@ timed() {
 @test "against a node frozen whole, each host operation ends within its bound, naming the node" {
   freeze_node "$NODE"
   # The operations side by side (each waits on the node, not on the others): each is timed alone.
+  # Waited for by their IDs: a bare `wait` would wait for bats' own watchdog as well (a child of
+  # the test under BATS_TEST_TIMEOUT, as make test sets it), and hang until it fires.
   local operations=("sync --node $NODE" "import --node $NODE" "attest --node $NODE"
-    "bases --node $NODE" "exec --node $NODE -- true") i ended seconds said
+    "bases --node $NODE" "exec --node $NODE -- true") i ended seconds said pids=()
   for i in "${!operations[@]}"; do
     # shellcheck disable=SC2086 # the operation's words
     (timed ${operations[$i]} 2>/dev/null && echo "$status $took" >"$BATS_TEST_TMPDIR/$i.took" &&
       echo "$output" >"$BATS_TEST_TMPDIR/$i.out") &
+    pids+=("$!")
   done
-  wait
+  wait "${pids[@]}"
   for i in "${!operations[@]}"; do
     read -r ended seconds <"$BATS_TEST_TMPDIR/$i.took"
     said=$(cat "$BATS_TEST_TMPDIR/$i.out")
