@@ -14,7 +14,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -155,8 +154,12 @@ async fn version() -> Json<serde_json::Value> {
 struct Note {
     id: i64,
     text: String,
-    created_at: DateTime<Utc>,
+    /// RFC 3339, UTC, to the microsecond: PostgreSQL writes it (NOTE_COLUMNS).
+    created_at: String,
 }
+
+/// A note's columns as the api answers them.
+const NOTE_COLUMNS: &str = r#"id, text, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at"#;
 
 impl From<&Row> for Note {
     fn from(row: &Row) -> Note {
@@ -178,7 +181,10 @@ async fn list_notes(State(state): State<Arc<AppState>>) -> Result<Json<Vec<Note>
         let client = state.db.client().await?;
         ensure_notes_table(&state, &client).await?;
         Ok(client
-            .query("SELECT id, text, created_at FROM notes ORDER BY id", &[])
+            .query(
+                &format!("SELECT {NOTE_COLUMNS} FROM notes ORDER BY id"),
+                &[],
+            )
             .await?)
     })
     .await?;
@@ -200,7 +206,7 @@ async fn create_note(
         ensure_notes_table(&state, &client).await?;
         Ok(client
             .query_one(
-                "INSERT INTO notes (text) VALUES ($1) RETURNING id, text, created_at",
+                &format!("INSERT INTO notes (text) VALUES ($1) RETURNING {NOTE_COLUMNS}"),
                 &[&new.text],
             )
             .await?)

@@ -156,6 +156,6 @@ async fn ready_follows_database_stop_and_restart_without_api_restart() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The same pool serves real queries again too.
+    // The new connection serves real queries again too.
     assert_eq!(call(&app, "GET", "/notes", None).await.0, StatusCode::OK);
 }
