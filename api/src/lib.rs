@@ -7,15 +7,12 @@ pub mod db;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use tokio_postgres::{Client, Row};
@@ -47,70 +44,104 @@ struct AppState {
     last_ready: Mutex<Option<bool>>,
 }
 
-pub fn router(db: Db) -> Router {
-    let state = AppState {
-        db,
-        notes_table: OnceCell::new(),
-        last_ready: Mutex::new(None),
-    };
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/version", get(version))
-        .route("/notes", get(list_notes).post(create_note))
-        .layer(middleware::from_fn(log_request))
-        .with_state(Arc::new(state))
-}
+/// The service: every connection's requests go to `App::handle` (a clone per connection).
+#[derive(Clone)]
+pub struct App(Arc<AppState>);
 
 /// The header `prov verify` sends a random nonce in. The api notes it in its log line, with the
 /// digest of the body it answered, so that verify can show, from the engine's copy of this
 /// container's log, that the answer it got came from this very process.
 const NONCE_HEADER: &str = "x-prov-nonce";
 
-/// The largest body the api answers; a nonced answer is read whole to be digested.
+/// The largest request body the api reads.
 const MAX_BODY: usize = 64 * 1024;
 
-async fn log_request(request: Request, next: Next) -> Response {
-    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-    // Only a nonce of the form verify sends (hex) is noted: the log line stays one line.
-    let nonce = request
-        .headers()
-        .get(NONCE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|n| !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(str::to_owned);
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    let elapsed = started.elapsed().as_millis();
-    let Some(nonce) = nonce else {
-        println!("{method} {path} {status} {elapsed}ms");
-        return response;
-    };
-    let (parts, body) = response.into_parts();
-    match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(bytes) => {
-            let digest = Sha256::digest(&bytes);
-            println!("{method} {path} {status} {elapsed}ms nonce={nonce} body-sha256={digest:x}");
-            Response::from_parts(parts, axum::body::Body::from(bytes))
+/// What a route answers: a status and a JSON body.
+type Answer = (StatusCode, Value);
+
+impl App {
+    pub fn new(db: Db) -> App {
+        App(Arc::new(AppState {
+            db,
+            notes_table: OnceCell::new(),
+            last_ready: Mutex::new(None),
+        }))
+    }
+
+    /// Answers one request and logs it: one line, with the nonce and the body's digest when
+    /// the request carried a nonce.
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: hyper::body::Body,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+        // Only a nonce of the form verify sends (hex) is noted: the log line stays one line.
+        let nonce = request
+            .headers()
+            .get(NONCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|n| !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_owned);
+        let started = Instant::now();
+        let (status, body) = self.route(request).await;
+        let body = Bytes::from(body.to_string());
+        let elapsed = started.elapsed().as_millis();
+        let status_code = status.as_u16();
+        match nonce {
+            Some(nonce) => {
+                let digest = Sha256::digest(&body);
+                println!("{method} {path} {status_code} {elapsed}ms nonce={nonce} body-sha256={digest:x}");
+            }
+            None => println!("{method} {path} {status_code} {elapsed}ms"),
         }
-        Err(e) => {
-            println!("{method} {path} {status} {elapsed}ms nonce={nonce} body unreadable: {e}");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        let mut response = Response::new(Full::new(body));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    }
+
+    async fn route<B>(&self, request: Request<B>) -> Answer
+    where
+        B: hyper::body::Body,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let state = &self.0;
+        let get = matches!(*request.method(), Method::GET | Method::HEAD);
+        match (request.uri().path(), get) {
+            ("/health", true) => health(),
+            ("/ready", true) => ready(state).await,
+            ("/version", true) => version(),
+            ("/notes", true) => list_notes(state).await.unwrap_or_else(ApiError::answer),
+            ("/notes", false) if request.method() == Method::POST => create_note(state, request)
+                .await
+                .unwrap_or_else(ApiError::answer),
+            ("/health" | "/ready" | "/version" | "/notes", _) => ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!(
+                    "{} is not allowed on {}",
+                    request.method(),
+                    request.uri().path()
+                ),
+            )
+            .answer(),
+            (path, _) => ApiError(StatusCode::NOT_FOUND, format!("no route {path}")).answer(),
         }
     }
 }
 
 /// Liveness: the process serves. Never touches the database.
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+fn health() -> Answer {
+    (StatusCode::OK, json!({ "status": "ok" }))
 }
 
 /// Readiness: `SELECT 1` succeeds within READY_TIMEOUT, checkout included.
-async fn ready(State(state): State<Arc<AppState>>) -> Response {
+async fn ready(state: &AppState) -> Answer {
     if cfg!(feature = "dishonest-ready") {
         // TEST-ONLY lie (see Cargo.toml).
-        return Json(json!({ "status": "ready" })).into_response();
+        return (StatusCode::OK, json!({ "status": "ready" }));
     }
 
     let result = db::within(READY_TIMEOUT, async {
@@ -132,22 +163,24 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     }
 
     match result {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Ok(()) => (StatusCode::OK, json!({ "status": "ready" })),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not ready", "reason": e.0 })),
-        )
-            .into_response(),
+            json!({ "status": "not ready", "reason": e.0 }),
+        ),
     }
 }
 
 /// The source the binary was built from. An image is a function of its inputs (the image of the
 /// same source is the same image), so it names no build: the build's record does.
-async fn version() -> Json<serde_json::Value> {
-    Json(json!({
-        "commit": GIT_COMMIT,
-        "tree": GIT_TREE,
-    }))
+fn version() -> Answer {
+    (
+        StatusCode::OK,
+        json!({
+            "commit": GIT_COMMIT,
+            "tree": GIT_TREE,
+        }),
+    )
 }
 
 #[derive(Serialize)]
@@ -176,10 +209,10 @@ struct NewNote {
     text: String,
 }
 
-async fn list_notes(State(state): State<Arc<AppState>>) -> Result<Json<Vec<Note>>, ApiError> {
+async fn list_notes(state: &AppState) -> Result<Answer, ApiError> {
     let rows = db::within(QUERY_TIMEOUT, async {
         let client = state.db.client().await?;
-        ensure_notes_table(&state, &client).await?;
+        ensure_notes_table(state, &client).await?;
         Ok(client
             .query(
                 &format!("SELECT {NOTE_COLUMNS} FROM notes ORDER BY id"),
@@ -188,22 +221,42 @@ async fn list_notes(State(state): State<Arc<AppState>>) -> Result<Json<Vec<Note>
             .await?)
     })
     .await?;
-    Ok(Json(rows.iter().map(Note::from).collect()))
+    let notes: Vec<Note> = rows.iter().map(Note::from).collect();
+    Ok((StatusCode::OK, json!(notes)))
 }
 
-async fn create_note(
-    State(state): State<Arc<AppState>>,
-    body: Result<Json<NewNote>, JsonRejection>,
-) -> Result<(StatusCode, Json<Note>), ApiError> {
-    // Any unusable body (bad JSON, missing `text`, ...) is the client's fault: 400.
-    let Json(new) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+async fn create_note<B>(state: &AppState, request: Request<B>) -> Result<Answer, ApiError>
+where
+    B: hyper::body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    // Any unusable body (not JSON, missing `text`, ...) is the client's fault: 400.
+    let json = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected a request with Content-Type: application/json".to_string(),
+        ));
+    }
+    let body = Limited::new(request.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("unreadable body: {e}")))?
+        .to_bytes();
+    let new: NewNote = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("not a note: {e}")))?;
     if new.text.trim().is_empty() {
         return Err(ApiError::bad_request("text must not be empty".to_string()));
     }
 
     let row = db::within(QUERY_TIMEOUT, async {
         let client = state.db.client().await?;
-        ensure_notes_table(&state, &client).await?;
+        ensure_notes_table(state, &client).await?;
         Ok(client
             .query_one(
                 &format!("INSERT INTO notes (text) VALUES ($1) RETURNING {NOTE_COLUMNS}"),
@@ -212,7 +265,7 @@ async fn create_note(
             .await?)
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(Note::from(&row))))
+    Ok((StatusCode::CREATED, json!(Note::from(&row))))
 }
 
 /// The database may start empty, so the table is created on first use.
@@ -241,6 +294,10 @@ impl ApiError {
     fn bad_request(message: String) -> ApiError {
         ApiError(StatusCode::BAD_REQUEST, message)
     }
+
+    fn answer(self) -> Answer {
+        (self.0, json!({ "error": self.1 }))
+    }
 }
 
 impl From<db::DbError> for ApiError {
@@ -249,11 +306,5 @@ impl From<db::DbError> for ApiError {
             StatusCode::SERVICE_UNAVAILABLE,
             format!("database unavailable: {}", e.0),
         )
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
     }
 }

@@ -1,6 +1,14 @@
+use std::convert::Infallible;
+use std::pin::pin;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use api::{Config, Db};
+use api::{App, Config, Db};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
 #[tokio::main]
@@ -13,7 +21,7 @@ async fn main() -> ExitCode {
         }
     };
 
-    let listener = match tokio::net::TcpListener::bind(config.listen_addr).await {
+    let listener = match TcpListener::bind(config.listen_addr).await {
         Ok(listener) => listener,
         Err(e) => {
             eprintln!("api: cannot listen on {}: {e}", config.listen_addr);
@@ -27,24 +35,45 @@ async fn main() -> ExitCode {
         api::GIT_TREE
     );
 
-    let app = api::router(Db::new(config.database));
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
-    match served {
-        Ok(()) => {
-            println!("api: stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("api: server error: {e}");
-            ExitCode::FAILURE
-        }
+    serve(listener, App::new(Db::new(config.database))).await;
+    println!("api: stopped");
+    ExitCode::SUCCESS
+}
+
+/// Serves HTTP/1.1 connections until SIGTERM or SIGINT, then lets the requests in flight finish.
+async fn serve(listener: TcpListener, app: App) {
+    let connections = GracefulShutdown::new();
+    let mut shutdown = pin!(shutdown_signal());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    eprintln!("api: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let service = service_fn(move |request| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.handle(request).await) }
+        });
+        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            // A client that goes away mid-request is its own business.
+            let _ = connection.await;
+        });
     }
+    connections.shutdown().await;
 }
 
 /// Resolves on SIGTERM (docker stop; as PID 1 nothing else would handle it) or
-/// SIGINT, letting in-flight requests finish.
+/// SIGINT.
 async fn shutdown_signal() {
     let mut term = signal(SignalKind::terminate()).expect("cannot install SIGTERM handler");
     tokio::select! {

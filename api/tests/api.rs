@@ -1,37 +1,35 @@
-//! Router tests: first without a database, then against a real throwaway
+//! Request tests: first without a database, then against a real throwaway
 //! PostgreSQL (see support/mod.rs). Each test has its own port and dir.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, StatusCode};
 use serde_json::{json, Value};
 use support::{free_port, TestPostgres};
-use tower::ServiceExt;
 
-fn app(database_url: &str) -> Router {
-    api::router(api::Db::new(database_url.parse().unwrap()))
+fn app(database_url: &str) -> api::App {
+    api::App::new(api::Db::new(database_url.parse().unwrap()))
 }
 
 /// An app whose database is a closed port on localhost.
-fn app_without_database() -> Router {
+fn app_without_database() -> api::App {
     app(&format!("postgres://app@127.0.0.1:{}/app", free_port()))
 }
 
 /// Sends one request (JSON body if given) and returns status and JSON body.
-async fn call(app: &Router, method: &str, path: &str, body: Option<&str>) -> (StatusCode, Value) {
+async fn call(app: &api::App, method: &str, path: &str, body: Option<&str>) -> (StatusCode, Value) {
     let mut request = Request::builder().method(method).uri(path);
     if body.is_some() {
         request = request.header("content-type", "application/json");
     }
     let request = request
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .body(Full::new(Bytes::from(body.unwrap_or_default().to_string())))
         .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
+    let response = app.handle(request).await;
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let json = serde_json::from_slice(&bytes)
@@ -84,6 +82,22 @@ async fn create_note_rejects_empty_or_missing_text() {
         let (status, body) = call(&app, "POST", "/notes", Some(bad)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
         assert!(body["error"].is_string(), "{bad}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn other_paths_methods_and_media_types_are_refused_in_json() {
+    let app = app_without_database();
+    for (method, path, body, want) in [
+        ("GET", "/nope", None, StatusCode::NOT_FOUND),
+        ("DELETE", "/notes", None, StatusCode::METHOD_NOT_ALLOWED),
+        ("POST", "/ready", Some("{}"), StatusCode::METHOD_NOT_ALLOWED),
+        // No Content-Type: application/json.
+        ("POST", "/notes", None, StatusCode::UNSUPPORTED_MEDIA_TYPE),
+    ] {
+        let (status, body) = call(&app, method, path, body).await;
+        assert_eq!(status, want, "{method} {path}: {body}");
+        assert!(body["error"].is_string(), "{method} {path}: {body}");
     }
 }
 
