@@ -73,7 +73,8 @@ e2e() {
   ensure_lxc_host
   ensure_vendor
   log "cargo test of what needs the host's Docker engine (the build context against docker build)"
-  (cd "$PROV_REPO" && cargo test --locked --test build_context -- --ignored)
+  # --workspace: the features the unit tests compiled with, so nothing is compiled again.
+  (cd "$PROV_REPO" && cargo test --locked --workspace --test build_context -- --ignored)
   took "e2e set-up (the rest; cargo test of the build context)" "$start"
   local node flavour pid failed=0
   local -a suites=() firsts=()
