@@ -84,7 +84,7 @@ impl App {
             .filter(|n| !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
             .map(str::to_owned);
         let started = Instant::now();
-        let (status, body) = self.route(request).await;
+        let (status, body) = self.route(&method, &path, request).await;
         let body = Bytes::from(body.to_string());
         let elapsed = started.elapsed().as_millis();
         let status_code = status.as_u16();
@@ -103,31 +103,28 @@ impl App {
         response
     }
 
-    async fn route<B>(&self, request: Request<B>) -> Answer
+    async fn route<B>(&self, method: &Method, path: &str, request: Request<B>) -> Answer
     where
         B: hyper::body::Body,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let state = &self.0;
-        let get = matches!(*request.method(), Method::GET | Method::HEAD);
-        match (request.uri().path(), get) {
-            ("/health", true) => health(),
-            ("/ready", true) => ready(state).await,
-            ("/version", true) => version(),
-            ("/notes", true) => list_notes(state).await.unwrap_or_else(ApiError::answer),
-            ("/notes", false) if request.method() == Method::POST => create_note(state, request)
+        match (method, path) {
+            (&Method::GET | &Method::HEAD, "/health") => health(),
+            (&Method::GET | &Method::HEAD, "/ready") => ready(state).await,
+            (&Method::GET | &Method::HEAD, "/version") => version(),
+            (&Method::GET | &Method::HEAD, "/notes") => {
+                list_notes(state).await.unwrap_or_else(ApiError::answer)
+            }
+            (&Method::POST, "/notes") => create_note(state, request)
                 .await
                 .unwrap_or_else(ApiError::answer),
-            ("/health" | "/ready" | "/version" | "/notes", _) => ApiError(
+            (_, "/health" | "/ready" | "/version" | "/notes") => ApiError(
                 StatusCode::METHOD_NOT_ALLOWED,
-                format!(
-                    "{} is not allowed on {}",
-                    request.method(),
-                    request.uri().path()
-                ),
+                format!("{method} is not allowed on {path}"),
             )
             .answer(),
-            (path, _) => ApiError(StatusCode::NOT_FOUND, format!("no route {path}")).answer(),
+            _ => ApiError(StatusCode::NOT_FOUND, format!("no route {path}")).answer(),
         }
     }
 }
