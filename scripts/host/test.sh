@@ -6,7 +6,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/host.sh"
 
 lint() {
-  local start=$SECONDS
+  local start
+  start=$(mark)
   log "shellcheck"
   (cd "$PROV_REPO" && git ls-files -z '*.sh' '*.bash' '*.bats' .ci/run | xargs -0 shellcheck -x)
   log "every command the scripts run is declared in scripts/lib/tools.list"
@@ -21,7 +22,8 @@ lint() {
 # Needs no Docker engine: the tests that do are marked #[ignore] and run by e2e below. The
 # vendoring proof is also checked on the project's own vendored crates.
 unit() {
-  local start=$SECONDS
+  local start
+  start=$(mark)
   build_prov
   ensure_vendor
   log "cargo test (prov, and api against a real PostgreSQL)"
@@ -47,7 +49,8 @@ attest_venv() {
 # virtualenv, the base images. On a fresh machine (CI's) that is minutes of downloads, dpkg and
 # disk writes; under `all` it runs beside lint and the unit tests, which are compiles.
 e2e_host() {
-  local start=$SECONDS
+  local start
+  start=$(mark)
   ensure_host
   attest_venv
   ensure_bases
@@ -55,7 +58,8 @@ e2e_host() {
 }
 
 e2e() {
-  local start=$SECONDS
+  local start
+  start=$(mark)
   if [[ -n ${HOST_SETUP_PID:-} ]]; then
     log "the host's set-up, started beside lint and the unit tests (log: ${HOST_SETUP_LOG#"$PROV_REPO"/})"
     if ! wait "$HOST_SETUP_PID"; then
@@ -88,7 +92,7 @@ e2e() {
   # waiting on its node, not computing); then, one node at a time, the per-node tests that change
   # what every node reads (tests/e2e/node-alone); then the cluster's files on them all. A failing
   # pass does not stop the next one: every failure shows.
-  start=$SECONDS
+  start=$(mark)
   for node in $(prov nodes); do
     flavour=$(prov nodes --flavour "$node")
     [[ -z ${seen[$flavour]:-} ]] || continue
@@ -102,12 +106,12 @@ e2e() {
   took "tests/e2e/node (${firsts[*]})" "$start"
   for node in "${firsts[@]}"; do
     log "end-to-end tests on $node that change what every node reads: tests/e2e/node-alone"
-    start=$SECONDS
+    start=$(mark)
     node_suite "$node" tests/e2e/node-alone "$logs/$node-alone.tap" || failed=1
     took "tests/e2e/node-alone ($node)" "$start"
   done
   log "end-to-end suite on the cluster: tests/e2e/cluster"
-  start=$SECONDS
+  start=$(mark)
   bats --timing "$PROV_REPO/tests/e2e/cluster" 2>&1 | tee "$logs/cluster.tap" || failed=1
   took "tests/e2e/cluster" "$start"
   durations
@@ -123,12 +127,26 @@ node_suite() {
     sed -u -E "/^(not )?ok /!s/^/[$1] /" | tee "$3"
 }
 
-# Where the time goes: each phase's wall seconds, printed once the run ends (`took NAME START`
-# after each phase; kept in .cache/test/durations.txt).
+# Where the time goes: each phase's wall seconds and how busy the machine's CPUs were meanwhile
+# (the nodes share the host's kernel, so their work counts), printed once the run ends
+# (`start=$(mark)` before a phase, `took NAME "$start"` after it; kept in
+# .cache/test/durations.txt). A phase far from 100% waits more than it computes: room for work
+# beside it.
 DURATIONS="$PROV_REPO/.cache/test/durations.txt"
-took() { printf '%-44s %5d s\n' "$1" "$((SECONDS - $2))" >>"$DURATIONS"; }
+# mark: now, as "SECONDS BUSY TOTAL", the CPU times (in ticks, all CPUs) from /proc/stat.
+mark() {
+  awk -v now="$SECONDS" '$1 == "cpu" {
+    busy = $2 + $3 + $4 + $7 + $8 + $9; print now, busy, busy + $5 + $6; exit }' /proc/stat
+}
+took() {
+  local seconds busy total
+  read -r seconds busy total <<<"$2"
+  mark | awk -v name="$1" -v s0="$seconds" -v b0="$busy" -v t0="$total" '{
+    cpu = ($3 > t0) ? sprintf("%3d%% CPU", 100 * ($2 - b0) / ($3 - t0)) : ""
+    printf "%-56s %5d s  %s\n", name, $1 - s0, cpu }' >>"$DURATIONS"
+}
 durations() {
-  log "where the time went (wall seconds by phase; the per-node suites ran side by side)"
+  log "where the time went (wall seconds by phase, the CPUs busy meanwhile; the per-node suites ran side by side)"
   cat "$DURATIONS" >&2
 }
 
