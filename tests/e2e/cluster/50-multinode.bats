@@ -27,6 +27,25 @@ setup_file() { stack_ready main worker1; }
   [ "$(jq -r '[.nodes[].node] | join(",")' <<<"$output")" = "main,worker1,worker2" ]
 }
 
+# Here, not in tests/e2e/node: the unit watches every node, and signs a summary of each verdict
+# into the host's state, which a per-node suite running beside it must find unchanged by others.
+@test "prov watch's systemd unit is valid, and its command watches every node from the checkout" {
+  unit="$REPO/contrib/systemd/prov-watch.service"
+  systemd-analyze verify "$unit"
+  exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
+  [[ -n $exec_start ]]
+  unit_lines="$BATS_TEST_TMPDIR/unit.jsonl"
+  PROV_REPO=$REPO bash -c "$exec_start" >"$unit_lines" 2>/dev/null &
+  unit_pid=$!
+  passed='[.[] | select(.verdict | startswith("PASSED")) | .node] | unique | join(",")'
+  eventually 30 "[ \"\$(jq -r -s '$passed' '$unit_lines')\" = main,worker1,worker2 ]" || {
+    kill "$unit_pid"
+    cat "$unit_lines" >&2
+    return 1
+  }
+  kill "$unit_pid"
+}
+
 @test "verify --all --jobs 1 checks one node at a time: a frozen one is not checked, within its own timeout, and the others are" {
   freeze_node main
   start=$SECONDS

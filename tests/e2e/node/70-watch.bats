@@ -141,19 +141,3 @@ judged() {
   grep -q "^FAILED (drift) | exec session \`true\` in prov-api" <<<"$between"
   after "$before" | grep 'judged in full' | grep -q '^FAILED'
 }
-
-@test "the systemd unit is valid, and its command watches every node from the checkout" {
-  unit="$REPO/contrib/systemd/prov-watch.service"
-  systemd-analyze verify "$unit"
-  exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
-  [[ -n $exec_start ]]
-  unit_lines="$BATS_TEST_TMPDIR/unit.jsonl"
-  PROV_REPO=$REPO bash -c "$exec_start" >"$unit_lines" 2>/dev/null &
-  unit_pid=$!
-  eventually 30 "jq -e -s 'any(.node == \"$NODE\" and (.verdict | startswith(\"PASSED\")))' '$unit_lines' >/dev/null" || {
-    kill "$unit_pid"
-    cat "$unit_lines" >&2
-    return 1
-  }
-  kill "$unit_pid"
-}
