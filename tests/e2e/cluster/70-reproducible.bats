@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # Reproducible images: independent no-cache builds of the same tree on the two trixie nodes give
 # the same image ID (BuildKit, timestamps set to the source's date, labels naming inputs only).
-# (After the drill's faults, which leave worker1 rebuilt from the suite's tree, like worker2.)
+# (worker1 as its per-node suite left it, worker2 as tests/e2e/spare did: each built from the tree.)
 
 load ../helpers
 

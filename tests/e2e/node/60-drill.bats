@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # The failure drill on the node: the database goes down and comes back, the api is not restarted.
-# (cluster/60-drill-faults.bats: each raw-TCP fallback, and apis that lie or do not recover.)
+# (spare/60-drill-faults.bats: each raw-TCP fallback, and apis that lie or do not recover.)
 
 load ../helpers
 

@@ -1,25 +1,25 @@
 #!/usr/bin/env bats
 # The failure drill with each raw-TCP fallback, and against apis that lie or do not recover: the
 # drill must fail at the right step, and still bring the database back. The fallbacks are the
-# host's; the lying apis run on a trixie node.
+# host's.
 
 load ../helpers
 
 # The lying apis were built under the test policy: the node runs a build of the policy in force
 # again, whatever the tests did. (Once, at the end: each lying api's test builds its own, so a
 # rebuild between them would be thrown away.)
-teardown_file() { stack_ready worker1; }
+teardown_file() { stack_ready "$NODE"; }
 
-setup_file() { stack_ready worker1; }
+setup_file() { stack_ready "$NODE"; }
 
 # Runs the drill on a host where nc does not run: in a private mount namespace its binary is
 # covered by /dev/null, so it cannot be executed.
 drill_without_nc() {
-  local node=$1
+  local on=$1
   shift
   run unshare --mount --propagation private bash -c \
     "mount --bind /dev/null \"\$(readlink -f \"\$(command -v nc)\")\" && ! nc -h 2>/dev/null && \
-     cd '$REPO' && env NODE=$node $* scripts/drills/db-ready.sh"
+     cd '$REPO' && env NODE=$on $* scripts/drills/db-ready.sh"
   echo "$output" | tail -n 60
 }
 
@@ -44,7 +44,7 @@ build_variant() {
 }
 
 @test "without nc on the PATH the drill uses bash's /dev/tcp" {
-  drill_without_nc main
+  drill_without_nc "$NODE"
   [ "$status" -eq 0 ]
   assert_output_has "raw TCP tool: devtcp"
   assert_output_has "passed"
@@ -52,27 +52,27 @@ build_variant() {
 
 @test "with neither nc nor /dev/tcp the drill uses curl" {
   # nc is masked for real; DRILL_TCP_TOOLS leaves /dev/tcp out, as on a bash built without it.
-  drill_without_nc main DRILL_TCP_TOOLS=\"nc curl\"
+  drill_without_nc "$NODE" DRILL_TCP_TOOLS=\"nc curl\"
   [ "$status" -eq 0 ]
   assert_output_has "raw TCP tool: curl"
   assert_output_has "passed"
 }
 
 @test "against an api whose /ready always says 200, the drill fails at step 4 and restores the db" {
-  build_variant worker1 dishonest-ready
-  PROV_POLICY=$TEST_POLICY drill worker1
+  build_variant "$NODE" dishonest-ready
+  PROV_POLICY=$TEST_POLICY drill "$NODE"
   [ "$status" -ne 0 ]
   assert_output_has "failed at step 4: /health is 200 and /ready is not 200"
-  [ "$(jq -r .deviated "$(latest_record worker1)")" = true ]
-  db_running worker1
+  [ "$(jq -r .deviated "$(latest_record "$NODE")")" = true ]
+  db_running "$NODE"
 }
 
 @test "against an api that never reconnects, the drill fails at the recovery step" {
-  build_variant worker1 no-reconnect
-  PROV_POLICY=$TEST_POLICY DRILL_RECOVERY_TIMEOUT=8 drill worker1
+  build_variant "$NODE" no-reconnect
+  PROV_POLICY=$TEST_POLICY DRILL_RECOVERY_TIMEOUT=8 drill "$NODE"
   [ "$status" -ne 0 ]
   assert_output_has "failed at step 7: /ready returns to 200"
-  db_running worker1
-  golden demo NODE=worker1
-  golden verify NODE=worker1
+  db_running "$NODE"
+  golden demo NODE="$NODE"
+  golden verify NODE="$NODE"
 }
