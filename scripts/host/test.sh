@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make test: lint, unit tests (with a real PostgreSQL), then the end-to-end suite on real nodes.
+# make test: lint, unit tests (with a real PostgreSQL) and the end-to-end suites on real nodes.
 #   scripts/host/test.sh [all|lint|unit|e2e]
 set -euo pipefail
 # shellcheck source=scripts/lib/host.sh
@@ -47,7 +47,7 @@ attest_venv() {
 
 # The host's part of the end-to-end set-up that needs no build of prov: the engine, the
 # virtualenv, the base images. On a fresh machine (CI's) that is minutes of downloads, dpkg and
-# disk writes; under `all` it runs beside lint and the unit tests, which are compiles.
+# image builds; under `all` it runs beside prov's release build.
 e2e_host() {
   local start
   start=$(mark)
@@ -61,7 +61,7 @@ e2e() {
   local start
   start=$(mark)
   if [[ -n ${HOST_SETUP_PID:-} ]]; then
-    log "the host's set-up, started beside lint and the unit tests (log: ${HOST_SETUP_LOG#"$PROV_REPO"/})"
+    log "the host's set-up, started with the run (log: ${HOST_SETUP_LOG#"$PROV_REPO"/})"
     if ! wait "$HOST_SETUP_PID"; then
       HOST_SETUP_PID=
       tail -n 40 "$HOST_SETUP_LOG" >&2
@@ -76,10 +76,9 @@ e2e() {
   use_host_state
   ensure_lxc_host
   ensure_vendor
-  log "cargo test of what needs the host's Docker engine (the build context against docker build)"
-  # --workspace: the features the unit tests compiled with, so nothing is compiled again.
-  (cd "$PROV_REPO" && cargo test --locked --workspace --test build_context -- --ignored)
-  took "e2e set-up (the rest; cargo test of the build context)" "$start"
+  # Under `all`, the checks beside the suites run it.
+  [[ -n ${CHECKS_PID:-} ]] || unit_engine
+  took "e2e set-up (the rest)" "$start"
   local node flavour pid spare="" failed=0
   local -a suites=() firsts=()
   local -A seen=()
@@ -123,9 +122,33 @@ e2e() {
   start=$(mark)
   bats --timing "$PROV_REPO/tests/e2e/cluster" 2>&1 | tee "$logs/cluster.tap" || failed=1
   took "tests/e2e/cluster" "$start"
-  durations
-  ((failed == 0)) || failures "$logs"/*.tap
-  return "$failed"
+  # Returned here, not as the status: e2e runs as a plain command, under `set -e`.
+  E2E_FAILED=$failed
+}
+
+# The unit test that needs the host's Docker engine: the build context against docker build.
+unit_engine() {
+  local start
+  start=$(mark)
+  log "cargo test of what needs the host's Docker engine (the build context against docker build)"
+  # --workspace: the features the unit tests compiled with, so nothing is compiled again.
+  (cd "$PROV_REPO" && cargo test --locked --workspace --test build_context -- --ignored)
+  took "unit tests that need the engine" "$start"
+}
+
+# Under `all`: lint and the unit tests, beside the end-to-end suites (a run is mostly the nodes'
+# builds and waits on the nodes, and these are compiles that need no node); their own target
+# folders (debug) are not the one the golden path builds prov in (release), so no cargo waits on
+# another. Then the engine's unit test, once the host's set-up has started the engine.
+checks() {
+  lint
+  unit
+  local tries
+  for ((tries = 0; tries < 600; tries++)); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  unit_engine
 }
 
 # node_suite NODE DIR LOG: the per-node files of DIR on NODE. Lines other than a test's result
@@ -187,18 +210,42 @@ mkdir -p "$(dirname "$DURATIONS")"
 case "${1:-all}" in
   lint) lint ;;
   unit) unit ;;
-  e2e) e2e ;;
-  # Called as plain commands: inside `a && b`, bash ignores `set -e` in a's body, and a failing
-  # lint step would pass unseen.
+  e2e)
+    e2e
+    durations
+    ((E2E_FAILED == 0)) || failures "$PROV_REPO/.cache/test"/*.tap
+    exit "$E2E_FAILED"
+    ;;
+  # The host's set-up (minutes of downloads, dpkg and image builds on a fresh machine) and prov's
+  # release build first, side by side; then the end-to-end suites, with lint and the unit tests
+  # beside them. Each is called as a plain command: inside `a && b`, bash ignores `set -e` in a's
+  # body, and a failing step would pass unseen.
   all)
     HOST_SETUP_LOG="$PROV_REPO/.cache/test/host-setup.log"
+    CHECKS_LOG="$PROV_REPO/.cache/test/checks.log"
     e2e_host >"$HOST_SETUP_LOG" 2>&1 &
     HOST_SETUP_PID=$!
-    # When lint or a unit test fails, the set-up is left to finish, not cut mid-install.
-    trap '[[ -z ${HOST_SETUP_PID:-} ]] || wait "$HOST_SETUP_PID" || true' EXIT
-    lint
-    unit
+    # A run that stops early leaves the set-up and the checks to finish, never cut mid-install.
+    trap 'for pid in ${HOST_SETUP_PID:-} ${CHECKS_PID:-}; do wait "$pid" || true; done' EXIT
+    start=$(mark)
+    log "prov's release build and the vendored crates, which the end-to-end suites need"
+    build_prov
+    ensure_vendor
+    took "prov's release build, the vendored crates" "$start"
+    log "lint and the unit tests, beside the end-to-end suites (log: ${CHECKS_LOG#"$PROV_REPO"/}, shown at the end)"
+    checks >"$CHECKS_LOG" 2>&1 &
+    CHECKS_PID=$!
+    checks_status=0
     e2e
+    log "lint and the unit tests, which ran beside the end-to-end suites: their whole output"
+    wait "$CHECKS_PID" || checks_status=1
+    CHECKS_PID=
+    cat "$CHECKS_LOG" >&2
+    durations
+    ((E2E_FAILED == 0)) || failures "$PROV_REPO/.cache/test"/*.tap
+    ((checks_status == 0)) ||
+      echo "error: lint or a unit test failed: its output is above the times, and in $CHECKS_LOG" >&2
+    exit $((E2E_FAILED | checks_status))
     ;;
   *) die "usage: scripts/host/test.sh [all|lint|unit|e2e]" ;;
 esac
