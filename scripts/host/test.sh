@@ -178,7 +178,7 @@ took() {
     printf "%-56s %5d s  %s\n", name, $1 - s0, cpu }' >>"$DURATIONS"
 }
 durations() {
-  log "where the time went (wall seconds by phase, the CPUs busy meanwhile; the per-node suites ran side by side)"
+  log "where the time went (wall seconds by phase, the CPUs busy meanwhile; under all, lint and the unit tests ran beside the suites)"
   cat "$DURATIONS" >&2
 }
 
