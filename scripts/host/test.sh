@@ -92,21 +92,24 @@ e2e() {
   # comes up, and the drill's faults run there); then, one node at a time, the per-node tests that
   # change what every node reads (tests/e2e/node-alone); then the cluster's files on them all. A
   # failing pass does not stop the next one: every failure shows.
-  start=$(mark)
   for node in $(prov nodes); do
     flavour=$(prov nodes --flavour "$node")
     if [[ -n ${seen[$flavour]:-} ]]; then
       spare=${spare:-$node}
-      continue
+    else
+      seen[$flavour]=1
+      firsts+=("$node")
     fi
-    seen[$flavour]=1
-    firsts+=("$node")
-    log "end-to-end suite on $node ($flavour): tests/e2e/node"
+  done
+  # Refused before any suite starts, none is left running behind the error.
+  [[ -n $spare ]] ||
+    die "nodes.json declares one node per flavour: the end-to-end suite needs a second of one flavour"
+  start=$(mark)
+  for node in "${firsts[@]}"; do
+    log "end-to-end suite on $node ($(prov nodes --flavour "$node")): tests/e2e/node"
     node_suite "$node" tests/e2e/node "$logs/$node.tap" &
     suites+=("$!")
   done
-  [[ -n $spare ]] ||
-    die "nodes.json declares one node per flavour: the end-to-end suite needs a second of one flavour"
   log "end-to-end suite on $spare, the node no per-node suite takes: tests/e2e/spare"
   node_suite "$spare" tests/e2e/spare "$logs/$spare.tap" &
   suites+=("$!")

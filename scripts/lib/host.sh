@@ -118,10 +118,12 @@ vagrant_in_repo() { (cd "$PROV_REPO" && vagrant "$@"); }
 # The node's state and provider as Vagrant reports them, "STATE PROVIDER" ("running lxc",
 # "not_created lxc"), in one call: each run of Vagrant costs a second or two of CPU, and make
 # test runs the golden path some hundred times.
+# Fails, saying so, when Vagrant reports no state (its own error is above).
 node_status() {
   vagrant_in_repo status "$1" --machine-readable |
     awk -F, '$3 == "state" { state = $4 } $3 == "provider-name" { provider = $4 }
-      END { print state, provider }'
+      END { if (state == "") exit 1; print state, provider }' ||
+    die "vagrant status $1 reported no state (Vagrant's error, if any, is above): run it by hand to see why"
 }
 node_running() { [[ $(node_status "$1") == "running "* ]]; }
 node_created() { [[ $(node_status "$1") != "not_created "* ]]; }
@@ -154,8 +156,9 @@ node_host_key() {
 # pinned host key (a node created now gets a key of the host's making, pinned before it boots),
 # waits for its engine and gives it the host's base images (checked by content after loading).
 node_up() {
-  local node=$1 pin=(--node "$1") state made
-  read -r state made <<<"$(node_status "$node")"
+  local node=$1 pin=(--node "$1") status state made
+  status=$(node_status "$node")
+  read -r state made <<<"$status"
   if [[ $state != not_created ]]; then
     [[ $made == "$PROVIDER" ]] ||
       die "node $node was made with the $made provider, not $PROVIDER: run with PROVIDER=$made, or re-create it (PROVIDER=$made make destroy NODE=$node, then make up NODE=$node)"
