@@ -81,6 +81,16 @@ steady_state() {
 
 db() { node_script "$NODE" scripts/node/db.sh "$1" >/dev/null; }
 
+# The stack's services whose containers run, as inspect reads them: docker ps reads a copy the
+# engine saves after it marks a container stopped (a disk write later, after the stop has already
+# returned), so right after a stop it may still list the container (on CI: "running: api db").
+running_services() {
+  # shellcheck disable=SC2016 # expanded on the node, from the arguments
+  prov exec --node "$NODE" -- bash -c 'docker ps --all --quiet --filter "label=$1=$2" |
+    xargs -r docker inspect --format "{{if .State.Running}}{{index .Config.Labels \"$3\"}}{{end}}"' \
+    - "$PROV_LABEL_PROJECT" "$PROV_PROJECT" "$PROV_LABEL_SERVICE" | sed '/^$/d' | sort | tr '\n' ' '
+}
+
 # Runs make verify; sets rc and verify_out. Prints the report, indented, on failure or with "show".
 run_verify() {
   verify_out="$(make --no-print-directory -C "$PROV_REPO" verify NODE="$NODE" 2>&1)" && rc=0 || rc=$?
@@ -122,8 +132,7 @@ end "$([[ $rc == 0 && $(jq -r .ready <<<"$before") == 200 ]] && echo 1 || echo 0
 begin "stop only the database, through scripts/node/db.sh"
 db_stopped=1
 db stop
-running="$(prov exec --node "$NODE" -- docker ps --format "{{.Label \"$PROV_LABEL_SERVICE\"}}" \
-  --filter "label=$PROV_LABEL_PROJECT=$PROV_PROJECT" | sort | tr '\n' ' ')"
+running="$(running_services)"
 end "$([[ $running == "api " ]] && echo 1 || echo 0)" "only api running" "running: ${running:-none}"
 
 begin "raw TCP from the host ($TOOL): the api process answers on its port"

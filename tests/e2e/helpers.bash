@@ -140,6 +140,11 @@ on_node() {
   prov exec --node "$node" -- "$@"
 }
 
+# "true" when a node's container $2 runs, "false" when not, as inspect reads it: docker ps may
+# still list a container whose stop has just returned (scripts/drills/db-ready.sh,
+# running_services).
+container_running() { on_node "$1" docker inspect --format '{{.State.Running}}' "$2"; }
+
 # Runs a bash snippet on a node as root.
 root_on() {
   local node=$1

@@ -54,8 +54,8 @@ teardown() {
 @test "make down stops the containers and keeps images and volumes; make up restarts them" {
   image="$(prov show --node "$NODE" --json | jq -r .image.id)"
   golden down NODE="$NODE"
-  run on_node "$NODE" docker ps --quiet --filter label=com.docker.compose.project=prov
-  [ -z "$output" ]
+  [ "$(container_running "$NODE" prov-api)" = false ]
+  [ "$(container_running "$NODE" prov-db)" = false ]
   run on_node "$NODE" docker ps --all --quiet --filter label=com.docker.compose.project=prov
   [ "$(wc -l <<<"$output")" -eq 2 ]
   on_node "$NODE" docker image inspect "$image" >/dev/null

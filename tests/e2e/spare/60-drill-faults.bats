@@ -23,10 +23,6 @@ drill_without_nc() {
   echo "$output" | tail -n 60
 }
 
-db_running() {
-  [ "$(on_node "$1" docker ps --quiet --filter label=com.docker.compose.service=db | wc -l)" -eq 1 ]
-}
-
 # The test policy allows the api's test-only features; the drill's verify steps judge under it.
 TEST_POLICY=tests/fixtures/test-policy.json
 
@@ -64,7 +60,7 @@ build_variant() {
   [ "$status" -ne 0 ]
   assert_output_has "failed at step 4: /health is 200 and /ready is not 200"
   [ "$(jq -r .deviated "$(latest_record "$NODE")")" = true ]
-  db_running "$NODE"
+  [ "$(container_running "$NODE" prov-db)" = true ]
 }
 
 @test "against an api that never reconnects, the drill fails at the recovery step" {
@@ -72,7 +68,7 @@ build_variant() {
   PROV_POLICY=$TEST_POLICY DRILL_RECOVERY_TIMEOUT=8 drill "$NODE"
   [ "$status" -ne 0 ]
   assert_output_has "failed at step 7: /ready returns to 200"
-  db_running "$NODE"
+  [ "$(container_running "$NODE" prov-db)" = true ]
   golden demo NODE="$NODE"
   golden verify NODE="$NODE"
 }
