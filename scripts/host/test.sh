@@ -89,9 +89,10 @@ e2e() {
   # The per-node files run on the first node of each flavour nodes.json declares, the flavours
   # side by side (each suite touches its own node only, and much of a suite's time is spent
   # waiting on its node, not computing), and beside them the third node's (tests/e2e/spare: it
-  # comes up, and the drill's faults run there); then, one node at a time, the per-node tests that
-  # change what every node reads (tests/e2e/node-alone); then the cluster's files on them all. A
-  # failing pass does not stop the next one: every failure shows.
+  # comes up, the drill's faults run there, it is stopped outside Vagrant, destroyed and made
+  # again); then, one node at a time, the per-node tests that change what every node reads
+  # (tests/e2e/node-alone); then the cluster's files on them all. A failing pass does not stop the
+  # next one: every failure shows.
   for node in $(prov nodes); do
     flavour=$(prov nodes --flavour "$node")
     if [[ -n ${seen[$flavour]:-} ]]; then

@@ -64,22 +64,6 @@ setup_file() { stack_ready main worker1 worker2; }
   prov verify --all
 }
 
-@test "a node stopped outside Vagrant cannot be checked, and make up brings it back verified" {
-  kill_node worker2
-  run prov verify --node worker2
-  [ "$status" -eq 2 ]
-  # What the stopped node left on the host does not stop it: an LXC node's port forwarder, even
-  # one Vagrant has no record of (redir forks a process for each connection, which keeps the
-  # listening socket while it tries to reach the node).
-  if [[ $(node_provider worker2) == lxc ]]; then
-    rm -f "$STATE_DIR/vagrant/machines/worker2/lxc/pids/"redir_*.pid
-  fi
-  run golden up NODE=worker2
-  echo "$output"
-  [ "$status" -eq 0 ]
-  prov verify --node worker2
-}
-
 @test "every node builds on the same base images, whatever its image store calls them" {
   # The flavours differ (nodes.json): the classic store names an image by its configuration,
   # the containerd store by its manifest; the configuration digest is the same.

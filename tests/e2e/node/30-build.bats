@@ -152,27 +152,3 @@ teardown() { restore_kept; }
   assert_output_has "another build holds the lock"
   [ "$(snapshot)" = "$before" ]
 }
-
-@test "a build with the node's network gone still works, and its record names the bases by ID" {
-  # Every packet the node sends is dropped, but for its loopback and its answers on connections
-  # made to it (the host's ssh): no registry, no mirror, no name server is reachable.
-  root_on "$NODE" "iptables -I OUTPUT 1 -j DROP && \
-    iptables -I OUTPUT 1 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT && \
-    iptables -I OUTPUT 1 -o lo -j ACCEPT"
-  run root_on "$NODE" "curl -s --max-time 5 -o /dev/null http://deb.debian.org/"
-  offline=$status
-  build_on_node ""
-  built=$status
-  root_on "$NODE" "iptables -D OUTPUT -o lo -j ACCEPT && \
-    iptables -D OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT && \
-    iptables -D OUTPUT -j DROP"
-  [ "$offline" -ne 0 ]
-  [ "$built" -eq 0 ]
-  record="$(root_on "$NODE" "cat /vagrant/provenance/$NODE/\$(jq -r .build_id /vagrant/provenance/$NODE/latest).json")"
-  jq -e '(.base_images | length) == 2
-    and all(.base_images[]; .id | test("^sha256:[0-9a-f]{64}$"))' <<<"$record" >/dev/null
-  # The stack runs the new build, attested, as the golden path leaves it.
-  root_on "$NODE" "cd /vagrant && scripts/node/up.sh" >/dev/null
-  prov attest --node "$NODE" >/dev/null
-  prov verify --node "$NODE"
-}

@@ -306,7 +306,7 @@ patch_by_hand_with_cache() {
 }
 
 # The build imported before the latest, when it is of the same source and its image is still on
-# the node (30-build's offline build leaves one): its build id.
+# the node (32-offline-build leaves one): its build id.
 older_build() {
   local records
   mapfile -t records < <(manifests "$HOST_DIR")
