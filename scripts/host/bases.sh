@@ -319,6 +319,13 @@ build_one() {
 }
 
 JOBS=()
+# Waits for every job in JOBS; then dies, naming WHAT, if one failed (it said why above).
+wait_jobs() {
+  local pid failed=0
+  for pid in "${JOBS[@]}"; do wait "$pid" || failed=1; done
+  JOBS=()
+  [ "$failed" = 0 ] || die "$1 failed (above)"
+}
 stop_jobs() {
   local pid
   for pid in "${JOBS[@]}"; do
@@ -331,6 +338,8 @@ trap 'stop_jobs; exit 130' INT TERM
 # ---------------------------------------------------------------------------------------------
 # Resolve: which images exist already, which must be built.
 
+# The suites are debootstrapped side by side: each waits mostly on the mirror and on dpkg.
+roots_todo=()
 for root in "${ROOTS[@]}"; do
   root_hash=$(root_recipe "$root" | hash12)
   TAG[$root]=prov-$root:$root_hash
@@ -338,10 +347,15 @@ for root in "${ROOTS[@]}"; do
     ID[$root]=${TAG_ID[${TAG[$root]}]}
   else
     log "$root: building ${TAG[$root]}"
-    build_root "$root" "$root_hash"
-    ID[$root]=$("$DOCKER" image inspect --format '{{.Id}}' "${TAG[$root]}")
-    BUILT[$root]=1
+    build_root "$root" "$root_hash" &
+    JOBS+=("$!")
+    roots_todo+=("$root")
   fi
+done
+wait_jobs "making a Debian root image"
+for root in "${roots_todo[@]}"; do
+  ID[$root]=$("$DOCKER" image inspect --format '{{.Id}}' "${TAG[$root]}")
+  BUILT[$root]=1
 done
 
 declare -A HASH=()
@@ -483,9 +497,8 @@ done
 # ---------------------------------------------------------------------------------------------
 # bases.tar: what nodes `docker load`. Saved by tag, so both tags and IDs survive the load.
 
-if [ "$(cat "$BASES_STAMP" 2>/dev/null)" != "$(bases_stamp_content)" ]; then
-  t0=$SECONDS
-  saved_tags=()
+save_bases() {
+  local t0=$SECONDS name saved_tags=()
   for name in "${SAVED[@]}"; do saved_tags+=("${TAG[$name]}"); done
   log "saving ${saved_tags[*]} to ${BASES_TAR#"$PROV_REPO"/}"
   rm -f "$BASES_STAMP"
@@ -497,15 +510,24 @@ if [ "$(cat "$BASES_STAMP" 2>/dev/null)" != "$(bases_stamp_content)" ]; then
   bases_stamp_content >"$BASES_STAMP.tmp"
   mv -f "$BASES_STAMP.tmp" "$BASES_STAMP"
   log "bases.tar written ($(($(stat -c %s "$BASES_TAR") / 1000000)) MB) in $(elapsed "$t0")"
-fi
+}
 
-# The LXC boxes, and the boxes they replace (a node keeps nothing of its box once made). A box
-# is removed as a folder: `vagrant box remove` reads the Vagrantfile of every machine made from
-# it, and this one runs only under make.
+# bases.tar and the LXC boxes are made side by side (the engine writes one, gzip compresses the
+# others); then the boxes they replace go (a node keeps nothing of its box once made). A box is
+# removed as a folder: `vagrant box remove` reads the Vagrantfile of every machine made from it,
+# and this one runs only under make.
+if [ "$(cat "$BASES_STAMP" 2>/dev/null)" != "$(bases_stamp_content)" ]; then
+  save_bases &
+  JOBS+=("$!")
+fi
 for name in "${BOXES[@]}"; do
   box=$(box_name "$name")
-  box_present "$box" || build_box "$name" "$box"
+  if ! box_present "$box"; then
+    build_box "$name" "$box" &
+    JOBS+=("$!")
+  fi
 done
+wait_jobs "saving bases.tar or making an LXC box"
 while read -r old; do
   rm -rf "${VAGRANT_BOXES:?}/$old"
   log "removed the replaced box $old"

@@ -330,6 +330,7 @@ lxc_network_gc() {
 node_script() {
   local node=$1
   shift
-  prov sync --node "$node"
+  # (Returned explicitly: a caller's `if` turns off `set -e` in here.)
+  prov sync --node "$node" || return
   prov exec --node "$node" -- sudo -n env -C /vagrant "$@"
 }

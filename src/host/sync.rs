@@ -618,7 +618,10 @@ fn write_tar(
                 tar.append_link(&mut header, path, target)?;
             }
             (Entry::File { mode, .. }, Some(source)) => {
-                let file = fs::File::open(source)?;
+                // A file gone since the listing (the checkout changed meanwhile) is named.
+                let file = fs::File::open(source).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", source.display()))
+                })?;
                 let meta = file.metadata()?;
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(*mode);
@@ -635,6 +638,25 @@ fn write_tar(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_gone_since_the_listing_is_named() {
+        let gone = std::env::temp_dir().join("prov-sync-test-gone/Makefile");
+        let entry = Entry::File {
+            mode: 0o644,
+            sha256: String::new(),
+        };
+        let err = write_tar(
+            &mut Vec::new(),
+            &[("Makefile".into(), entry, Some(gone.clone()))],
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert!(
+            err.to_string().contains(&gone.display().to_string()),
+            "{err}"
+        );
+    }
 
     #[test]
     fn the_export_holds_the_checkout_and_the_nodes_own_records_only() {

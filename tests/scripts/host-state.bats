@@ -67,3 +67,19 @@ setup() {
     [ "${lines[i]#start }" = "${lines[i + 1]#end }" ]
   done
 }
+
+@test "a node script does not run when its node's export could not be refreshed, even in an if" {
+  # An `if` turns off `set -e` in the functions it calls: the stand-in's failing sync must still
+  # stop the script before it runs on the node.
+  # shellcheck disable=SC2317 # called by node_script
+  prov() {
+    case $1 in
+      sync) echo "prov: error: sending to node main: gone" >&2 && return 1 ;;
+      exec) echo "ran on the node" ;;
+    esac
+  }
+  out=$(if node_script main scripts/node/demo.sh; then echo "went on"; else echo "stopped"; fi 2>&1)
+  echo "$out"
+  [[ $out == *stopped* ]]
+  [[ $out != *"ran on the node"* ]]
+}
