@@ -77,7 +77,7 @@ destroy() {
         prov exec --node "$node" -- sudo -n find /vagrant -mindepth 1 -delete || true
       fi
       log "destroying node $node"
-      vagrant_in_repo destroy --force "$node"
+      run_vagrant destroy --force "$node"
     fi
     rm -rf "$PROV_STATE_DIR/exports/$node" "$PROV_STATE_DIR/nodes/$node" ||
       warn "could not remove $PROV_STATE_DIR/exports/$node or $PROV_STATE_DIR/nodes/$node: remove them by hand"

@@ -113,14 +113,18 @@ use_host_state() {
   log "moved Vagrant's machine data from $PROV_REPO/.vagrant (which nodes could write) to $VAGRANT_DOTFILE_PATH"
 }
 
-vagrant_in_repo() { (cd "$PROV_REPO" && vagrant "$@"); }
+# Vagrant, on the checkout's Vagrantfile (VAGRANT_CWD), run from the host's state: what its tools
+# write where they run stays out of the checkout. (The LXC provider's lxc-update-config copies
+# the box's settings to a temporary file in its working folder while it makes a node: in the
+# checkout, a verify of another node at that moment saw the source tree changed.)
+run_vagrant() { (cd "$PROV_STATE_DIR" && VAGRANT_CWD=$PROV_REPO vagrant "$@"); }
 
 # The node's state and provider as Vagrant reports them, "STATE PROVIDER" ("running lxc",
 # "not_created lxc"), in one call: each run of Vagrant costs a second or two of CPU, and make
 # test runs the golden path some hundred times.
 # Fails, saying so, when Vagrant reports no state (its own error is above).
 node_status() {
-  vagrant_in_repo status "$1" --machine-readable |
+  run_vagrant status "$1" --machine-readable |
     awk -F, '$3 == "state" { state = $4 } $3 == "provider-name" { provider = $4 }
       END { if (state == "") exit 1; print state, provider }' ||
     die "vagrant status $1 reported no state (Vagrant's error, if any, is above): run it by hand to see why"
@@ -164,14 +168,14 @@ node_up() {
       die "node $node was made with the $made provider, not $PROVIDER: run with PROVIDER=$made, or re-create it (PROVIDER=$made make destroy NODE=$node, then make up NODE=$node)"
     if ! node_has_export "$node"; then
       log "node $node mounts the host's checkout (made by an older prov): re-creating it with its own export (its engine's data is kept)"
-      vagrant_in_repo destroy --force "$node"
+      run_vagrant destroy --force "$node"
       state=not_created
     elif [[ $state != running ]]; then
       # A node that stopped without Vagrant (its engine killed for memory, say) leaves its port
       # forwarder listening, which makes `vagrant up` refuse the port; Vagrant's halt stops it
       # by the id Vagrant recorded.
       log "node $node is stopped: clearing what it left before booting it"
-      vagrant_in_repo halt "$node"
+      run_vagrant halt "$node"
       free_forwarded_port "$node"
     fi
   fi
@@ -188,7 +192,7 @@ node_up() {
     # What the LXC box's template said when it could not make the node (Vagrant does not show it).
     local template_error="$PROV_STATE_DIR/nodes/$node/lxc-template.error"
     rm -f "$template_error"
-    if ! vagrant_in_repo up "$node" --provider="$PROVIDER"; then
+    if ! run_vagrant up "$node" --provider="$PROVIDER"; then
       [[ ! -s $template_error ]] || die "node $node could not be made: $(cat "$template_error")"
       die "vagrant up $node failed; see the output above"
     fi

@@ -83,3 +83,19 @@ setup() {
   [[ $out == *stopped* ]]
   [[ $out != *"ran on the node"* ]]
 }
+
+@test "Vagrant runs on the checkout's Vagrantfile from the host's state: what its tools write where they run stays out of the checkout" {
+  # A stand-in vagrant does what the LXC provider's lxc-update-config does while it makes a node:
+  # a temporary file in its working folder. It also says which Vagrantfile it would read.
+  mkdir -p "$BATS_TEST_TMPDIR/bin" "$PROV_STATE_DIR"
+  # shellcheck disable=SC2016 # expanded by the stand-in
+  printf '#!/bin/sh\ntmp=$(mktemp -p "$PWD" XXXXXXXXXX) && echo "temporary file in $PWD"\necho "Vagrantfile in ${VAGRANT_CWD:-$PWD}"\n' \
+    >"$BATS_TEST_TMPDIR/bin/vagrant"
+  chmod +x "$BATS_TEST_TMPDIR/bin/vagrant"
+  PATH="$BATS_TEST_TMPDIR/bin:$PATH" run run_vagrant up main
+  echo "$output"
+  [ "$status" -eq 0 ]
+  assert_output_has "temporary file in $PROV_STATE_DIR"
+  assert_output_has "Vagrantfile in $PROV_REPO"
+  [ -z "$(find "$PROV_REPO" -maxdepth 1 -type f)" ]
+}
