@@ -155,8 +155,6 @@ build_pair() {
     tidy_node "$node"
     as+="$ta"$'\n' bs+="$tb"$'\n' rs+="$(ratio "$ta" "$tb")"$'\n'
   done
-  # BuildKit's goal is looser: prov's build writes an OCI archive and loads it, where the plain
-  # build writes into the store (the archive keeps BuildKit's provenance out of the image).
   goal=1.02
   [[ $flavour == bookworm ]] || goal=1.03
   record "build-$flavour" "$goal" "$(prov_build "$node")" "$(plain_build "$node")" \

@@ -52,7 +52,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build the api image inside a node and record its manifest (runs inside the node).
-    Build(build::Args),
+    Build(build::BuildArgs),
     /// Check from the host that nodes run exactly their latest recorded build (read-only).
     Verify(verify::Args),
     /// Judge nodes again on every engine event that can change their verdict, until stopped: a

@@ -32,23 +32,31 @@ pub(super) fn run_docker_build(
         .expect("checked when the context was made")
         .to_string_lossy()
         .into_owned();
+    // BuildKit: plain progress streams like the legacy builder's. The Dockerfile dates its files
+    // the source's date itself: BuildKit's `rewrite-timestamp=true` would read and compress
+    // again every layer, the runtime base's included (docs/builds.md). OCI media types, in the
+    // store as in the archive: the image's ID is the same either way.
     let mut args: Vec<String> = match (m.builder, archive) {
         (Builder::Legacy, _) => vec!["build".into(), "--force-rm".into()],
-        // Plain progress streams like the legacy builder's. The image and BuildKit's own
-        // provenance go to an OCI archive (the docker exporter takes no provenance). The
-        // Dockerfile dates its files the source's date itself: BuildKit's
-        // `rewrite-timestamp=true` would read and compress again every layer, the runtime
-        // base's included (docs/builds.md).
-        (Builder::BuildKit, archive) => vec![
+        // Into the store, without BuildKit's provenance: attached, it would make the image an
+        // index whose digest changes with every build.
+        (Builder::BuildKit, None) => vec![
+            "buildx".into(),
+            "build".into(),
+            "--progress=plain".into(),
+            "--provenance=false".into(),
+            "--output".into(),
+            format!("type=image,name={tag},oci-mediatypes=true"),
+        ],
+        // With BuildKit's provenance: an OCI archive (the docker exporter takes no provenance),
+        // which prov loads without it.
+        (Builder::BuildKit, Some(archive)) => vec![
             "buildx".into(),
             "build".into(),
             "--progress=plain".into(),
             "--provenance=mode=max".into(),
             "--output".into(),
-            format!(
-                "type=oci,name={tag},dest={}",
-                archive.expect("a BuildKit build has an archive").display()
-            ),
+            format!("type=oci,name={tag},dest={}", archive.display()),
         ],
     };
     args.extend([

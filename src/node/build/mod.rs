@@ -47,6 +47,9 @@ pub struct BuildRequest {
     pub build_args: Vec<(String, String)>,
     /// The build policy (relative to the repository) the arguments must satisfy.
     pub policy: String,
+    /// Keep BuildKit's own provenance beside the record (BuildKit nodes; `prov build
+    /// --buildkit-provenance`).
+    pub buildkit_provenance: bool,
 }
 
 /// A build input's path, confined to the repository (the node's export, at /vagrant): relative to
@@ -131,7 +134,10 @@ pub fn build(req: &BuildRequest) -> crate::error::Result<Manifest> {
     let finished_at = Utc::now();
     let buildkit_provenance = match &made.statement {
         Some(statement) => Some(keep_buildkit_provenance(&store, &build_id, statement)?),
-        None if materials.builder == Builder::BuildKit && result.is_ok() => {
+        None if req.buildkit_provenance
+            && materials.builder == Builder::BuildKit
+            && result.is_ok() =>
+        {
             eprintln!("prov: BuildKit attached no provenance to {tag}");
             None
         }
@@ -242,7 +248,7 @@ struct Made {
     /// Whether the builder (and, for BuildKit, loading the image) succeeded.
     result: Result<()>,
     image: Option<ImageRecord>,
-    /// BuildKit's provenance of the image, when it attached one.
+    /// BuildKit's provenance of the image, when asked for and attached.
     statement: Option<serde_json::Value>,
 }
 
@@ -256,13 +262,14 @@ fn make_image(
     echo: &mut dyn Write,
 ) -> Result<Made> {
     let image_labels = stamp(req, materials);
-    // BuildKit writes the image as an OCI archive here; prov loads it (see `load_archive`).
+    // With its provenance asked for, BuildKit writes the image as an OCI archive here, and prov
+    // loads it (see `load_archive`); otherwise it writes into the store itself.
     let scratch = tempfile::Builder::new()
         .prefix("prov-build.")
         .tempdir()
         .context("making a scratch folder for the build's output")?;
-    let archive =
-        (materials.builder == Builder::BuildKit).then(|| scratch.path().join("image.tar"));
+    let archive = (materials.builder == Builder::BuildKit && req.buildkit_provenance)
+        .then(|| scratch.path().join("image.tar"));
     let (log, mut result) = run_docker_build(
         req,
         materials,

@@ -2,6 +2,8 @@
 # One build by hand, with the node's network gone, checked from each side in turn: it works
 # offline; its record rewritten before the host takes it is refused by name; as built, the host
 # imports it and it names its bases by ID; run unattested it fails verify, attested it passes.
+# On a BuildKit node it keeps BuildKit's own provenance too (`--buildkit-provenance`), which the
+# golden path's builds do not: the same image all the same, and the side file checked on import.
 # The tests share that build (a build costs a minute or more) and run in this order; no prov sync
 # comes between them, since a sync puts the node's records back to the host's, which would drop
 # the build before its import.
@@ -18,9 +20,12 @@ setup_file() {
   root_on "$NODE" "iptables -I OUTPUT 1 -j DROP && \
     iptables -I OUTPUT 1 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT && \
     iptables -I OUTPUT 1 -o lo -j ACCEPT"
-  local offline=0 built=0
+  local offline=0 built=0 flags=""
+  [[ $(prov nodes --flavour "$NODE") == bookworm ]] || flags=--buildkit-provenance
+  # The golden path's build, which this one (of the same tree and bases) is compared with.
+  jq -r .build_id "$REPO/provenance/$NODE/latest" >"$OUT/golden"
   root_on "$NODE" "curl -s --max-time 5 -o /dev/null http://deb.debian.org/" || offline=$?
-  build_by_hand "$NODE" >"$OUT/build.log" 2>&1 || built=$?
+  build_by_hand "$NODE" $flags >"$OUT/build.log" 2>&1 || built=$?
   root_on "$NODE" "iptables -D OUTPUT -o lo -j ACCEPT && \
     iptables -D OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT && \
     iptables -D OUTPUT -j DROP"
@@ -29,7 +34,8 @@ setup_file() {
 
 # Whatever failed, the node is left on the golden path.
 teardown_file() {
-  root_on "$NODE" "rm -f /tmp/prov-e2e-record.orig /tmp/prov-e2e-latest.orig /tmp/prov-e2e-log.orig" ||
+  root_on "$NODE" "rm -f /tmp/prov-e2e-record.orig /tmp/prov-e2e-latest.orig /tmp/prov-e2e-log.orig \
+    /tmp/prov-e2e-buildkit.orig" ||
     true
   stack_ready "$NODE"
 }
@@ -84,6 +90,20 @@ rewrite_newest() {
   assert_output_has "$id.log is not a plain file on the node"
   # The build as it was made, for the tests after this one.
   root_on "$NODE" "cd /vagrant/provenance/$NODE && rm $id.log && cp /tmp/prov-e2e-log.orig $id.log"
+  [[ $(prov nodes --flavour "$NODE") != bookworm ]] || return 0
+  # BuildKit's provenance, kept beside the record and bound to it by digest: gone, or changed,
+  # the record is refused.
+  root_on "$NODE" "cd /vagrant/provenance/$NODE && cp $id.buildkit.json /tmp/prov-e2e-buildkit.orig &&     rm $id.buildkit.json"
+  run prov import --node "$NODE"
+  echo "BuildKit's provenance gone: $output" >&2
+  [ "$status" -eq 2 ]
+  assert_output_has "build $id's BuildKit provenance is missing"
+  root_on "$NODE" "cd /vagrant/provenance/$NODE &&     jq '.predicate.builder.id = \"forged\"' /tmp/prov-e2e-buildkit.orig >$id.buildkit.json"
+  run prov import --node "$NODE"
+  echo "BuildKit's provenance changed: $output" >&2
+  [ "$status" -eq 2 ]
+  assert_output_has "build $id's BuildKit provenance has sha256"
+  root_on "$NODE" "cd /vagrant/provenance/$NODE && cp /tmp/prov-e2e-buildkit.orig $id.buildkit.json"
 }
 
 @test "the build as made is imported, and its record names the bases by ID" {
@@ -92,6 +112,15 @@ rewrite_newest() {
   record="$REPO/provenance/$NODE/$id.json"
   jq -e '(.base_images | length) == 2
     and all(.base_images[]; .id | test("^sha256:[0-9a-f]{64}$"))' "$record" >/dev/null
+  [[ $(prov nodes --flavour "$NODE") != bookworm ]] || return 0
+  # BuildKit's provenance came in with it (the golden path's build kept none), and the image is
+  # the golden path's: the same ID, written through the archive instead of into the store.
+  golden="$REPO/provenance/$NODE/$(cat "$OUT/golden").json"
+  jq -e .buildkit_provenance.sha256 "$record" >/dev/null
+  [ -s "$REPO/provenance/$NODE/$id.buildkit.json" ]
+  [ "$(jq .buildkit_provenance "$golden")" = null ]
+  [ "$(jq -r .git.tree "$record")" = "$(jq -r .git.tree "$golden")" ]
+  [ "$(jq -r .image.id "$record")" = "$(jq -r .image.id "$golden")" ]
 }
 
 @test "a later build the host did not attest fails verify; attested, it passes" {

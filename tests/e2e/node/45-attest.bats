@@ -189,21 +189,6 @@ teardown() { restore_kept; }
   prov verify --node "$NODE"
 }
 
-@test "a BuildKit record whose own provenance is missing or changed is refused: exit 2" {
-  [[ $(prov nodes --flavour "$NODE") != bookworm ]] ||
-    skip "the legacy builder keeps no provenance of its own"
-  forge_next_record .
-  rm "$DIR/$forged_id.buildkit.json"
-  import_refused "build $forged_id's BuildKit provenance is missing"
-  restore_kept
-  forge_next_record .
-  jq '.predicate.builder.id = "forged"' "$DIR/$forged_id.buildkit.json" >"$BATS_TEST_TMPDIR/p"
-  cp "$BATS_TEST_TMPDIR/p" "$DIR/$forged_id.buildkit.json"
-  import_refused "build $forged_id's BuildKit provenance has sha256"
-  restore_kept
-  prov verify --node "$NODE"
-}
-
 @test "a record whose SBOM is missing, changed or of another tree is refused: exit 2" {
   forge_next_record .
   rm "$DIR/$forged_id.sbom.cdx.json"
