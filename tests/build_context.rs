@@ -14,8 +14,9 @@ mod support;
 
 use prov::record::build_context;
 use prov::record::image_fs::{self, Listing};
+use prov::record::manifest::BuildContext;
 use prov::record::policy::{ContextSpec, DerivedSpec, Proof};
-use prov::record::tree_hash::tree_files;
+use prov::record::tree_hash::{tree_files, TreeFile};
 use tempfile::TempDir;
 
 fn run(dir: &Path, program: &str, args: &[&str]) {
@@ -77,6 +78,32 @@ fn spec() -> ContextSpec {
     }
 }
 
+/// The context of the fixture's tree `files`, streamed into the file `tar`.
+fn make(d: &Path, files: &[TreeFile], tar: &Path) -> anyhow::Result<BuildContext> {
+    build_context::plan(d, Path::new("."), &spec(), files)?.stream(fs::File::create(tar)?, || {})
+}
+
+/// Streams the context into `tar` as `make` does, for a check that fails; returns the error,
+/// whether the builder was withdrawn, and what it received.
+fn refused_stream(d: &Path, files: &[TreeFile], tar: &Path) -> (String, bool, Vec<u8>) {
+    let withdrawn = std::cell::Cell::new(false);
+    let err = build_context::plan(d, Path::new("."), &spec(), files)
+        .unwrap()
+        .stream(fs::File::create(tar).unwrap(), || withdrawn.set(true))
+        .err()
+        .expect("refused");
+    (format!("{err:#}"), withdrawn.get(), fs::read(tar).unwrap())
+}
+
+/// A tar reader given `bytes` fails on them: they are no whole archive, not even a shorter one.
+fn no_reader_takes(bytes: &[u8]) -> bool {
+    let mut archive = tar::Archive::new(bytes);
+    archive
+        .entries()
+        .map(|entries| entries.into_iter().any(|e| e.is_err()))
+        .unwrap_or(true)
+}
+
 /// Builds `FROM scratch` + `COPY . /ctx/` with the given context (a folder, or `-` with the
 /// tar on stdin) and lists the image's files.
 fn docker_listing(context: &str, dir: &Path, stdin: Option<&Path>) -> Listing {
@@ -124,10 +151,10 @@ fn the_context_is_what_docker_receives_from_the_folder() {
     let d = repo.path();
     let (_, files) = tree_files(d).unwrap();
     let tar = out.path().join("context.tar");
-    let made = build_context::make(d, Path::new("."), &spec(), &files, &tar).unwrap();
+    let made = make(d, &files, &tar).unwrap();
     // Cargo.lock; app: 2; src: lib.txt, run.sh, link, new.txt; vendor/tiny: 3.
-    assert_eq!(made.record.files, 10);
-    assert_eq!(made.record.derived[0].files, 3);
+    assert_eq!(made.files, 10);
+    assert_eq!(made.derived[0].files, 3);
 
     let from_prov = docker_listing("-", d, Some(&tar));
     write(d, ".dockerignore", "*\n!Cargo.lock\n!app\n!src\n!vendor\n");
@@ -150,27 +177,22 @@ fn the_same_inputs_give_the_same_stream() {
     let out = TempDir::new().unwrap();
     let d = repo.path();
     let (_, files) = tree_files(d).unwrap();
-    let first = build_context::make(
-        d,
-        Path::new("."),
-        &spec(),
-        &files,
-        &out.path().join("a.tar"),
-    )
-    .unwrap()
-    .record
-    .clone();
-    let second = build_context::make(
-        d,
-        Path::new("."),
-        &spec(),
-        &files,
-        &out.path().join("b.tar"),
-    )
-    .unwrap()
-    .record
-    .clone();
+    let first = make(d, &files, &out.path().join("a.tar")).unwrap();
+    let second = make(d, &files, &out.path().join("b.tar")).unwrap();
     assert_eq!(first, second);
+    assert_eq!(
+        fs::read(out.path().join("a.tar")).unwrap(),
+        fs::read(out.path().join("b.tar")).unwrap()
+    );
+    // The host's record of the same inputs, made without writing them, is the stream's.
+    assert_eq!(
+        build_context::record_of(d, Path::new("."), &spec(), &files).unwrap(),
+        first
+    );
+    // A whole archive, its end included.
+    assert!(!no_reader_takes(
+        &fs::read(out.path().join("a.tar")).unwrap()
+    ));
 }
 
 #[test]
@@ -184,15 +206,9 @@ fn a_file_the_tree_does_not_record_is_refused_by_name() {
     write(d, ".git/info/exclude", "app/build.rs\n");
     write(d, "app/build.rs", "fn main() {}\n");
     let (_, files) = tree_files(d).unwrap();
-    let err = build_context::make(
-        d,
-        Path::new("."),
-        &spec(),
-        &files,
-        &out.path().join("c.tar"),
-    )
-    .err()
-    .expect("refused");
+    let err = make(d, &files, &out.path().join("c.tar"))
+        .err()
+        .expect("refused");
     let text = format!("{err:#}");
     assert!(
         text.contains("app/build.rs") && text.contains("not in the recorded tree"),
@@ -210,60 +226,43 @@ fn a_nested_repository_in_the_context_is_refused() {
     write(d, "src/nested/file.txt", "inside a nested repository\n");
     commit_all(&d.join("src/nested"));
     let (_, files) = tree_files(d).unwrap();
-    let err = build_context::make(
-        d,
-        Path::new("."),
-        &spec(),
-        &files,
-        &out.path().join("n.tar"),
-    )
-    .err()
-    .expect("refused");
+    let err = make(d, &files, &out.path().join("n.tar"))
+        .err()
+        .expect("refused");
     assert!(format!("{err:#}").contains("src/nested"), "{err:#}");
 }
 
 #[test]
-fn a_file_changed_after_hashing_is_refused() {
+fn a_file_changed_after_hashing_withdraws_the_context_before_its_end() {
     let repo = fixture();
     // The streams go beside the repository, never into it, and are removed with the test.
     let out = TempDir::new().unwrap();
     let d = repo.path();
     let (_, files) = tree_files(d).unwrap();
     write(d, "app/main.txt", "changed after the hash\n");
-    let err = build_context::make(
-        d,
-        Path::new("."),
-        &spec(),
-        &files,
-        &out.path().join("x.tar"),
-    )
-    .err()
-    .expect("refused");
+    let (err, withdrawn, sent) = refused_stream(d, &files, &out.path().join("x.tar"));
+    assert!(err.contains("app/main.txt changed"), "{err}");
+    // The builder is stopped, and what it was sent so far ends in no archive a reader takes:
+    // the entries before the changed file are not a context.
+    assert!(withdrawn);
     assert!(
-        format!("{err:#}").contains("app/main.txt changed"),
-        "{err:#}"
+        !sent.is_empty() && no_reader_takes(&sent),
+        "{} bytes",
+        sent.len()
     );
 }
 
 #[test]
-fn an_edited_vendored_crate_keeps_the_context_from_being_made() {
+fn an_edited_vendored_crate_withdraws_the_context_before_its_end() {
     let repo = fixture();
     // The streams go beside the repository, never into it, and are removed with the test.
     let out = TempDir::new().unwrap();
     let d = repo.path();
     write(d, "vendor/tiny/src/lib.rs", "pub fn tiny() -> u8 { 7 }\n");
     let (_, files) = tree_files(d).unwrap();
-    let err = build_context::make(
-        d,
-        Path::new("."),
-        &spec(),
-        &files,
-        &out.path().join("v.tar"),
-    )
-    .err()
-    .expect("refused");
-    assert!(
-        format!("{err:#}").contains("vendor/tiny/src/lib.rs differs"),
-        "{err:#}"
-    );
+    // Every entry was written (the proof runs beside the writing); the end never is.
+    let (err, withdrawn, sent) = refused_stream(d, &files, &out.path().join("v.tar"));
+    assert!(err.contains("vendor/tiny/src/lib.rs differs"), "{err}");
+    assert!(withdrawn);
+    assert!(no_reader_takes(&sent), "{} bytes", sent.len());
 }

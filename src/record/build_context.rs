@@ -8,8 +8,9 @@
 //! would have entered a build from the folder: the build is refused, naming it. Entries carry
 //! fixed owners and times, in path order, so the same inputs give the same stream.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -37,59 +38,122 @@ pub fn as_prefix(context_dir: &Path) -> &Path {
     }
 }
 
-/// The context written to `tar`, and its record. The tar file goes when this does.
-pub struct Made {
-    pub record: BuildContext,
-    pub tar: PathBuf,
+/// A context ready to be sent: the tree's files it holds, in path order, once nothing on disk
+/// under its paths was found that the tree does not record.
+pub struct Plan {
+    root: PathBuf,
+    context_dir: PathBuf,
+    spec: ContextSpec,
+    chosen: Vec<(PathBuf, TreeFile)>,
 }
 
-impl Drop for Made {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.tar);
-    }
-}
-
-/// Writes the context for `spec` (relative to `context_dir`, itself relative to the checkout
-/// `root`) from the tree's `files` into the tar file `tar`.
-pub fn make(
+/// The context for `spec` (relative to `context_dir`, itself relative to the checkout `root`)
+/// from the tree's `files`; undeclared files and nested repositories are refused here.
+pub fn plan(
     root: &Path,
     context_dir: &Path,
     spec: &ContextSpec,
     files: &[TreeFile],
-    tar: &Path,
-) -> Result<Made> {
+) -> Result<Plan> {
     let chosen = chosen_files(context_dir, spec, files)?;
     refuse_undeclared(root, context_dir, spec, &chosen)?;
-
-    let base = root.join(context_dir);
-    let out = File::create(tar).with_context(|| format!("creating {}", tar.display()))?;
-    // The proofs of the derived inputs run beside the writing of the stream (each reads every
-    // vendored file; side by side they take about the time of the longer). A failed proof
-    // fails the build: the stream is then never handed to docker.
-    let (written, proven) = std::thread::scope(|scope| {
-        let proven = scope.spawn(|| {
-            spec.derived
-                .iter()
-                .try_for_each(|input| prove(root, &base, input))
-        });
-        let written = write_stream(root, &base, spec, &chosen, BufWriter::new(out));
-        (written, proven.join())
-    });
-    proven.map_err(|_| anyhow!("the proof of the derived inputs panicked"))??;
-    let (record, file) = written?;
-    // Flushed, not synced: docker reads the file at once, and it goes after the build.
-    file.into_inner()
-        .map_err(|e| anyhow!("writing {}: {}", tar.display(), e.error()))?;
-    Ok(Made {
-        record: BuildContext {
-            path: context_dir.to_string_lossy().into_owned(),
-            ..record
-        },
-        tar: tar.to_path_buf(),
+    Ok(Plan {
+        root: root.to_path_buf(),
+        context_dir: context_dir.to_path_buf(),
+        spec: spec.clone(),
+        chosen: chosen
+            .into_iter()
+            .map(|(rel, file)| (rel, file.clone()))
+            .collect(),
     })
 }
 
-/// The record of the context `make` would write for these inputs, without writing it: the host
+impl Plan {
+    /// Writes the context into `out` (the builder's standard input) while the builder reads
+    /// it, and returns its record. The derived inputs are proven beside the writing (each
+    /// reads every vendored file). The archive's end, its last 1,024 bytes, is written only
+    /// once every file was checked against the tree and every proof passed: until then the
+    /// builder cannot have the whole context, and so runs no step. On a failure `withdraw`
+    /// is called first (it stops the builder: a stream cut at an entry's boundary would read
+    /// as a whole, smaller context), the end is never written, and the stream ends with a
+    /// block no tar reader takes.
+    pub fn stream<W: Write>(&self, out: W, withdraw: impl FnOnce()) -> Result<BuildContext> {
+        let base = self.root.join(&self.context_dir);
+        let shut = Cell::new(false);
+        // The archive (and the pipe under it) outlives the scope whatever happens: dropped, it
+        // would write its end, and a closed pipe ends the stream.
+        let (builder, appended, proven) = std::thread::scope(|scope| {
+            let proven = scope.spawn(|| {
+                self.spec
+                    .derived
+                    .iter()
+                    .try_for_each(|input| prove(&self.root, &base, input))
+            });
+            let mut builder = new_builder(Gate {
+                out: BufWriter::new(out),
+                shut: &shut,
+            });
+            let appended = append_all(&mut builder, &self.root, &base, &self.spec, &self.chosen);
+            (builder, appended, proven.join())
+        });
+        let proven =
+            proven.unwrap_or_else(|_| Err(anyhow!("the proof of the derived inputs panicked")));
+        match (appended, proven) {
+            (Ok((files, derived)), Ok(())) => {
+                let (record, mut gate) = finish(builder, &self.spec, files, derived)?;
+                gate.flush().context("sending the build context")?;
+                Ok(BuildContext {
+                    path: self.context_dir.to_string_lossy().into_owned(),
+                    ..record
+                })
+            }
+            (appended, proven) => {
+                withdraw();
+                shut.set(true);
+                drop(builder);
+                let error = match appended {
+                    Err(e) => e,
+                    Ok(_) => proven.expect_err("one of the two failed"),
+                };
+                Err(error.context("the build context was withdrawn before its end"))
+            }
+        }
+    }
+}
+
+/// The writer under the context's archive: shut, it takes no more bytes, and when it goes it
+/// ends the stream with a block no tar reader takes for a header or for the archive's end, so
+/// that a builder still reading fails on it.
+struct Gate<'a, W: Write> {
+    out: W,
+    shut: &'a Cell<bool>,
+}
+
+impl<W: Write> Drop for Gate<'_, W> {
+    fn drop(&mut self) {
+        if self.shut.get() {
+            let _ = self.out.write_all(&[0xff; 512]);
+        }
+    }
+}
+
+impl<W: Write> Write for Gate<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.shut.get() {
+            return Err(std::io::Error::other("the build context was withdrawn"));
+        }
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.shut.get() {
+            return Ok(());
+        }
+        self.out.flush()
+    }
+}
+
+/// The record of the context `Plan::stream` would write for these inputs, without writing it: the host
 /// makes the same stream from its own files to prove a record's `context`. Undeclared files are
 /// refused as `make` refuses them; the derived inputs are not proved again (the host's vendored
 /// crates are its own).
@@ -99,43 +163,59 @@ pub fn record_of(
     spec: &ContextSpec,
     files: &[TreeFile],
 ) -> Result<BuildContext> {
-    let chosen = chosen_files(context_dir, spec, files)?;
-    refuse_undeclared(root, context_dir, spec, &chosen)?;
-    let (record, _) = write_stream(
+    let plan = plan(root, context_dir, spec, files)?;
+    let mut builder = new_builder(std::io::sink());
+    let (files, derived) = append_all(
+        &mut builder,
         root,
         &root.join(context_dir),
         spec,
-        &chosen,
-        std::io::sink(),
+        &plan.chosen,
     )?;
+    let (record, _) = finish(builder, spec, files, derived)?;
     Ok(BuildContext {
         path: context_dir.to_string_lossy().into_owned(),
         ..record
     })
 }
 
-/// The context's entries, written to `out`: the recorded files, then each derived input whole.
-/// Returns its record (with no folder) and the writer.
-fn write_stream<W: Write>(
+/// A context archive over `out`, hashed as written, its entries with fixed owners and times.
+fn new_builder<W: Write>(out: W) -> tar::Builder<HashingWriter<W>> {
+    let mut builder = tar::Builder::new(HashingWriter::new(out));
+    builder.mode(tar::HeaderMode::Deterministic);
+    builder
+}
+
+/// The context's entries: the recorded files, then each derived input whole. Returns how many
+/// entries, and the derived inputs' records.
+fn append_all<W: Write>(
+    builder: &mut tar::Builder<W>,
     root: &Path,
     base: &Path,
     spec: &ContextSpec,
-    chosen: &[(PathBuf, &TreeFile)],
-    out: W,
-) -> Result<(BuildContext, W)> {
-    let mut builder = tar::Builder::new(HashingWriter::new(out));
-    builder.mode(tar::HeaderMode::Deterministic);
+    chosen: &[(PathBuf, TreeFile)],
+) -> Result<(u64, Vec<DerivedInput>)> {
     let mut count = 0u64;
     for (rel, file) in chosen {
-        append_recorded(&mut builder, &root.join(&file.path), rel, file)?;
+        append_recorded(builder, &root.join(&file.path), rel, file)?;
         count += 1;
     }
     let mut derived = Vec::new();
     for input in &spec.derived {
-        let (input, added) = append_derived(&mut builder, base, &input.path)?;
+        let (input, added) = append_derived(builder, base, &input.path)?;
         derived.push(input);
         count += added;
     }
+    Ok((count, derived))
+}
+
+/// Writes the archive's end; returns the context's record (with no folder) and the writer.
+fn finish<W: Write>(
+    builder: tar::Builder<HashingWriter<W>>,
+    spec: &ContextSpec,
+    files: u64,
+    derived: Vec<DerivedInput>,
+) -> Result<(BuildContext, W)> {
     let (out, sha256, bytes) = builder
         .into_inner()
         .context("finishing the context")?
@@ -144,7 +224,7 @@ fn write_stream<W: Write>(
         path: String::new(),
         from_tree: spec.from_tree.clone(),
         derived,
-        files: count,
+        files,
         bytes,
         sha256,
     };

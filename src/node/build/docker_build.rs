@@ -12,13 +12,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::record::build_inputs::{base_context_name, passed_build_args, Builder};
 use crate::record::buildkit::ImageArchive;
 use crate::record::digest::HashingWriter;
-use crate::record::manifest::BuildLog;
+use crate::record::manifest::{BuildContext, BuildLog};
 
 use super::materials::{in_context_dir, Materials};
 use super::BuildRequest;
 
-/// Runs the build, copying its output to the terminal and the log while hashing it. The outer
-/// error means the build could not be run at all; the inner one that docker build failed.
+/// Runs the build, streaming it the context and copying its output to the terminal and the log
+/// while hashing it. Returns the log, the context's record when it was sent whole, and whether
+/// the build succeeded; the outer error means the build could not be run at all.
 pub(super) fn run_docker_build(
     req: &BuildRequest,
     m: &Materials,
@@ -27,7 +28,7 @@ pub(super) fn run_docker_build(
     archive: Option<&Path>,
     log_path: &Path,
     echo: &mut dyn Write,
-) -> Result<(BuildLog, Result<()>)> {
+) -> Result<(BuildLog, Option<BuildContext>, Result<()>)> {
     let dockerfile = in_context_dir(&req.context, &req.dockerfile)
         .expect("checked when the context was made")
         .to_string_lossy()
@@ -94,7 +95,7 @@ pub(super) fn run_docker_build(
         args.push("--label".into());
         args.push(format!("{k}={v}"));
     }
-    // The context is the stream prov made from the recorded tree, on standard input.
+    // The context is the stream prov makes from the recorded tree, on standard input.
     args.push("-".into());
 
     let file = File::create(log_path).with_context(|| {
@@ -104,24 +105,23 @@ pub(super) fn run_docker_build(
         )
     })?;
     let mut log = HashingWriter::new(file);
-    // The exact command heads the log, so the log alone says how the image was made.
-    let context = &m.context.record;
+    // The exact command heads the log, so the log alone says how the image was made; what the
+    // context held ends it, once sent.
     let env = match m.builder {
         Builder::Legacy => "DOCKER_BUILDKIT=0 ",
         Builder::BuildKit => "",
     };
     writeln!(
         log,
-        "$ {env}docker {} < context.tar ({} files, {} bytes, sha256 {})",
-        args.join(" "),
-        context.files,
-        context.bytes,
-        context.sha256
+        "$ {env}docker {} < the build context, streamed by prov from the recorded tree",
+        args.join(" ")
     )?;
 
-    let mut reader = duct::cmd("docker", &args)
+    let (context_in, context_out) =
+        std::io::pipe().context("making the pipe for the build context")?;
+    let reader = duct::cmd("docker", &args)
         .dir(&req.repo)
-        .stdin_path(&m.context.tar)
+        .stdin_file(context_in)
         .env(
             "DOCKER_BUILDKIT",
             if m.builder == Builder::Legacy {
@@ -134,32 +134,47 @@ pub(super) fn run_docker_build(
         .unchecked()
         .reader()
         .context("starting docker build")?;
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .context("reading docker build output")?;
-        if n == 0 {
-            break;
-        }
-        echo.write_all(&buf[..n])?;
-        echo.flush()?;
-        log.write_all(&buf[..n])
-            .with_context(|| format!("writing {}", log_path.display()))?;
-    }
+    // The context is written while docker reads it; its output is copied meanwhile.
+    let (sent, copied) = std::thread::scope(|scope| {
+        let sent = scope.spawn(|| {
+            m.context.stream(context_out, || {
+                let _ = reader.kill();
+            })
+        });
+        let copied = copy_output(&reader, echo, &mut log, log_path);
+        (sent.join(), copied)
+    });
+    copied?;
+    let sent = sent.unwrap_or_else(|_| Err(anyhow!("sending the build context panicked")));
     let status = reader
         .try_wait()?
         .ok_or_else(|| anyhow!("docker build output ended before the process"))?
         .status;
+    if let Ok(context) = &sent {
+        writeln!(
+            log,
+            "prov: the build context sent: {} files, {} bytes, sha256 {}",
+            context.files, context.bytes, context.sha256
+        )?;
+    }
     let (file, sha256, bytes) = log.finish()?;
     file.sync_all()?;
-    let result = if status.success() {
-        Ok(())
-    } else {
-        Err(anyhow!(
-            "docker build exited with {status}; see the log {}",
-            log_path.display()
-        ))
+    let (context, result) = match (sent, status.success()) {
+        (Ok(context), true) => (Some(context), Ok(())),
+        (Ok(context), false) => (
+            Some(context),
+            Err(anyhow!(
+                "docker build exited with {status}; see the log {}",
+                log_path.display()
+            )),
+        ),
+        (Err(e), _) => (
+            None,
+            Err(e.context(format!(
+                "docker build was stopped ({status}); see the log {}",
+                log_path.display()
+            ))),
+        ),
     };
     Ok((
         BuildLog {
@@ -167,8 +182,31 @@ pub(super) fn run_docker_build(
             sha256,
             bytes,
         },
+        context,
         result,
     ))
+}
+
+/// Copies docker's output to the terminal and the log as it comes.
+fn copy_output(
+    mut reader: &duct::ReaderHandle,
+    echo: &mut dyn Write,
+    log: &mut HashingWriter<File>,
+    log_path: &Path,
+) -> Result<()> {
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .context("reading docker build output")?;
+        if n == 0 {
+            return Ok(());
+        }
+        echo.write_all(&buf[..n])?;
+        echo.flush()?;
+        log.write_all(&buf[..n])
+            .with_context(|| format!("writing {}", log_path.display()))?;
+    }
 }
 
 /// Loads the image of BuildKit's OCI archive into the node's store, without BuildKit's provenance

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::record::build_inputs::Builder;
 use crate::record::digest::sha256_hex;
 use crate::record::manifest::{
-    BuildLog, BuildStatus, ImageRecord, LatestPointer, Manifest, MANIFEST_SCHEMA,
+    BuildContext, BuildLog, BuildStatus, ImageRecord, LatestPointer, Manifest, MANIFEST_SCHEMA,
 };
 use crate::record::names;
 use crate::record::nodes::NodeName;
@@ -29,7 +29,7 @@ mod phases;
 
 use docker_build::{load_archive, run_docker_build};
 use keep::{keep_buildkit_provenance, keep_sbom, read_back};
-use materials::{check_bases_unchanged, gather_materials, stamp, Materials};
+use materials::{ask_compose, check_bases_unchanged, gather_materials, stamp, Materials};
 use phases::Phases;
 
 pub struct BuildRequest {
@@ -111,15 +111,30 @@ pub fn build(req: &BuildRequest) -> crate::error::Result<Manifest> {
     let log_rel = Path::new("provenance")
         .join(&req.node)
         .join(names::log(&build_id));
-    let made = phases.time("build", || {
-        make_image(
-            req,
-            &materials,
-            &tag,
-            &req.repo.join(&log_rel),
-            &mut std::io::stdout(),
-        )
-    })?;
+    let (made, compose) = std::thread::scope(|scope| {
+        let compose = scope.spawn(|| ask_compose(req, materials.store));
+        let made = phases.time("build", || {
+            make_image(
+                req,
+                &materials,
+                &tag,
+                &req.repo.join(&log_rel),
+                &mut std::io::stdout(),
+            )
+        });
+        (made, compose.join())
+    });
+    let made = made?;
+    let (compose_version, compose) = compose
+        .map_err(|_| anyhow!("asking Compose panicked"))?
+        .with_context(|| {
+            format!(
+                "the image {tag} was built, but the stack's Compose configuration could not be \
+                 read, so no manifest was written: mend it and build again"
+            )
+        })?;
+    let mut tool = materials.tool.clone();
+    tool.versions.insert("compose".to_string(), compose_version);
     let (build_log, result, image) = (made.log, made.result, made.image);
     let (result, sbom) = phases.time("sbom", || match (result, &image) {
         (Ok(()), Some(image)) => match keep_sbom(&store, &build_id, &image.id, req, &materials) {
@@ -157,7 +172,7 @@ pub fn build(req: &BuildRequest) -> crate::error::Result<Manifest> {
         error: result.as_ref().err().map(|e| e.to_string()),
         git: materials.git,
         dockerfile: materials.dockerfile,
-        compose: materials.compose,
+        compose,
         cargo_lock: materials.cargo_lock,
         base_images: materials.base_images,
         build_log: BuildLog {
@@ -169,9 +184,9 @@ pub fn build(req: &BuildRequest) -> crate::error::Result<Manifest> {
         network: "none".to_string(),
         build_args: req.build_args.iter().cloned().collect(),
         policy: Some(materials.policy),
-        context: Some(materials.context.record.clone()),
+        context: made.context,
         prev_manifest_sha256: prev.map(|p| p.sha256),
-        tool: materials.tool,
+        tool,
         buildkit_provenance,
         source_date: (materials.builder == Builder::BuildKit).then_some(materials.source_date),
         sbom,
@@ -245,6 +260,8 @@ pub fn rebuild(req: &BuildRequest, tag: &str, expect_tree: &str) -> crate::error
 /// What one run of the builder made.
 struct Made {
     log: BuildLog,
+    /// The build context's record, when it was sent whole.
+    context: Option<BuildContext>,
     /// Whether the builder (and, for BuildKit, loading the image) succeeded.
     result: Result<()>,
     image: Option<ImageRecord>,
@@ -270,7 +287,7 @@ fn make_image(
         .context("making a scratch folder for the build's output")?;
     let archive = (materials.builder == Builder::BuildKit && req.buildkit_provenance)
         .then(|| scratch.path().join("image.tar"));
-    let (log, mut result) = run_docker_build(
+    let (log, context, mut result) = run_docker_build(
         req,
         materials,
         tag,
@@ -296,6 +313,7 @@ fn make_image(
     };
     Ok(Made {
         log,
+        context,
         result,
         image,
         statement,
