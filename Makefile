@@ -40,7 +40,7 @@ drill: ## Failure drill: stop the database, prove honest degradation and recover
 bases: ## Make the base and node images locally from Debian packages (automatic when missing)
 	@scripts/host/bases.sh
 
-bench: ## Benchmarks: prov against its baselines, as ratios (BENCH_MODE=smoke for a quick pass, =verify for verify alone, =history for verify with 990 more records, =watch for prov watch alone)
+bench: ## Benchmarks: prov against its baselines, as ratios (BENCH_MODE=smoke for a quick pass, =verify for verify alone, =history for verify with 990 more records, =watch for prov watch alone, =build for the builds and the reproduction alone)
 	@bench/run.sh $(or $(BENCH_MODE),full)
 
 test: ## Unit tests, lint, and the end-to-end suite on real nodes

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # prov's cost against the least the same work can cost, as ratios measured in one run.
-#   bench/run.sh [full|smoke|verify|history|watch]   (make bench; make bench BENCH_MODE=smoke)
+#   bench/run.sh [full|smoke|verify|history|watch|build]   (make bench; make bench BENCH_MODE=smoke)
 # Each pair runs its two commands in turn, A B A B ... (full mode: 3 times each for the builds,
 # which take one to two minutes each on two shared cores, 15 for the sub-second commands, whose
 # medians need more samples to be stable; smoke: once, the two flavours' builds side by side;
 # verify: verify against its floor alone, on the first node of each flavour, as full measures
 # it; history: verify with 990 more records alone, as full measures it; watch: prov watch's
-# detection latency and idle cost alone), and reports the median wall time of each and the
+# detection latency and idle cost alone; build: the build and reproduction pairs alone, as full
+# measures them), and reports the median wall time of each and the
 # median of the per-pair ratios A/B. Every node of nodes.json must be up with a verified stack
 # (make demo-reviewer NODE=... for each): the first node of each flavour is measured, and the
 # third node joins verify --all and reproduces.
@@ -26,7 +27,9 @@ case $MODE in
   history) BUILD_RUNS=0 FAST_RUNS=15 HISTORY_RECORDS=990 ;;
   # Only prov watch: for a change to how it follows a node.
   watch) BUILD_RUNS=0 FAST_RUNS=15 IDLE_S=30 ;;
-  *) die "usage: bench/run.sh [full|smoke|verify|history|watch]" ;;
+  # Only the builds and the reproduction: for a change to prov build.
+  build) BUILD_RUNS=3 FAST_RUNS=15 ;;
+  *) die "usage: bench/run.sh [full|smoke|verify|history|watch|build]" ;;
 esac
 # in_mode MODE...: whether this run's mode is one of those.
 in_mode() { [[ " $* " == *" $MODE "* ]]; }
@@ -239,6 +242,9 @@ if in_mode full smoke; then
   jq -cn --argjson kib "$peak_kib" '{name: "log-digest-peak-memory", a_peak_mib: ($kib / 1024 * 100 | round / 100),
     goal: 32, met: ($kib / 1024 <= 32)}' >>"$RESULTS"
 
+fi
+
+if in_mode full smoke build; then
   log "5/8 prov build against a plain build on the same node and builder ($BOOKWORM: legacy, $TRIXIE: BuildKit)"
   if [[ $MODE == smoke ]]; then
     # A smoke run shows that every row is made, not what it measures: the two nodes build at
