@@ -18,8 +18,8 @@ use super::materials::{in_context_dir, Materials};
 use super::BuildRequest;
 
 /// Runs the build, streaming it the context and copying its output to the terminal and the log
-/// while hashing it. Returns the log, the context's record when it was sent whole, and whether
-/// the build succeeded; the outer error means the build could not be run at all.
+/// while hashing it. Returns the log, the context's record and whether the build succeeded; the
+/// outer error means the build could not be run at all (its context withdrawn, say).
 pub(super) fn run_docker_build(
     req: &BuildRequest,
     m: &Materials,
@@ -28,7 +28,7 @@ pub(super) fn run_docker_build(
     archive: Option<&Path>,
     log_path: &Path,
     echo: &mut dyn Write,
-) -> Result<(BuildLog, Option<BuildContext>, Result<()>)> {
+) -> Result<(BuildLog, BuildContext, Result<()>)> {
     let dockerfile = in_context_dir(&req.context, &req.dockerfile)
         .expect("checked when the context was made")
         .to_string_lossy()
@@ -150,31 +150,30 @@ pub(super) fn run_docker_build(
         .try_wait()?
         .ok_or_else(|| anyhow!("docker build output ended before the process"))?
         .status;
-    if let Ok(context) = &sent {
-        writeln!(
-            log,
-            "prov: the build context sent: {} files, {} bytes, sha256 {}",
-            context.files, context.bytes, context.sha256
-        )?;
-    }
+    // A context withdrawn is a build that never ran (docker never had the whole context): no
+    // log, no record, as when an input is refused before the build.
+    let context = match sent {
+        Ok(context) => context,
+        Err(e) => {
+            drop(log);
+            let _ = std::fs::remove_file(log_path);
+            return Err(e.context(format!("docker build was stopped ({status})")));
+        }
+    };
+    writeln!(
+        log,
+        "prov: the build context sent: {} files, {} bytes, sha256 {}",
+        context.files, context.bytes, context.sha256
+    )?;
     let (file, sha256, bytes) = log.finish()?;
     file.sync_all()?;
-    let (context, result) = match (sent, status.success()) {
-        (Ok(context), true) => (Some(context), Ok(())),
-        (Ok(context), false) => (
-            Some(context),
-            Err(anyhow!(
-                "docker build exited with {status}; see the log {}",
-                log_path.display()
-            )),
-        ),
-        (Err(e), _) => (
-            None,
-            Err(e.context(format!(
-                "docker build was stopped ({status}); see the log {}",
-                log_path.display()
-            ))),
-        ),
+    let result = if status.success() {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "docker build exited with {status}; see the log {}",
+            log_path.display()
+        ))
     };
     Ok((
         BuildLog {

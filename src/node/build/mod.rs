@@ -184,7 +184,7 @@ pub fn build(req: &BuildRequest) -> crate::error::Result<Manifest> {
         network: "none".to_string(),
         build_args: req.build_args.iter().cloned().collect(),
         policy: Some(materials.policy),
-        context: made.context,
+        context: Some(made.context),
         prev_manifest_sha256: prev.map(|p| p.sha256),
         tool,
         buildkit_provenance,
@@ -260,8 +260,8 @@ pub fn rebuild(req: &BuildRequest, tag: &str, expect_tree: &str) -> crate::error
 /// What one run of the builder made.
 struct Made {
     log: BuildLog,
-    /// The build context's record, when it was sent whole.
-    context: Option<BuildContext>,
+    /// The build context's record.
+    context: BuildContext,
     /// Whether the builder (and, for BuildKit, loading the image) succeeded.
     result: Result<()>,
     image: Option<ImageRecord>,

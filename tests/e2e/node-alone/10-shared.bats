@@ -47,11 +47,17 @@ teardown() {
   sum="$(sha256sum "$crate/src/lib.rs" | cut -d' ' -f1)"
   jq -c --arg s "$sum" '.files["src/lib.rs"] = $s' "$BATS_TEST_TMPDIR/sums" \
     >"$crate/.cargo-checksum.json"
+  images="$(on_node "$NODE" docker image ls --quiet --no-trunc prov-api)"
   build_on_node ""
   restore_kept
   [ "$status" -ne 0 ]
   assert_output_has "vendor/anyhow/src/lib.rs differs from anyhow-"
+  # The proof runs while the context streams: docker was stopped before the context's end, and
+  # made no image; no record, no log.
+  assert_output_has "the build context was withdrawn before its end"
   diff <(printf "%s\n" "$before") <(snapshot)
+  [ "$(on_node "$NODE" docker image ls --quiet --no-trunc prov-api)" = "$images" ]
+  [ -z "$(find "$DIR" -maxdepth 1 -name '*.log' -newer "$DIR/latest" -print -quit)" ]
 }
 
 @test "a failing build is recorded as failed and does not move latest" {
