@@ -90,8 +90,7 @@ fn refused_stream(d: &Path, files: &[TreeFile], tar: &Path) -> (String, bool, Ve
     let err = build_context::plan(d, Path::new("."), &spec(), files)
         .unwrap()
         .stream(fs::File::create(tar).unwrap(), || withdrawn.set(true))
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     (format!("{err:#}"), withdrawn.get(), fs::read(tar).unwrap())
 }
 
@@ -206,9 +205,7 @@ fn a_file_the_tree_does_not_record_is_refused_by_name() {
     write(d, ".git/info/exclude", "app/build.rs\n");
     write(d, "app/build.rs", "fn main() {}\n");
     let (_, files) = tree_files(d).unwrap();
-    let err = make(d, &files, &out.path().join("c.tar"))
-        .err()
-        .expect("refused");
+    let err = make(d, &files, &out.path().join("c.tar")).expect_err("refused");
     let text = format!("{err:#}");
     assert!(
         text.contains("app/build.rs") && text.contains("not in the recorded tree"),
@@ -226,9 +223,7 @@ fn a_nested_repository_in_the_context_is_refused() {
     write(d, "src/nested/file.txt", "inside a nested repository\n");
     commit_all(&d.join("src/nested"));
     let (_, files) = tree_files(d).unwrap();
-    let err = make(d, &files, &out.path().join("n.tar"))
-        .err()
-        .expect("refused");
+    let err = make(d, &files, &out.path().join("n.tar")).expect_err("refused");
     assert!(format!("{err:#}").contains("src/nested"), "{err:#}");
 }
 
