@@ -18,8 +18,8 @@ use super::materials::{in_context_dir, Materials};
 use super::BuildRequest;
 
 /// Runs the build, streaming it the context and copying its output to the terminal and the log
-/// while hashing it. Returns the log, the context's record and whether the build succeeded; the
-/// outer error means the build could not be run at all (its context withdrawn, say).
+/// while hashing it. The outer error means the build could not be run at all (its context
+/// withdrawn, say).
 pub(super) fn run_docker_build(
     req: &BuildRequest,
     m: &Materials,
@@ -28,7 +28,7 @@ pub(super) fn run_docker_build(
     archive: Option<&Path>,
     log_path: &Path,
     echo: &mut dyn Write,
-) -> Result<(BuildLog, BuildContext, Result<()>)> {
+) -> Result<Ran> {
     let dockerfile = in_context_dir(&req.context, &req.dockerfile)
         .expect("checked when the context was made")
         .to_string_lossy()
@@ -137,9 +137,12 @@ pub(super) fn run_docker_build(
     // The context is written while docker reads it; its output is copied meanwhile.
     let (sent, copied) = std::thread::scope(|scope| {
         let sent = scope.spawn(|| {
-            m.context.stream(context_out, || {
-                let _ = reader.kill();
-            })
+            let start = std::time::Instant::now();
+            m.context
+                .stream(context_out, || {
+                    let _ = reader.kill();
+                })
+                .map(|context| (context, start.elapsed().as_secs_f64()))
         });
         let copied = copy_output(&reader, echo, &mut log, log_path);
         (sent.join(), copied)
@@ -152,8 +155,8 @@ pub(super) fn run_docker_build(
         .status;
     // A context withdrawn is a build that never ran (docker never had the whole context): no
     // log, no record, as when an input is refused before the build.
-    let context = match sent {
-        Ok(context) => context,
+    let (context, context_secs) = match sent {
+        Ok(sent) => sent,
         Err(e) => {
             drop(log);
             let _ = std::fs::remove_file(log_path);
@@ -175,15 +178,26 @@ pub(super) fn run_docker_build(
             log_path.display()
         ))
     };
-    Ok((
-        BuildLog {
+    Ok(Ran {
+        log: BuildLog {
             path: String::new(),
             sha256,
             bytes,
         },
         context,
+        context_secs,
         result,
-    ))
+    })
+}
+
+/// What one run of the builder gave.
+pub(super) struct Ran {
+    pub(super) log: BuildLog,
+    pub(super) context: BuildContext,
+    /// How long prov took to write the context, while docker read it.
+    pub(super) context_secs: f64,
+    /// Whether docker build succeeded.
+    pub(super) result: Result<()>,
 }
 
 /// Copies docker's output to the terminal and the log as it comes.

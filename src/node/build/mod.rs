@@ -27,7 +27,7 @@ mod keep;
 mod materials;
 mod phases;
 
-use docker_build::{load_archive, run_docker_build};
+use docker_build::{load_archive, run_docker_build, Ran};
 use keep::{keep_buildkit_provenance, keep_sbom, read_back};
 use materials::{ask_compose, check_bases_unchanged, gather_materials, stamp, Materials};
 use phases::Phases;
@@ -125,6 +125,8 @@ pub fn build(req: &BuildRequest) -> crate::error::Result<Manifest> {
         (made, compose.join())
     });
     let made = made?;
+    // prov's own work, though docker read the context as it was written.
+    phases.add("context", made.context_secs);
     let (compose_version, compose) = compose
         .map_err(|_| anyhow!("asking Compose panicked"))?
         .with_context(|| {
@@ -262,6 +264,8 @@ struct Made {
     log: BuildLog,
     /// The build context's record.
     context: BuildContext,
+    /// How long prov took to write it, while docker read it (inside the build's time).
+    context_secs: f64,
     /// Whether the builder (and, for BuildKit, loading the image) succeeded.
     result: Result<()>,
     image: Option<ImageRecord>,
@@ -287,7 +291,12 @@ fn make_image(
         .context("making a scratch folder for the build's output")?;
     let archive = (materials.builder == Builder::BuildKit && req.buildkit_provenance)
         .then(|| scratch.path().join("image.tar"));
-    let (log, context, mut result) = run_docker_build(
+    let Ran {
+        log,
+        context,
+        context_secs,
+        mut result,
+    } = run_docker_build(
         req,
         materials,
         tag,
@@ -314,6 +323,7 @@ fn make_image(
     Ok(Made {
         log,
         context,
+        context_secs,
         result,
         image,
         statement,

@@ -19,6 +19,11 @@ impl Phases {
         out
     }
 
+    /// Adds `secs` to `phase`: time prov spent on it while another phase ran.
+    pub(super) fn add(&mut self, phase: &'static str, secs: f64) {
+        *self.0.entry(phase).or_default() += secs;
+    }
+
     /// Sets `phase` to `secs`, less the time counted already under `inner`, a phase within it.
     pub(super) fn set_less(&mut self, phase: &'static str, secs: f64, inner: &str) {
         let inner = self.0.get(inner).copied().unwrap_or_default();
