@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -25,7 +25,7 @@ pub(super) fn run_docker_build(
     m: &Materials,
     tag: &str,
     image_labels: &BTreeMap<String, String>,
-    archive: Option<&Path>,
+    scratch: &Path,
     log_path: &Path,
     echo: &mut dyn Write,
 ) -> Result<Ran> {
@@ -37,7 +37,8 @@ pub(super) fn run_docker_build(
     // the source's date itself: BuildKit's `rewrite-timestamp=true` would read and compress
     // again every layer, the runtime base's included (docs/builds.md). OCI media types, in the
     // store as in the archive: the image's ID is the same either way.
-    let mut args: Vec<String> = match (m.builder, archive) {
+    let archive = archive_path(req, m, scratch);
+    let mut args: Vec<String> = match (m.builder, &archive) {
         (Builder::Legacy, _) => vec!["build".into(), "--force-rm".into()],
         // Into the store, without BuildKit's provenance: attached, it would make the image an
         // index whose digest changes with every build.
@@ -65,9 +66,14 @@ pub(super) fn run_docker_build(
         "--network=none".into(),
         "--file".into(),
         dockerfile,
-        "--tag".into(),
-        tag.into(),
     ]);
+    // The legacy builder makes each `--label` a step of its own (1 s each on these nodes): the
+    // image is named by ID and labelled after, in one step (`stamp_labels`).
+    let iidfile = scratch.join("image.id");
+    match m.builder {
+        Builder::Legacy => args.extend(["--iidfile".into(), iidfile.display().to_string()]),
+        Builder::BuildKit => args.extend(["--tag".into(), tag.into()]),
+    }
     // BuildKit cannot take `FROM <image id>`; a named context resolves a local image offline,
     // and its ID is checked again after the build.
     if m.builder == Builder::BuildKit {
@@ -91,9 +97,11 @@ pub(super) fn run_docker_build(
         args.push("--build-arg".into());
         args.push(format!("{k}={v}"));
     }
-    for (k, v) in image_labels {
-        args.push("--label".into());
-        args.push(format!("{k}={v}"));
+    if m.builder == Builder::BuildKit {
+        for (k, v) in image_labels {
+            args.push("--label".into());
+            args.push(format!("{k}={v}"));
+        }
     }
     // The context is the stream prov makes from the recorded tree, on standard input.
     args.push("-".into());
@@ -149,10 +157,15 @@ pub(super) fn run_docker_build(
     });
     copied?;
     let sent = sent.unwrap_or_else(|_| Err(anyhow!("sending the build context panicked")));
-    let status = reader
+    let mut status = reader
         .try_wait()?
         .ok_or_else(|| anyhow!("docker build output ended before the process"))?
         .status;
+    if sent.is_ok() && status.success() && m.builder == Builder::Legacy {
+        let built = std::fs::read_to_string(&iidfile)
+            .with_context(|| format!("reading the built image's ID from {}", iidfile.display()))?;
+        status = stamp_labels(built.trim(), tag, image_labels, echo, &mut log, log_path)?;
+    }
     // A context withdrawn is a build that never ran (docker never had the whole context): no
     // log, no record, as when an input is refused before the build.
     let (context, context_secs) = match sent {
@@ -200,6 +213,74 @@ pub(super) struct Ran {
     pub(super) result: Result<()>,
 }
 
+/// Where BuildKit writes the image as an OCI archive, when the build keeps BuildKit's provenance
+/// (prov loads it, see `load_archive`); otherwise BuildKit writes into the store itself.
+pub(super) fn archive_path(req: &BuildRequest, m: &Materials, scratch: &Path) -> Option<PathBuf> {
+    (m.builder == Builder::BuildKit && req.buildkit_provenance).then(|| scratch.join("image.tar"))
+}
+
+/// The legacy builder's image `built`, labelled and tagged in one step: a Dockerfile of `FROM`
+/// the image by ID and one `LABEL` with every label, on standard input (no context). Its
+/// command and output go on in the log. Returns docker's exit status.
+fn stamp_labels(
+    built: &str,
+    tag: &str,
+    labels: &BTreeMap<String, String>,
+    echo: &mut dyn Write,
+    log: &mut HashingWriter<File>,
+    log_path: &Path,
+) -> Result<std::process::ExitStatus> {
+    let dockerfile = label_dockerfile(built, labels)?;
+    let args = [
+        "build",
+        "--force-rm",
+        "--no-cache",
+        "--network=none",
+        "--tag",
+        tag,
+        "-",
+    ];
+    writeln!(
+        log,
+        "$ DOCKER_BUILDKIT=0 docker {} <<'EOF'\n{dockerfile}EOF",
+        args.join(" ")
+    )?;
+    let reader = duct::cmd("docker", args)
+        .stdin_bytes(dockerfile)
+        .env("DOCKER_BUILDKIT", "0")
+        .stderr_to_stdout()
+        .unchecked()
+        .reader()
+        .context("starting docker build to label the image")?;
+    copy_output(&reader, echo, log, log_path)?;
+    Ok(reader
+        .try_wait()?
+        .ok_or_else(|| anyhow!("docker build output ended before the process"))?
+        .status)
+}
+
+/// `FROM <id>` and one `LABEL` instruction naming every label, each key and value quoted (a
+/// value with a line break cannot be one).
+fn label_dockerfile(built: &str, labels: &BTreeMap<String, String>) -> Result<String> {
+    let quote = |s: &str| -> Result<String> {
+        if s.contains(['\n', '\r']) {
+            bail!("the label {s:?} has a line break, which a Dockerfile cannot hold");
+        }
+        Ok(format!(
+            "\"{}\"",
+            s.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('$', "\\$")
+        ))
+    };
+    let mut text = format!("FROM {built}\nLABEL");
+    for (k, v) in labels {
+        text.push_str(&format!(" {}={}", quote(k)?, quote(v)?));
+    }
+    text.push('\n');
+    Ok(text)
+}
+
 /// Copies docker's output to the terminal and the log as it comes.
 fn copy_output(
     mut reader: &duct::ReaderHandle,
@@ -241,4 +322,23 @@ pub(super) fn load_archive(path: &Path) -> Result<Option<serde_json::Value>> {
         bail!("docker load of the built image exited with {status}");
     }
     Ok(archive.statement)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_labels_go_in_one_instruction_quoted() {
+        let labels = BTreeMap::from([
+            ("a.b".to_string(), "plain".to_string()),
+            ("c".to_string(), r#"q"uote $HOME back\slash"#.to_string()),
+        ]);
+        assert_eq!(
+            label_dockerfile("sha256:0123", &labels).unwrap(),
+            "FROM sha256:0123\nLABEL \"a.b\"=\"plain\" \"c\"=\"q\\\"uote \\$HOME back\\\\slash\"\n"
+        );
+        let broken = BTreeMap::from([("a".to_string(), "two\nlines".to_string())]);
+        assert!(label_dockerfile("sha256:0123", &broken).is_err());
+    }
 }

@@ -27,7 +27,7 @@ mod keep;
 mod materials;
 mod phases;
 
-use docker_build::{load_archive, run_docker_build, Ran};
+use docker_build::{archive_path, load_archive, run_docker_build, Ran};
 use keep::{keep_buildkit_provenance, keep_sbom, read_back};
 use materials::{ask_compose, check_bases_unchanged, gather_materials, stamp, Materials};
 use phases::Phases;
@@ -283,14 +283,13 @@ fn make_image(
     echo: &mut dyn Write,
 ) -> Result<Made> {
     let image_labels = stamp(req, materials);
-    // With its provenance asked for, BuildKit writes the image as an OCI archive here, and prov
-    // loads it (see `load_archive`); otherwise it writes into the store itself.
+    // The build's scratch: the legacy builder's image ID, before the image is labelled; and,
+    // with its provenance asked for, BuildKit's OCI archive, which prov loads (`load_archive`).
     let scratch = tempfile::Builder::new()
         .prefix("prov-build.")
         .tempdir()
         .context("making a scratch folder for the build's output")?;
-    let archive = (materials.builder == Builder::BuildKit && req.buildkit_provenance)
-        .then(|| scratch.path().join("image.tar"));
+    let archive = archive_path(req, materials, scratch.path());
     let Ran {
         log,
         context,
@@ -301,7 +300,7 @@ fn make_image(
         materials,
         tag,
         &image_labels,
-        archive.as_deref(),
+        scratch.path(),
         log_path,
         echo,
     )
