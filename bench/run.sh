@@ -241,7 +241,6 @@ if in_mode full smoke; then
   peak_kib=$(/usr/bin/time -f %M "$PROV" digest "$big" 2>&1 >/dev/null | tail -n 1)
   jq -cn --argjson kib "$peak_kib" '{name: "log-digest-peak-memory", a_peak_mib: ($kib / 1024 * 100 | round / 100),
     goal: 32, met: ($kib / 1024 <= 32)}' >>"$RESULTS"
-
 fi
 
 if in_mode full smoke build; then
