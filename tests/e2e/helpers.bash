@@ -219,18 +219,20 @@ compose_command() {
 }
 
 # The last `run` output shows the api being rebuilt, as the node's builder prints it: the legacy
-# builder's steps (bookworm), BuildKit's stages (trixie; it pads a step's number to the width of
-# the stage's count: `[build  1/10]`).
+# builder's steps, then the labels' one step (bookworm); BuildKit's stages, then its export
+# straight into the store (trixie; it pads a step's number to the width of the stage's count:
+# `[build  1/10]`).
 assert_rebuild_visible() {
   if [[ $(prov nodes --flavour "$1") == bookworm ]]; then
     assert_output_has "Step 1/"
+    assert_output_has "Step 2/2 : LABEL"
   else
     [[ $output =~ \[build\ +1/[0-9]+\] ]] || {
       printf 'expected the first step of the build stage, [build 1/N]\n--- output ---\n%s\n' \
         "$output" >&2
       return 1
     }
-    assert_output_has "exporting to oci image format"
+    assert_output_has "exporting to image"
   fi
 }
 
