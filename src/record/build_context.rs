@@ -153,10 +153,10 @@ impl<W: Write> Write for Gate<'_, W> {
     }
 }
 
-/// The record of the context `Plan::stream` would write for these inputs, without writing it: the host
-/// makes the same stream from its own files to prove a record's `context`. Undeclared files are
-/// refused as `make` refuses them; the derived inputs are not proved again (the host's vendored
-/// crates are its own).
+/// The record of the context `Plan::stream` would write for these inputs, without writing it:
+/// the host makes the same stream from its own files to prove a record's `context`. Undeclared
+/// files are refused as `plan` refuses them; the derived inputs are not proved again (the
+/// host's vendored crates are its own).
 pub fn record_of(
     root: &Path,
     context_dir: &Path,
