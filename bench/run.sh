@@ -101,16 +101,18 @@ STATE="$(prov state-dir)"
 ssh_to() {
   echo "ssh -F $STATE/ssh/$1.config -o UserKnownHostsFile=$STATE/ssh/known_hosts -o StrictHostKeyChecking=yes -o HostKeyAlias=$1 -o HostKeyAlgorithms=ssh-ed25519 -o HashKnownHosts=no -o ControlMaster=auto -o ControlPath=$STATE/cm/%C -o ControlPersist=120 -o LogLevel=ERROR $1"
 }
-# Untimed: opens the ssh connection to every node, which later runs reuse.
+# Untimed: opens the ssh connection to every node, which later runs reuse, and leaves each node
+# as `make verify` does (the host keeps the files the stack executes as proven).
 if in_mode verify history watch; then
   checked=("$BOOKWORM" "$TRIXIE")
   [[ $MODE != history ]] || checked=("$OTHER_TRIXIE")
   for node in "${checked[@]}"; do
-    $P verify --node "$node" >/dev/null ||
+    $P verify --node "$node" --attest >/dev/null 2>&1 ||
       die "prov verify --node $node fails: bring it up first (make demo-reviewer NODE=$node)"
   done
 else
-  $P verify --all >/dev/null || die "prov verify --all fails: bring every node up first (make demo-reviewer NODE=...)"
+  $P verify --all --attest >/dev/null 2>&1 ||
+    die "prov verify --all fails: bring every node up first (make demo-reviewer NODE=...)"
 fi
 
 # The node's build commands, run as the golden path runs them (expanded on the node, not here).
@@ -135,11 +137,12 @@ tidy_node() {
   prov exec --node "$1" -- sudo -n sh -c \
     'docker image prune --force >/dev/null; docker builder prune --force >/dev/null'
 }
-# After the builds: the stack runs the node's latest build again (attested, as the golden path
-# does), and the plain build's image goes.
+# After the builds: the stack runs the node's latest build again (attested and verified, as the
+# golden path does), and the plain build's image goes.
 restore_node() {
   node_script "$1" scripts/node/up.sh >/dev/null
   prov attest --node "$1" >/dev/null
+  prov verify --node "$1" --attest >/dev/null 2>&1 || die "prov verify --node $1 fails after the builds"
   prov exec --node "$1" -- docker image rm --force prov-bench-plain:run >/dev/null 2>&1 || true
 }
 
@@ -298,6 +301,7 @@ records_on() {
 # made by its root (bench/node/add-records.sh) and brought in by the host's real import.
 history_row() {
   local node=$1 count=$2 before after records_b records_a
+  $P verify --node "$node" --attest >/dev/null 2>&1 || die "prov verify --node $node fails"
   records_b=$(records_on "$node")
   before=$(verify_costs "$node" "$FAST_RUNS")
   $P sync --node "$node" >/dev/null
@@ -310,6 +314,7 @@ history_row() {
   # attested, as the golden path leaves it.
   node_script "$node" scripts/node/up.sh >/dev/null
   $P attest --node "$node" >/dev/null
+  $P verify --node "$node" --attest >/dev/null 2>&1
   records_a=$(records_on "$node")
   after=$(verify_costs "$node" "$FAST_RUNS")
   local rs="" i wa wb

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use quick_xml::escape::escape;
 
 use crate::error::{Outcome, Result};
+use crate::host::proven_files::ProvenFiles;
 use crate::host::report::{self, NodeReport};
 use crate::host::state::HostState;
 use crate::host::{attest, verify, vsa};
@@ -90,6 +91,9 @@ pub fn summarise(repo: &Path, reports: &[NodeReport], policy_path: &str) -> anyh
     let build_policy = policy::load(repo, policy_path).ok();
     let now = chrono::Utc::now();
     let mut unwritten = Vec::new();
+    for report in reports.iter().filter(|r| r.error.is_none()) {
+        ProvenFiles::write(&state, &report.node, &report.proven_files)?;
+    }
     for report in reports {
         let policy = vsa::VerifyPolicy::of(report, policy_path, build_policy.as_ref());
         let fallback = Store::new(&repo.join("provenance"), &report.node)

@@ -699,14 +699,24 @@ fn check_runs(
                         .then(|| "no process of the container executes any file".to_string()),
                 )
                 .collect::<Vec<_>>())
-            .map(|problems| (problems, executed.len())),
+            .map(|problems| {
+                let proven = executed.iter().filter(|e| e.proven_before).count();
+                (problems, executed.len(), proven)
+            }),
         };
         let (ok, observed) = match judged {
-            Ok((mut problems, n)) => {
+            Ok((mut problems, n, proven)) => {
                 // The api's executable is its entrypoint too: one finding, said once.
                 let mut said = BTreeSet::new();
                 problems.retain(|p| said.insert(p.clone()));
-                let observed = observed_list(&problems, &format!("{n} files, each the image's"));
+                let each = match proven {
+                    0 => format!("{n} files, each the image's"),
+                    _ => format!(
+                        "{n} files, each the image's ({proven} unchanged since the host proved \
+                         them, not hashed again)"
+                    ),
+                };
+                let observed = observed_list(&problems, &each);
                 (problems.is_empty(), observed)
             }
             Err(why) => (false, why),

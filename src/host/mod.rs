@@ -14,6 +14,7 @@ pub mod import;
 pub mod pool;
 pub mod probe;
 pub mod proof;
+pub mod proven_files;
 pub mod report;
 pub mod reproduce;
 pub mod state;

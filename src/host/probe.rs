@@ -1,17 +1,15 @@
 //! `prov verify`'s read-only view of a node's Docker state, in one ssh round trip.
 //!
-//! A docker CLI call costs 30-50 ms on a node and `jq` about as much, while the engine answers a
-//! request on its socket in about a millisecond. So the node runs nothing but one `curl` sending
-//! GET requests to the Docker Engine API: the container list; the stack's two containers by
-//! name and their processes; every image and image history
-//! asked for; and the events the engine remembers of the stack's containers. curl prints each
-//! answer's body followed by its own `%{json}` transfer summary, so the output is a stream of
-//! JSON documents that pair up (`%{json}` needs curl 7.70 or later; nodes install curl with
-//! their packages); the events come last, as a stream of their own. What the two containers
-//! changed in their files is listed beside it, from their writable layers ([`upper`]).
-//! Containers the list shows
-//! beyond the stack's own (one started by hand, say) are fetched afterwards, with the api's log
-//! ([`after_http`]).
+//! A docker CLI call costs 20-30 ms on a node, while the engine answers a request on its socket
+//! in about a millisecond. So the node runs nothing but one `curl` sending GET requests to the
+//! Docker Engine API: the container list; the stack's two containers by name; every image and
+//! image history asked for; and the events the engine remembers of the stack's containers. curl
+//! prints each answer's body followed by its own `%{json}` transfer summary, so the output is a
+//! stream of JSON documents that pair up (`%{json}` needs curl 7.70 or later; nodes install curl
+//! with their packages); the events come last, as a stream of their own. What the two
+//! containers changed in their files, what they execute and their processes are listed beside
+//! it, on the node ([`upper`]), with the tail of the api's log. Containers the list shows beyond
+//! the stack's own (one started by hand, say) are fetched afterwards ([`after_http`]).
 
 use std::collections::BTreeMap;
 
@@ -20,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::host::proven_files::ProvenFiles;
 use crate::host::transport::Transport;
 use crate::host::upper;
 use crate::record::engine::{
@@ -137,21 +136,22 @@ pub fn import_facts(
 /// changed files), the asked images and histories that exist there, and the engine's remembered
 /// starts and exec sessions of the stack.
 pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeState> {
-    node_state_and(transport, images, |_| Ok(())).map(|(state, ())| state)
+    node_state_and(transport, images, &ProvenFiles::default(), |_| Ok(())).map(|(state, ())| state)
 }
 
 /// [`node_state`], running `meanwhile` on the engine's answers while the node still lists the
 /// containers' files (the longest of the requests): what `meanwhile` asks costs no time of its
 /// own. The containers' changes and what they execute are not in the state `meanwhile` sees.
+/// The files `proven` names are not hashed again.
 pub fn node_state_and<T>(
     transport: &Transport,
     images: &ImageQuery,
+    proven: &ProvenFiles,
     meanwhile: impl FnOnce(&mut NodeState) -> Result<T>,
 ) -> Result<(NodeState, T)> {
     let mut paths = vec!["/containers/json?all=1".to_string()];
     for name in STACK_CONTAINERS {
         paths.push(format!("/containers/{name}/json"));
-        paths.push(format!("/containers/{name}/top?ps_args={TOP_ARGS}"));
     }
     paths.extend(images.inspect.iter().map(|i| format!("/images/{i}/json")));
     paths.extend(
@@ -165,7 +165,15 @@ pub fn node_state_and<T>(
     // `upper`), while the rest is asked; a container the node cannot list is asked of the
     // engine afterwards.
     let (state, listed) = std::thread::scope(|scope| {
-        let listed = scope.spawn(|| upper::list(transport, &STACK_CONTAINERS));
+        let listed = scope.spawn(|| {
+            upper::list(
+                transport,
+                &STACK_CONTAINERS,
+                proven,
+                stack::API_CONTAINER,
+                LOG_TAIL_BYTES,
+            )
+        });
         let state = engine_get(transport, &paths, true)
             .and_then(|answers| from_answers(answers, images))
             .and_then(|mut state| {
@@ -176,12 +184,49 @@ pub fn node_state_and<T>(
     });
     let (mut state, got) = state?;
     let mut listed = listed.map_err(|_| anyhow!("listing the containers' files panicked"))??;
+    // The node's tail of the api's log stands when it is the log the engine keeps for the api
+    // container it described; otherwise the log is read again (`settle_api_log`).
+    if let (Some(tail), Some(api)) = (&listed.log, api_container(&state)) {
+        if tail.id == api.id && api.log_path == json_log_path(&api.id) {
+            state.api_log = Some(Ok(log_lines(&tail.tail)));
+        }
+    }
     for c in &state.containers {
         let name = c.name.trim_start_matches('/');
         let upper::Listed {
             changes: changed,
             executed,
-        } = listed.remove(name).unwrap_or_default();
+            processes,
+            ran,
+        } = listed.containers.remove(name).unwrap_or_default();
+        // What the node listed as running is this container only when the engine named the
+        // same one to the node (replaced or restarted in between, it is not).
+        let (executed, processes) = match ran {
+            Some((id, pid)) if id == c.id && pid == c.state.pid => (executed, processes),
+            _ => (None, None),
+        };
+        match processes {
+            Some(top) => {
+                state.processes.insert(c.id.clone(), top);
+            }
+            None if c.state.running => {
+                // A container that stopped between the requests has no processes (the engine
+                // answers 409): none are listed then, and service:<name> fails it.
+                let top = engine_get(
+                    transport,
+                    &[format!("/containers/{name}/top?ps_args={TOP_ARGS}")],
+                    false,
+                )?
+                .into_iter()
+                .next()
+                .expect("one answer per request")
+                .into_found::<Top>();
+                if let Ok(Some(top)) = top {
+                    state.processes.insert(c.id.clone(), top);
+                }
+            }
+            None => {}
+        }
         let changes = match changed {
             Some(listed) => listed,
             // `null` when nothing changed.
@@ -227,16 +272,9 @@ fn from_answers(answers: Vec<Answer>, images: &ImageQuery) -> Result<NodeState> 
     };
     // A container that is not there, or an image that is not, answers 404.
     for _ in STACK_CONTAINERS {
-        let container = next().into_found::<ContainerInspect>()?;
-        let top = next().into_found::<Top>();
-        if let Some(c) = container {
-            // A container that stopped between the requests has no processes (the engine
-            // answers 409): none are listed then, and service:<name> fails it.
-            if let Ok(Some(top)) = top {
-                state.processes.insert(c.id.clone(), top);
-            }
-            state.containers.push(c);
-        }
+        state
+            .containers
+            .extend(next().into_found::<ContainerInspect>()?);
     }
     for _ in &images.inspect {
         state.images.extend(next().into_found::<ImageInspect>()?);
@@ -266,52 +304,66 @@ const EVENTS: &str = "/events?since=1&filters=";
 /// a container prints to the log file a moment after the container wrote it.
 const LOG_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// What verify asks once its HTTP requests are answered: the containers beyond the stack's, and
-/// the tail of the api's log, where the api notes each request that carries verify's nonce (read
-/// again, within [`LOG_SETTLE`], until it shows the `answered` requests with `nonce`).
-pub fn after_http(
-    transport: &Transport,
-    state: &mut NodeState,
-    nonce: Option<&str>,
-    answered: usize,
-) -> Result<()> {
+/// What verify asks once its HTTP requests are answered: the containers beyond the stack's.
+pub fn after_http(transport: &Transport, state: &mut NodeState) -> Result<()> {
     let others: Vec<String> = std::mem::take(&mut state.others)
         .iter()
         .map(|id| format!("/containers/{id}/json"))
         .collect();
-    let api = state
-        .containers
-        .iter()
-        .find(|c| c.name == format!("/{}", stack::API_CONTAINER));
-    let log = api.map(|c| (c.id.clone(), c.log_path.clone()));
-    let (others, log) = std::thread::scope(|scope| {
-        let log = scope.spawn(|| {
-            let (id, path) = log?;
-            let noted = nonce.map(|n| format!("nonce={n}"));
-            let settled = |lines: &[LogLine]| {
-                noted.as_ref().is_none_or(|noted| {
-                    lines.iter().filter(|l| l.log.contains(noted)).count() >= answered
-                })
-            };
-            let start = std::time::Instant::now();
-            loop {
-                let lines = api_log(transport, &id, &path);
-                let waiting = matches!(&lines, Ok(l) if !settled(l));
-                if !waiting || start.elapsed() >= LOG_SETTLE {
-                    break Some(lines);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
-        });
-        (engine_get(transport, &others, false), log.join())
-    });
-    for answer in others? {
+    for answer in engine_get(transport, &others, false)? {
         state
             .containers
             .extend(answer.into_found::<ContainerInspect>()?);
     }
-    state.api_log = log.map_err(|_| anyhow!("reading the api's log panicked"))?;
     Ok(())
+}
+
+/// The api's log must show the `answered` requests carrying `nonce`: the tail the node read
+/// with its listing usually does; when it does not (or there was none), the log is read again,
+/// within [`LOG_SETTLE`], until it does.
+pub fn settle_api_log(
+    transport: &Transport,
+    state: &mut NodeState,
+    nonce: Option<&str>,
+    answered: usize,
+) {
+    let noted = nonce.map(|n| format!("nonce={n}"));
+    let settled = |log: &Option<Result<Vec<LogLine>, String>>| match log {
+        Some(Ok(lines)) => noted
+            .as_ref()
+            .is_none_or(|noted| lines.iter().filter(|l| l.log.contains(noted)).count() >= answered),
+        _ => false,
+    };
+    let Some(api) = api_container(state) else {
+        return;
+    };
+    let (id, path) = (api.id.clone(), api.log_path.clone());
+    let start = std::time::Instant::now();
+    while !settled(&state.api_log) {
+        if state.api_log.is_some() {
+            if start.elapsed() >= LOG_SETTLE {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        state.api_log = Some(api_log(transport, &id, &path));
+        if matches!(state.api_log, Some(Err(_))) {
+            return;
+        }
+    }
+}
+
+/// The api container, running or not, as the engine described it.
+fn api_container(state: &NodeState) -> Option<&ContainerInspect> {
+    state
+        .containers
+        .iter()
+        .find(|c| c.name == format!("/{}", stack::API_CONTAINER))
+}
+
+/// Where the engine's json-file driver keeps a container's log.
+fn json_log_path(id: &str) -> String {
+    format!("/var/lib/docker/containers/{id}/{id}-json.log")
 }
 
 /// The stack's containers as the engine describes them now (those that exist), in one round
@@ -330,7 +382,7 @@ pub fn stack_containers(transport: &Transport) -> Result<Vec<ContainerInspect>> 
 
 /// The tail of a container's json-file log, read where the engine keeps it (root's).
 fn api_log(transport: &Transport, id: &str, path: &str) -> Result<Vec<LogLine>, String> {
-    let expected = format!("/var/lib/docker/containers/{id}/{id}-json.log");
+    let expected = json_log_path(id);
     if path != expected || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!(
             "the engine keeps the api's log at {path:?}, not where its json-file driver does \

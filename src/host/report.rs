@@ -60,6 +60,10 @@ pub struct NodeReport {
     /// What the checks were about: the verification summary names it.
     #[serde(default)]
     pub subject: Subject,
+    /// The files of the stack this check found holding their image's bytes, as (identity,
+    /// sha256): what `verify --attest` keeps as proven (`proven_files`).
+    #[serde(skip)]
+    pub proven_files: Vec<(String, String)>,
 }
 
 impl NodeReport {

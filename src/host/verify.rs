@@ -5,6 +5,7 @@
 //! the host's source tree hash; what the host imported and attested) and hands it to
 //! `checks::judge`, which decides. It changes nothing anywhere, and answers within its bound.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -15,10 +16,11 @@ use anyhow::{anyhow, Context, Result};
 use crate::host::attest;
 use crate::host::checks::{self, Evidence, InImage};
 use crate::host::held::Held;
-use crate::host::image_files::ImageFiles;
+use crate::host::image_files::{self, ImageFiles};
 use crate::host::import;
 use crate::host::pool::{self, Ended};
 use crate::host::probe::{self, ImageQuery};
+use crate::host::proven_files::ProvenFiles;
 use crate::host::report::{HttpAnswer, HttpAnswers, NodeReport, Subject};
 use crate::host::state::HostState;
 use crate::host::transport::Transport;
@@ -54,17 +56,21 @@ fn verify_node(
     // What the node claims, read from its export as data, and its Docker state, asked at the
     // same time (one round trip's wait, not two): the state for the images the host's imported
     // latest record names, which are the node's own unless it built since the last import.
-    let expected = imported
-        .latest()
-        .ok()
+    let imported_latest = imported.latest().ok();
+    let expected = imported_latest
+        .as_ref()
         .map(|stored| images_of(&stored.manifest))
         .unwrap_or_default();
     let held = Held::load(&host, &imported)?;
-    let (since, observed) = std::thread::scope(|scope| {
-        let observed = scope.spawn(|| observe(&transport, node, &expected, deadline));
+    let proven = ProvenFiles::load(&host, &node.name);
+    // Meanwhile the host reads its listings of the images the stack should run.
+    let (since, observed, listings) = std::thread::scope(|scope| {
+        let observed = scope.spawn(|| observe(&transport, node, &expected, &proven, deadline));
+        let listings = scope.spawn(|| expected_listings(repo, &host, imported_latest.as_ref()));
         (
             import::fetch_since(&host, &transport, held.boundary()),
             observed.join(),
+            listings.join().unwrap_or_default(),
         )
     });
     let (chain, from_host, latest) = node_records(&host, &transport, &imported, &held, since?)?;
@@ -73,9 +79,10 @@ fn verify_node(
     let (state, http) = if expected.covers(&needed) {
         observed.map_err(|_| anyhow!("observing node {} panicked", node.name))??
     } else {
-        observe(&transport, node, &needed, deadline)?
+        observe(&transport, node, &needed, &proven, deadline)?
     };
-    let in_images = in_images(&host, &state);
+    let in_images = in_images(&host, &state, listings);
+    let proven_files = proven_now(&state, &in_images);
     if let Some(dir) = capture {
         write_capture(
             &dir.join(&node.name),
@@ -168,7 +175,30 @@ fn verify_node(
         checks,
         reproduced,
         subject,
+        proven_files,
     })
+}
+
+/// The executed files whose bytes are their image's, by identity: what the host may keep as
+/// proven.
+fn proven_now(
+    state: &NodeState,
+    in_images: &BTreeMap<String, Result<InImage, String>>,
+) -> Vec<(String, String)> {
+    let mut proven = Vec::new();
+    for (id, executed) in &state.executed {
+        let Some(Ok(image)) = in_images.get(id) else {
+            continue;
+        };
+        for e in executed {
+            if let (Some(identity), Some(sha)) = (&e.identity, &e.sha256) {
+                if image.get(e.path_in_root()).cloned().flatten().as_ref() == Some(sha) {
+                    proven.push((identity.clone(), sha.clone()));
+                }
+            }
+        }
+    }
+    proven
 }
 
 /// The node's chain and what its `latest` resolves to. When the node's records up to the newest
@@ -230,16 +260,17 @@ fn observe(
     transport: &Transport,
     node: &NodeSpec,
     images: &ImageQuery,
+    proven: &ProvenFiles,
     deadline: Instant,
 ) -> Result<(NodeState, HttpAnswers)> {
     let settle_by = deadline.min(Instant::now() + SETTLE);
     loop {
-        let (state, http) = std::thread::scope(|scope| {
+        let (mut state, (http, answered)) = std::thread::scope(|scope| {
             let http = scope.spawn(|| ask_api(node, deadline));
             // Once the api answered (while the node still lists the containers' files): the
-            // containers beyond the stack's, and the api's log, which must show verify's
-            // requests.
-            probe::node_state_and(transport, images, |state| {
+            // containers beyond the stack's. The api's log, which must show verify's requests,
+            // comes last with the listing.
+            probe::node_state_and(transport, images, proven, |state| {
                 let http = http
                     .join()
                     .map_err(|_| anyhow!("the HTTP checks of node {} panicked", node.name))?;
@@ -247,11 +278,12 @@ fn observe(
                     .iter()
                     .filter(|a| a.status.is_some())
                     .count();
-                probe::after_http(transport, state, http.nonce.as_deref(), answered)?;
-                Ok(http)
+                probe::after_http(transport, state)?;
+                Ok((http, answered))
             })
             .with_context(|| format!("could not read node {}'s Docker state", node.name))
         })?;
+        probe::settle_api_log(transport, &mut state, http.nonce.as_deref(), answered);
         let starting = state.containers.iter().any(|c| {
             stack::container_of(c.label(stack::compose_labels::SERVICE).unwrap_or("")).is_some()
                 && c.state
@@ -450,10 +482,42 @@ pub fn running_api_image(repo: &Path, node: &NodeName) -> Result<Option<String>>
     Ok(running_api(&state).map(|c| c.image.clone()))
 }
 
+/// The host's listings of the images the imported latest build's stack runs (its own image, the
+/// database's base), by chain ID: those verify expects to hold what runs to.
+fn expected_listings(
+    repo: &Path,
+    host: &HostState,
+    latest: Option<&Stored>,
+) -> BTreeMap<String, ImageFiles> {
+    let built = latest
+        .and_then(|s| s.manifest.image.as_ref())
+        .map(|i| i.layers.clone());
+    let db = crate::host::bases::HostBases::load(repo)
+        .ok()
+        .and_then(|b| {
+            b.get(crate::host::bases::DATABASE)
+                .ok()
+                .map(|d| d.layers.clone())
+        });
+    [built, db]
+        .into_iter()
+        .flatten()
+        .filter_map(|layers| {
+            let files = ImageFiles::load(host, &layers).ok().flatten()?;
+            Some((image_files::chain_id(&layers), files))
+        })
+        .collect()
+}
+
 /// For each stack container the node listed what it executes of: what the host's listing of
-/// the container's image holds at each of those paths (`runs:<service>`).
-fn in_images(host: &HostState, state: &NodeState) -> BTreeMap<String, Result<InImage, String>> {
-    let in_image = |id: &str, executed: &[Executed]| -> Result<InImage, String> {
+/// the container's image holds at each of those paths (`runs:<service>`). `listings` holds those
+/// read beforehand; others are read here.
+fn in_images(
+    host: &HostState,
+    state: &NodeState,
+    mut listings: BTreeMap<String, ImageFiles>,
+) -> BTreeMap<String, Result<InImage, String>> {
+    let mut in_image = |id: &str, executed: &[Executed]| -> Result<InImage, String> {
         let c = state
             .containers
             .iter()
@@ -464,15 +528,20 @@ fn in_images(host: &HostState, state: &NodeState) -> BTreeMap<String, Result<InI
             .iter()
             .find(|i| i.id == c.image)
             .ok_or_else(|| format!("the node's engine did not describe image {}", c.image))?;
-        let files = ImageFiles::load(host, &image.root_fs.layers)
-            .map_err(|e| format!("{e:#}"))?
-            .ok_or_else(|| {
-                format!(
-                    "the host has not listed the files of image {} (it does when it imports a \
-                     build that runs it): run `make demo`",
-                    c.image
-                )
-            })?;
+        let files = match listings.entry(image_files::chain_id(&image.root_fs.layers)) {
+            Entry::Occupied(read) => read.into_mut(),
+            Entry::Vacant(unread) => unread.insert(
+                ImageFiles::load(host, &image.root_fs.layers)
+                    .map_err(|e| format!("{e:#}"))?
+                    .ok_or_else(|| {
+                        format!(
+                            "the host has not listed the files of image {} (it does when it \
+                             imports a build that runs it): run `make demo`",
+                            c.image
+                        )
+                    })?,
+            ),
+        };
         Ok(executed
             .iter()
             .map(|e| {
@@ -505,6 +574,7 @@ pub fn unchecked(node: &NodeName, reason: String) -> NodeReport {
         checks: Vec::new(),
         reproduced: Vec::new(),
         subject: Subject::default(),
+        proven_files: Vec::new(),
     }
 }
 

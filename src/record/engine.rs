@@ -261,9 +261,10 @@ pub struct ImageHistory {
     pub entries: Vec<HistoryEntry>,
 }
 
-/// The processes of a container, as the engine lists them (`GET /containers/{id}/top`, run
-/// with `ps -eo pid,ppid,args`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The processes of a container as `ps -eo pid,ppid,args` lists them: those in its process
+/// namespace, as verify has the node list them, or, where it cannot, those the engine lists
+/// (`GET /containers/{id}/top`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Top {
     #[serde(rename = "Titles")]
     pub titles: Vec<String>,
@@ -318,6 +319,13 @@ pub struct Executed {
     pub sha256: Option<String>,
     #[serde(default)]
     pub entrypoint: bool,
+    /// The file's identity on the node (size, device, inode, modification and change times),
+    /// when it was found: what the host keeps a proven sha256 under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// The node did not hash it: its identity is one the host proved, with this sha256.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub proven_before: bool,
 }
 
 impl Executed {
