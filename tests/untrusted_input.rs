@@ -110,7 +110,7 @@ proptest! {
                 hint: texts[0].clone(),
             }],
             reproduced: vec![texts[2].clone()],
-            proven_files: Vec::new(),
+            proven: Default::default(),
             subject: Default::default(),
         };
         let out = prov::cli::verify::human(&[report]);

@@ -10,7 +10,6 @@ use anyhow::{bail, Context};
 use quick_xml::escape::escape;
 
 use crate::error::{Outcome, Result};
-use crate::host::proven_files::ProvenFiles;
 use crate::host::report::{self, NodeReport};
 use crate::host::state::HostState;
 use crate::host::{attest, verify, vsa};
@@ -92,7 +91,7 @@ pub fn summarise(repo: &Path, reports: &[NodeReport], policy_path: &str) -> anyh
     let now = chrono::Utc::now();
     let mut unwritten = Vec::new();
     for report in reports.iter().filter(|r| r.error.is_none()) {
-        ProvenFiles::write(&state, &report.node, &report.proven_files)?;
+        report.proven.write(&state)?;
     }
     for report in reports {
         let policy = vsa::VerifyPolicy::of(report, policy_path, build_policy.as_ref());

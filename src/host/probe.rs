@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::host::proven_files::ProvenFiles;
+use crate::host::proven_files::{NamedContainer, ProvenFiles};
 use crate::host::transport::Transport;
 use crate::host::upper;
 use crate::record::engine::{
@@ -142,7 +142,8 @@ pub fn node_state(transport: &Transport, images: &ImageQuery) -> Result<NodeStat
 /// [`node_state`], running `meanwhile` on the engine's answers while the node still lists the
 /// containers' files (the longest of the requests): what `meanwhile` asks costs no time of its
 /// own. The containers' changes and what they execute are not in the state `meanwhile` sees.
-/// The files `proven` names are not hashed again.
+/// The files `proven` names are not hashed again, and the containers it names are not asked of
+/// the engine by the node (listed again when the engine's answer no longer matches them).
 pub fn node_state_and<T>(
     transport: &Transport,
     images: &ImageQuery,
@@ -184,6 +185,16 @@ pub fn node_state_and<T>(
     });
     let (mut state, got) = state?;
     let mut listed = listed.map_err(|_| anyhow!("listing the containers' files panicked"))??;
+    if !named_as_now(proven, &state) {
+        // The containers changed since the host named them: the node asks its engine.
+        listed = upper::list(
+            transport,
+            &STACK_CONTAINERS,
+            &proven.files_only(),
+            stack::API_CONTAINER,
+            LOG_TAIL_BYTES,
+        )?;
+    }
     // The node's tail of the api's log stands when it is the log the engine keeps for the api
     // container it described; otherwise the log is read again (`settle_api_log`).
     if let (Some(tail), Some(api)) = (&listed.log, api_container(&state)) {
@@ -244,6 +255,19 @@ pub fn node_state_and<T>(
         }
     }
     Ok((state, got))
+}
+
+/// Whether the stack's containers are, by the engine's answer, those the host named to the node
+/// (the same ID, main process, entrypoint and environment), or none were named.
+fn named_as_now(proven: &ProvenFiles, state: &NodeState) -> bool {
+    let named = proven.named();
+    let now: Vec<NamedContainer> = state
+        .containers
+        .iter()
+        .filter(|c| c.state.running && STACK_CONTAINERS.contains(&c.name.trim_start_matches('/')))
+        .map(NamedContainer::of)
+        .collect();
+    named.is_empty() || (named.len() == now.len() && named.iter().all(|n| now.contains(n)))
 }
 
 /// The engine's answers to [`node_state_and`]'s requests, in their order (exactly one per

@@ -1,19 +1,23 @@
-//! What the host already proved of the files a node's stack executes: each file's sha256, kept
-//! under the file's identity on the node (size, device, inode, modification and change times),
-//! so that verify has the node hash only the files it has not proven (a database's libraries
-//! alone are 40 MB, most of a verify's time on the node).
+//! What the host already proved of a node's running stack, at its last `prov verify --attest`:
+//! each file the stack executes, by its identity on the node (size, device, inode, modification
+//! and change times), with the sha256 it held, which was its image's; and the stack's containers
+//! as the engine named them then (ID, main process, entrypoint, environment). A later verify
+//! hands both to the node, which then neither hashes those files again (a database's libraries
+//! alone are 40 MB, most of a verify's time on the node) nor asks its engine who the containers
+//! are (`jq` alone takes 20 ms on Debian 12). The host holds what the node listed to its own
+//! request's answer, and has the node list again without them when a container no longer
+//! matches.
 //!
 //! Trusting an identity is trusting the change time: any write to a file, or to its metadata, or
 //! a file put in its place, sets it to the clock's now, and only a clock set back could give a
-//! changed file an old one. So the host keeps proven files only for nodes that cannot set their
-//! clock: unprivileged LXC nodes, whose clock is the host's (measured by
+//! changed file an old one. So the host keeps this only for nodes that cannot set their clock:
+//! unprivileged LXC nodes, whose clock is the host's (measured by
 //! `tests/e2e/node/48-escape.bats`). On any other provider (a VM's root, a privileged container)
 //! every executed file is hashed on every verify.
 //!
-//! Written by `prov verify --attest`, which already writes the host's state (the summary it
-//! signs): each file of that run whose bytes are the image's, as the host listed it. A plain
-//! verify reads it and writes nothing. Host-only state, `proven-files/<node>.json`: a table
-//! that is missing, unreadable or of another node costs time, never a verdict.
+//! Host-only state, `proven-files/<node>.json`, written by `prov verify --attest` (which already
+//! writes the host's state: the summary it signs) and read by every verify: a table that is
+//! missing, unreadable or of another node costs time, never a verdict.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,21 +28,81 @@ use serde::{Deserialize, Serialize};
 use crate::host::state::HostState;
 use crate::record::bounded;
 use crate::record::digest::is_sha256_hex;
+use crate::record::engine::ContainerInspect;
 use crate::record::nodes::NodeName;
 use crate::record::store::write_atomic;
 
 /// The only provider whose nodes cannot set the clock their files' change times come from.
 const CLOCK_KEEPING_PROVIDER: &str = "lxc";
 
-/// The proven files of one node: sha256 by identity.
+/// What the host proved of one node's stack.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProvenFiles {
     node: String,
+    /// sha256 by identity.
     files: BTreeMap<String, String>,
+    #[serde(default)]
+    containers: Vec<NamedContainer>,
+}
+
+/// A stack container as the engine named it, in the form the node's listing reads (its
+/// entrypoint and environment as JSON, as the engine answered).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedContainer {
+    pub name: String,
+    pub id: String,
+    pub pid: i64,
+    pub entry: String,
+    pub env: String,
+}
+
+impl NamedContainer {
+    pub fn of(c: &ContainerInspect) -> NamedContainer {
+        NamedContainer {
+            name: c.name.clone(),
+            id: c.id.clone(),
+            pid: c.state.pid,
+            entry: c.raw["Path"].to_string(),
+            env: c.raw["Config"]["Env"].to_string(),
+        }
+    }
+
+    /// One line of the listing's input: `ID TAB name TAB main process TAB entrypoint TAB
+    /// environment`.
+    pub fn line(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\t{}",
+            self.id, self.name, self.pid, self.entry, self.env
+        )
+    }
+
+    /// No field can break the line it is written on.
+    fn is_sane(&self) -> bool {
+        let plain = |s: &str| !s.is_empty() && !s.contains(['\t', '\n', '\r']);
+        self.id.len() == 64
+            && self.id.bytes().all(|b| b.is_ascii_hexdigit())
+            && self.pid > 0
+            && [&self.name, &self.entry, &self.env]
+                .iter()
+                .all(|f| plain(f))
+    }
 }
 
 impl ProvenFiles {
-    /// The table of `node`, when its provider keeps its clock from it; otherwise none.
+    pub fn new(
+        node: &NodeName,
+        files: Vec<(String, String)>,
+        containers: Vec<NamedContainer>,
+    ) -> ProvenFiles {
+        ProvenFiles {
+            node: node.to_string(),
+            files: files.into_iter().collect(),
+            containers,
+        }
+    }
+
+    /// What the host proved of `node`, when its provider keeps its clock from it; otherwise
+    /// nothing.
     pub fn load(state: &HostState, node: &NodeName) -> ProvenFiles {
         if !clock_is_the_hosts(state, node) {
             return ProvenFiles::default();
@@ -51,15 +115,17 @@ impl ProvenFiles {
                         .files
                         .iter()
                         .all(|(identity, sha)| is_identity(identity) && is_sha256_hex(sha))
+                    && table.containers.iter().all(NamedContainer::is_sane)
             })
             .unwrap_or_default()
     }
 
-    /// Replaces `node`'s table with `files` (identity, sha256), when its provider keeps its
-    /// clock from it; otherwise removes any table it has.
-    pub fn write(state: &HostState, node: &NodeName, files: &[(String, String)]) -> Result<()> {
-        let path = path(state, node);
-        if !clock_is_the_hosts(state, node) {
+    /// Replaces its node's table with this one, when its provider keeps its clock from it;
+    /// otherwise removes any table it has.
+    pub fn write(&self, state: &HostState) -> Result<()> {
+        let node: NodeName = self.node.parse().map_err(anyhow::Error::msg)?;
+        let path = path(state, &node);
+        if !clock_is_the_hosts(state, &node) {
             return match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     Err(e).with_context(|| format!("removing {}", path.display()))
@@ -67,14 +133,23 @@ impl ProvenFiles {
                 _ => Ok(()),
             };
         }
-        let table = ProvenFiles {
-            node: node.to_string(),
-            files: files.iter().cloned().collect(),
-        };
         let dir = path.parent().expect("the table is in a folder");
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        write_atomic(&path, &serde_json::to_vec_pretty(&table)?)?;
+        write_atomic(&path, &serde_json::to_vec_pretty(self)?)?;
         Ok(())
+    }
+
+    /// The stack's containers as the engine named them.
+    pub fn named(&self) -> &[NamedContainer] {
+        &self.containers
+    }
+
+    /// The files alone: the node asks its engine who the containers are.
+    pub fn files_only(&self) -> ProvenFiles {
+        ProvenFiles {
+            containers: Vec::new(),
+            ..self.clone()
+        }
     }
 
     /// The sha256 the host proved for the file with this identity.
@@ -85,14 +160,6 @@ impl ProvenFiles {
     /// Every identity proven, for the node to skip.
     pub fn identities(&self) -> impl Iterator<Item = &str> {
         self.files.keys().map(String::as_str)
-    }
-
-    pub fn len(&self) -> usize {
-        self.files.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
     }
 }
 
@@ -150,6 +217,24 @@ mod tests {
         name.parse().unwrap()
     }
 
+    fn container() -> NamedContainer {
+        NamedContainer {
+            name: "/prov-db".into(),
+            id: "ab".repeat(32),
+            pid: 2122,
+            entry: r#""prov-postgres-entrypoint""#.into(),
+            env: r#"["PATH=/usr/local/bin:/usr/bin"]"#.into(),
+        }
+    }
+
+    fn table(name: &str) -> ProvenFiles {
+        ProvenFiles::new(
+            &node(name),
+            vec![(ID.into(), "ab".repeat(32))],
+            vec![container()],
+        )
+    }
+
     #[test]
     fn only_an_lxc_node_keeps_its_proven_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -157,15 +242,15 @@ mod tests {
         made_with(dir.path(), "lxc1", &["lxc"]);
         made_with(dir.path(), "vm1", &["virtualbox"]);
         made_with(dir.path(), "both", &["lxc", "docker"]);
-        let sha = "ab".repeat(32);
         for name in ["lxc1", "vm1", "both", "unmade"] {
-            ProvenFiles::write(&state, &node(name), &[(ID.into(), sha.clone())]).unwrap();
+            table(name).write(&state).unwrap();
             let kept = ProvenFiles::load(&state, &node(name));
             assert_eq!(kept.sha256_of(ID).is_some(), name == "lxc1", "{name}");
+            assert_eq!(kept.named().len(), usize::from(name == "lxc1"), "{name}");
         }
         // A node re-made by another provider loses the table it had.
         made_with(dir.path(), "lxc1", &["docker"]);
-        ProvenFiles::write(&state, &node("lxc1"), &[]).unwrap();
+        table("lxc1").write(&state).unwrap();
         assert!(!path(&state, &node("lxc1")).exists());
     }
 
@@ -175,14 +260,37 @@ mod tests {
         let state = HostState::at(dir.path());
         made_with(dir.path(), "a", &["lxc"]);
         made_with(dir.path(), "b", &["lxc"]);
-        let sha = "ab".repeat(32);
-        ProvenFiles::write(&state, &node("a"), &[(ID.into(), sha.clone())]).unwrap();
+        let none = |name| ProvenFiles::load(&state, &node(name)) == ProvenFiles::default();
+        table("a").write(&state).unwrap();
+        assert!(!none("a"));
         std::fs::copy(path(&state, &node("a")), path(&state, &node("b"))).unwrap();
-        assert!(ProvenFiles::load(&state, &node("b")).is_empty());
-        ProvenFiles::write(&state, &node("a"), &[("1 2 3".into(), sha)]).unwrap();
-        assert!(ProvenFiles::load(&state, &node("a")).is_empty());
+        assert!(none("b"));
+        let sha = "ab".repeat(32);
+        ProvenFiles::new(&node("a"), vec![("1 2 3".into(), sha.clone())], vec![])
+            .write(&state)
+            .unwrap();
+        assert!(none("a"));
+        for bad in [
+            NamedContainer {
+                entry: "\"a\tb\"".into(),
+                ..container()
+            },
+            NamedContainer {
+                id: "x".repeat(64),
+                ..container()
+            },
+            NamedContainer {
+                pid: 0,
+                ..container()
+            },
+        ] {
+            ProvenFiles::new(&node("a"), vec![], vec![bad])
+                .write(&state)
+                .unwrap();
+            assert!(none("a"));
+        }
         std::fs::write(path(&state, &node("a")), "{").unwrap();
-        assert!(ProvenFiles::load(&state, &node("a")).is_empty());
+        assert!(none("a"));
     }
 
     #[test]

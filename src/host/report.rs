@@ -1,6 +1,7 @@
 //! What `prov verify` found on a node: each check with what was expected and what was observed,
 //! the facts it judged, and the outcome that decides the exit code.
 
+use crate::host::proven_files::ProvenFiles;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Outcome;
@@ -60,10 +61,9 @@ pub struct NodeReport {
     /// What the checks were about: the verification summary names it.
     #[serde(default)]
     pub subject: Subject,
-    /// The files of the stack this check found holding their image's bytes, as (identity,
-    /// sha256): what `verify --attest` keeps as proven (`proven_files`).
+    /// What this check proved of the node's stack, which `verify --attest` keeps.
     #[serde(skip)]
-    pub proven_files: Vec<(String, String)>,
+    pub proven: ProvenFiles,
 }
 
 impl NodeReport {

@@ -46,8 +46,10 @@ const MAX_ENTRIES: usize = 1000;
 const MAX_OUTPUT_BYTES: u64 = 16 << 20;
 
 /// Run as root on the node with the entry limit, the identities of the files the host proved
-/// (one per line, see [`ProvenFiles`]) and the container names; every record it prints ends
-/// with a NUL. For each running container it first prints its processes, `name TAB P TAB pid
+/// (one per line, see [`ProvenFiles`]), the containers as the host names them (one line each,
+/// [`NamedContainer::line`](crate::host::proven_files::NamedContainer::line); empty: the engine
+/// is asked), whose log to read last and how much of it, and the container names; every record
+/// it prints ends with a NUL. For each running container it first prints its processes, `name TAB P TAB pid
 /// TAB parent's pid TAB command line`, then what it executes: `name TAB X TAB sum TAB identity
 /// TAB path` for each file mapped executable (once per file), `name TAB E TAB sum TAB identity
 /// TAB path` for the entrypoint's file, then `name TAB ran TAB container ID TAB main process`
@@ -62,7 +64,7 @@ const MAX_OUTPUT_BYTES: u64 = 16 << 20;
 /// mounts a container's root, for `docker cp`, say): a file with the same type, owner, mode,
 /// size, time and bytes; a link to the same target; a folder that hides nothing the lower
 /// layers hold (the container's root shows every entry).
-const SCRIPT: &str = r#"max=$1 known=$2 log=$3 tail=$4; shift 4
+const SCRIPT: &str = r#"max=$1 known=$2 named=$3 log=$4 tail=$5; shift 5
 # The identities of the files the host proved: those are not hashed again.
 declare -A proven=()
 while IFS= read -r id; do if [ -n "$id" ]; then proven[$id]=1; fi; done <<<"$known"
@@ -105,7 +107,7 @@ executed() {
   local root=/proc/$2/root proc dev inode path file dir dirs i major minor sum size mtime ctime
   local a b weight=0 id
   local -A found=() sums=() ids=()
-  local maps=() paths=() files=() keys=() one=() two=()
+  local maps=() paths=() files=() keys=() unproven=() one=() two=()
   # The processes in the container's process namespace (its entrypoint's, and any an exec
   # session started there), each listed.
   for proc in /proc/[0-9]*; do
@@ -135,15 +137,19 @@ executed() {
   esac
   if [ -n "$file" ]; then files+=("$root$file"); fi
   if [ "${#files[@]}" -gt 0 ]; then
-    # Those the host did not prove are hashed in two halves side by side, the largest files
-    # first, each to the lighter half.
     while IFS=' ' read -r -d '' size dev inode mtime ctime path; do
       found[$path]="$dev $inode" ids[$path]="$size $dev $inode $mtime $ctime"
-      if [ -n "${proven[${ids[$path]}]:-}" ]; then sums[$path]='='; continue; fi
+      if [ -n "${proven[${ids[$path]}]:-}" ]; then sums[$path]='='; else unproven+=("$size $path"); fi
+    done < <(find "${files[@]}" -maxdepth 0 -printf '%s %D %i %T@ %C@ %p\0' 2>/dev/null)
+  fi
+  if [ "${#unproven[@]}" -gt 0 ]; then
+    # Those the host did not prove are hashed in two halves side by side, the largest files
+    # first, each to the lighter half.
+    while IFS=' ' read -r -d '' size path; do
       if [ "$weight" -le 0 ]; then one+=("$path") weight=$((weight + size))
       else two+=("$path") weight=$((weight - size)); fi
-    done < <(find "${files[@]}" -maxdepth 0 -printf '%s %D %i %T@ %C@ %p\0' 2>/dev/null | sort -z -rn)
-    exec {a}< <([ "${#one[@]}" -eq 0 ] || openssl dgst -sha256 -r "${one[@]}" 2>/dev/null </dev/null)
+    done < <(printf '%s\0' "${unproven[@]}" | sort -z -rn)
+    exec {a}< <(openssl dgst -sha256 -r "${one[@]}" 2>/dev/null </dev/null)
     exec {b}< <([ "${#two[@]}" -eq 0 ] || openssl dgst -sha256 -r "${two[@]}" 2>/dev/null </dev/null)
     while read -r sum path; do sums[${path#\*}]=$sum; done <&"$a"
     while read -r sum path; do sums[${path#\*}]=$sum; done <&"$b"
@@ -196,19 +202,22 @@ container() {
   done < <(find "$up" -mindepth 1 -printf '%y %P\0' | head -z -n "$((max + 1))")
   printf '%s\tlisted\t\0' "$name"
 }
-# One request to the engine for all: each container's ID, name, main process, entrypoint and
-# environment (JSON, so that no value spans lines).
+# Each container's ID, name, main process, entrypoint and environment (JSON, so that no value
+# spans lines): as the host names them, or else as the engine does, asked in one request.
+if [ -z "$named" ]; then
+  urls=()
+  for name in "$@"; do urls+=("http://docker/containers/$name/json"); done
+  named=$(curl --silent --max-time 10 --unix-socket /var/run/docker.sock "${urls[@]}" 2>/dev/null |
+    jq -r 'select(.Id != null) | [.Id, .Name, (.State.Pid | tostring), (.Path | tojson),
+      (.Config.Env | tojson)] | join("\t")' 2>/dev/null) || true
+fi
 declare -A pids=() entries=() envs=() cids=()
-urls=()
-for name in "$@"; do urls+=("http://docker/containers/$name/json"); done
 while IFS=$'\t' read -r cid name pid entry env; do
   name=${name#/}
-  if [ -z "${pids[$name]:-}" ]; then
+  if [ -n "$name" ] && [ -z "${pids[$name]:-}" ]; then
     pids[$name]=$pid entries[$name]=$entry envs[$name]=$env cids[$name]=$cid
   fi
-done < <(curl --silent --max-time 10 --unix-socket /var/run/docker.sock "${urls[@]}" 2>/dev/null |
-  jq -r 'select(.Id != null) | [.Id, .Name, (.State.Pid | tostring), (.Path | tojson),
-    (.Config.Env | tojson)] | join("\t")' 2>/dev/null)
+done <<<"$named"
 # The containers side by side, each printing into its own pipe, read in order.
 fds=()
 for name in "$@"; do
@@ -264,12 +273,14 @@ pub fn list(
     tail_bytes: u64,
 ) -> Result<Listing> {
     let known: String = proven.identities().map(|id| format!("{id}\n")).collect();
+    let named: String = proven.named().iter().map(|c| c.line() + "\n").collect();
     let argv: Vec<String> = ["sudo", "-n", "bash", "-c", SCRIPT, "bash"]
         .into_iter()
         .map(String::from)
         .chain([
             MAX_ENTRIES.to_string(),
             known,
+            named,
             log.to_string(),
             tail_bytes.to_string(),
         ])

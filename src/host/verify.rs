@@ -20,7 +20,7 @@ use crate::host::image_files::{self, ImageFiles};
 use crate::host::import;
 use crate::host::pool::{self, Ended};
 use crate::host::probe::{self, ImageQuery};
-use crate::host::proven_files::ProvenFiles;
+use crate::host::proven_files::{NamedContainer, ProvenFiles};
 use crate::host::report::{HttpAnswer, HttpAnswers, NodeReport, Subject};
 use crate::host::state::HostState;
 use crate::host::transport::Transport;
@@ -82,7 +82,7 @@ fn verify_node(
         observe(&transport, node, &needed, &proven, deadline)?
     };
     let in_images = in_images(&host, &state, listings);
-    let proven_files = proven_now(&state, &in_images);
+    let proven_now = proven_now(&node.name, &state, &in_images);
     if let Some(dir) = capture {
         write_capture(
             &dir.join(&node.name),
@@ -175,16 +175,17 @@ fn verify_node(
         checks,
         reproduced,
         subject,
-        proven_files,
+        proven: proven_now,
     })
 }
 
-/// The executed files whose bytes are their image's, by identity: what the host may keep as
-/// proven.
+/// What the host may keep as proven: the executed files whose bytes are their image's, by
+/// identity, and the stack's running containers as the engine named them.
 fn proven_now(
+    node: &NodeName,
     state: &NodeState,
     in_images: &BTreeMap<String, Result<InImage, String>>,
-) -> Vec<(String, String)> {
+) -> ProvenFiles {
     let mut proven = Vec::new();
     for (id, executed) in &state.executed {
         let Some(Ok(image)) = in_images.get(id) else {
@@ -198,7 +199,13 @@ fn proven_now(
             }
         }
     }
-    proven
+    let named = state
+        .containers
+        .iter()
+        .filter(|c| c.state.running && state.executed.contains_key(&c.id))
+        .map(NamedContainer::of)
+        .collect();
+    ProvenFiles::new(node, proven, named)
 }
 
 /// The node's chain and what its `latest` resolves to. When the node's records up to the newest
@@ -574,7 +581,7 @@ pub fn unchecked(node: &NodeName, reason: String) -> NodeReport {
         checks: Vec::new(),
         reproduced: Vec::new(),
         subject: Subject::default(),
-        proven_files: Vec::new(),
+        proven: Default::default(),
     }
 }
 

@@ -287,7 +287,7 @@ mod tests {
             error: error.map(Into::into),
             checks,
             reproduced: Vec::new(),
-            proven_files: Vec::new(),
+            proven: Default::default(),
             subject: Subject {
                 running_image: Some(format!("sha256:{}", "a".repeat(64))),
                 build_id: Some("20261130-120000-000-abcd".into()),
