@@ -599,6 +599,14 @@ fn a_process_an_exec_session_started_fails_and_the_healthchecks_own_do_not() {
         assert!(top("[curl]"));
         assert!(!top("[curl] <defunct>"));
         assert!(!top(health));
+        // runc setting up an exec session (a healthcheck's) is asked about again too; one that
+        // stays fails like any other process.
+        assert!(top("runc init"));
+        assert!(!top("runc init x"));
+        let checks = checks_after(node, |state, _| {
+            add_process(state, 1, json!(["4646", "0", "runc init"]))
+        });
+        fails(&checks, &["processes:db"], "process 4646 `runc init`");
         // A child of the entrypoint is the entrypoint's.
         let checks = checks_after(node, |state, _| {
             let main = state["containers"][1]["State"]["Pid"].to_string();

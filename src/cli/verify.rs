@@ -42,7 +42,8 @@ pub struct Args {
     #[arg(long, env = POLICY_ENV, default_value = DEFAULT_POLICY)]
     pub policy: String,
     /// Also write a signed verification summary (SLSA VSA) per node, PASSED or FAILED, into the
-    /// host's state; `prov log` shows the newest.
+    /// host's state (`prov log` shows the newest), and keep what was proved of each node's stack
+    /// (the files it executes, its containers) for later checks not to ask again.
     #[arg(long)]
     pub attest: bool,
     /// Also write what was gathered from each node (its Docker state, the api's answers) under
