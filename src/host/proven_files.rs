@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::host::state::HostState;
@@ -38,7 +38,7 @@ const CLOCK_KEEPING_PROVIDER: &str = "lxc";
 /// What the host proved of one node's stack.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProvenFiles {
-    node: String,
+    node: Option<NodeName>,
     /// sha256 by identity.
     files: BTreeMap<String, String>,
     #[serde(default)]
@@ -95,7 +95,7 @@ impl ProvenFiles {
         containers: Vec<NamedContainer>,
     ) -> ProvenFiles {
         ProvenFiles {
-            node: node.to_string(),
+            node: Some(node.clone()),
             files: files.into_iter().collect(),
             containers,
         }
@@ -110,7 +110,7 @@ impl ProvenFiles {
         let read = bounded::read(&path(state, node)).ok().flatten();
         read.and_then(|bytes| serde_json::from_slice::<ProvenFiles>(&bytes).ok())
             .filter(|table| {
-                table.node == node.as_str()
+                table.node.as_ref() == Some(node)
                     && table
                         .files
                         .iter()
@@ -123,9 +123,11 @@ impl ProvenFiles {
     /// Replaces its node's table with this one, when its provider keeps its clock from it;
     /// otherwise removes any table it has.
     pub fn write(&self, state: &HostState) -> Result<()> {
-        let node: NodeName = self.node.parse().map_err(anyhow::Error::msg)?;
-        let path = path(state, &node);
-        if !clock_is_the_hosts(state, &node) {
+        let Some(node) = &self.node else {
+            bail!("a table of proven files names no node (a bug in prov)");
+        };
+        let path = path(state, node);
+        if !clock_is_the_hosts(state, node) {
             return match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     Err(e).with_context(|| format!("removing {}", path.display()))
@@ -213,6 +215,16 @@ mod tests {
         }
     }
 
+    /// Host state whose Vagrant data says each node was made by the providers given.
+    fn state_with(made: &[(&str, &[&str])]) -> (tempfile::TempDir, HostState) {
+        let dir = tempfile::tempdir().unwrap();
+        for (node, providers) in made {
+            made_with(dir.path(), node, providers);
+        }
+        let state = HostState::at(dir.path());
+        (dir, state)
+    }
+
     fn node(name: &str) -> NodeName {
         name.parse().unwrap()
     }
@@ -237,11 +249,11 @@ mod tests {
 
     #[test]
     fn only_an_lxc_node_keeps_its_proven_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = HostState::at(dir.path());
-        made_with(dir.path(), "lxc1", &["lxc"]);
-        made_with(dir.path(), "vm1", &["virtualbox"]);
-        made_with(dir.path(), "both", &["lxc", "docker"]);
+        let (dir, state) = state_with(&[
+            ("lxc1", &["lxc"]),
+            ("vm1", &["virtualbox"]),
+            ("both", &["lxc", "docker"]),
+        ]);
         for name in ["lxc1", "vm1", "both", "unmade"] {
             table(name).write(&state).unwrap();
             let kept = ProvenFiles::load(&state, &node(name));
@@ -256,10 +268,7 @@ mod tests {
 
     #[test]
     fn a_table_of_another_node_or_with_a_bad_entry_is_none() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = HostState::at(dir.path());
-        made_with(dir.path(), "a", &["lxc"]);
-        made_with(dir.path(), "b", &["lxc"]);
+        let (_dir, state) = state_with(&[("a", &["lxc"]), ("b", &["lxc"])]);
         let none = |name| ProvenFiles::load(&state, &node(name)) == ProvenFiles::default();
         table("a").write(&state).unwrap();
         assert!(!none("a"));

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 
 use crate::host::attest;
+use crate::host::bases::{HostBases, DATABASE};
 use crate::host::checks::{self, Evidence, InImage};
 use crate::host::held::Held;
 use crate::host::image_files::{self, ImageFiles};
@@ -63,10 +64,11 @@ fn verify_node(
         .unwrap_or_default();
     let held = Held::load(&host, &imported)?;
     let proven = ProvenFiles::load(&host, &node.name);
+    let bases = HostBases::load(repo).map_err(|e| format!("{e:#}"));
     // Meanwhile the host reads its listings of the images the stack should run.
     let (since, observed, listings) = std::thread::scope(|scope| {
         let observed = scope.spawn(|| observe(&transport, node, &expected, &proven, deadline));
-        let listings = scope.spawn(|| expected_listings(repo, &host, imported_latest.as_ref()));
+        let listings = scope.spawn(|| expected_listings(&host, &bases, imported_latest.as_ref()));
         (
             import::fetch_since(&host, &transport, held.boundary()),
             observed.join(),
@@ -166,7 +168,7 @@ fn verify_node(
         attested,
         imported: imported_sha,
         cached_steps,
-        bases: crate::host::bases::HostBases::load(repo).map_err(|e| format!("{e:#}")),
+        bases,
     });
     Ok(NodeReport {
         node: node.name.clone(),
@@ -492,20 +494,17 @@ pub fn running_api_image(repo: &Path, node: &NodeName) -> Result<Option<String>>
 /// The host's listings of the images the imported latest build's stack runs (its own image, the
 /// database's base), by chain ID: those verify expects to hold what runs to.
 fn expected_listings(
-    repo: &Path,
     host: &HostState,
+    bases: &Result<HostBases, String>,
     latest: Option<&Stored>,
 ) -> BTreeMap<String, ImageFiles> {
     let built = latest
         .and_then(|s| s.manifest.image.as_ref())
         .map(|i| i.layers.clone());
-    let db = crate::host::bases::HostBases::load(repo)
+    let db = bases
+        .as_ref()
         .ok()
-        .and_then(|b| {
-            b.get(crate::host::bases::DATABASE)
-                .ok()
-                .map(|d| d.layers.clone())
-        });
+        .and_then(|b| b.get(DATABASE).ok().map(|d| d.layers.clone()));
     [built, db]
         .into_iter()
         .flatten()
