@@ -4,6 +4,7 @@
 //! pinged). What each event means is `record::drift`'s to say; the verdict is verify's own.
 //! Nothing is ever reported as passing that was not judged in full since the stream last broke.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -62,10 +63,65 @@ pub struct Seen {
     pub event_time_ns: Option<i64>,
 }
 
-/// A node's stream: the ssh session, and the lines its reader thread passes on.
+/// A node's stream: the ssh session, and the lines its reader thread passes on, each with when
+/// it came.
 struct Stream {
     child: Child,
-    lines: Receiver<Result<Line>>,
+    lines: Receiver<(Instant, Result<Line>)>,
+    /// Lines taken off the channel while a judgement ran, not read yet.
+    held: VecDeque<Result<Line>>,
+    /// When the node last sent a line, or its engine last answered a ping.
+    heard: Instant,
+}
+
+impl Stream {
+    /// The next line, waiting at most `wait` for it.
+    fn recv(&mut self, wait: Duration) -> Result<Result<Line>, RecvTimeoutError> {
+        if let Some(line) = self.held.pop_front() {
+            return Ok(line);
+        }
+        let (at, line) = self.lines.recv_timeout(wait)?;
+        self.heard = at;
+        Ok(line)
+    }
+
+    /// Takes what the node sent meanwhile off the channel, up to the bound on lines held.
+    fn hold(&mut self) {
+        while self.held.len() < MAX_PENDING_LINES {
+            let Ok((at, line)) = self.lines.try_recv() else {
+                return;
+            };
+            self.heard = at;
+            self.held.push_back(line);
+        }
+    }
+
+    /// How long the stream may stay silent before its engine is asked whether it still answers.
+    fn quiet_left(&self) -> Duration {
+        QUIET.saturating_sub(self.heard.elapsed())
+    }
+
+    /// Asks a silent stream's engine whether it still answers.
+    fn ping(&mut self, transport: &Transport, timeout: Duration) -> Result<()> {
+        let argv: Vec<String> = [
+            "curl",
+            "--silent",
+            "--max-time",
+            "2",
+            "--unix-socket",
+            "/var/run/docker.sock",
+            "http://docker/_ping",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        let out = transport.bounded(timeout).output_bounded(&argv, 64)?;
+        if !out.status.success() {
+            bail!("the node's Docker engine does not answer (its event stream went silent)");
+        }
+        self.heard = Instant::now();
+        Ok(())
+    }
 }
 
 impl Drop for Stream {
@@ -118,12 +174,17 @@ fn follow(transport: &Transport, since: Option<&str>) -> Result<Stream> {
         let mut reader = BufReader::new(stdout);
         while let Some(line) = next_line(&mut reader) {
             let failed = line.is_err();
-            if send.send(line).is_err() || failed {
+            if send.send((Instant::now(), line)).is_err() || failed {
                 break;
             }
         }
     });
-    Ok(Stream { child, lines })
+    Ok(Stream {
+        child,
+        lines,
+        held: VecDeque::new(),
+        heard: Instant::now(),
+    })
 }
 
 /// The next line of a stream; `None` when it ended (the connection, the engine or the node went
@@ -214,8 +275,8 @@ fn watch_stream(
 ) -> Result<()> {
     let (policy, timeout) = (options.policy.as_str(), options.timeout);
     let transport = Transport::connect(repo, &node.name)?;
-    let stream = follow(&transport, since.as_deref())?;
-    match stream.lines.recv_timeout(timeout) {
+    let mut stream = follow(&transport, since.as_deref())?;
+    match stream.recv(timeout) {
         Ok(Ok(Line::Since(from))) => {
             since.get_or_insert(from);
         }
@@ -228,20 +289,18 @@ fn watch_stream(
             timeout.as_secs()
         ),
     }
-    // What the stack is decides which events are drift: not knowing it breaks the stream (the
-    // node is then not checked), never reads the events against an empty stack.
-    let judge = |known: Stack| -> Result<(NodeReport, Stack)> {
-        let report =
-            verify::verify_nodes(repo, std::slice::from_ref(node), policy, 1, timeout, None)
-                .remove(0);
-        let containers = probe::stack_containers(&transport.bounded(timeout))
-            .context("asking the node's engine for the stack's containers")?;
-        Ok((report, known.refreshed(&containers)))
+    let judging = Judging {
+        repo,
+        node,
+        policy,
+        timeout,
+        transport: &transport,
     };
     // Judged in full; what the engine still remembers of a gap is read before the verdict is
     // said, so that a drift made and undone in the gap is reported first.
-    let (report, mut stack) = judge(Stack::default())?;
-    let backlog: Vec<(Result<Line>, bool)> = stream.lines.try_iter().map(|l| (l, false)).collect();
+    let (report, mut stack) = judging.judge(&mut stream, Stack::default())?;
+    stream.hold();
+    let backlog: Vec<(Result<Line>, bool)> = stream.held.drain(..).map(|l| (l, false)).collect();
     let mut causes = read(node, backlog, &mut stack, since, seen)?;
     seen(Seen {
         report,
@@ -258,7 +317,7 @@ fn watch_stream(
             ));
         }
         if !causes.is_empty() {
-            let (report, now) = judge(std::mem::take(&mut stack))?;
+            let (report, now) = judging.judge(&mut stream, std::mem::take(&mut stack))?;
             (stack, judged) = (now, Instant::now());
             seen(Seen {
                 report,
@@ -268,12 +327,12 @@ fn watch_stream(
             });
         }
         let due = (judged + options.every).saturating_duration_since(Instant::now());
-        let first = match stream.lines.recv_timeout(QUIET.min(due)) {
+        let first = match stream.recv(stream.quiet_left().min(due)) {
             Ok(line) => line,
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
             Err(RecvTimeoutError::Timeout) => {
                 if judged.elapsed() < options.every {
-                    ping(&transport, timeout)?;
+                    stream.ping(&transport, timeout)?;
                 }
                 causes = Vec::new();
                 continue;
@@ -292,10 +351,67 @@ fn watch_stream(
             batch.push((line, reported));
             if batch.len() < MAX_PENDING_LINES {
                 let left = until.saturating_duration_since(Instant::now());
-                next = stream.lines.recv_timeout(left).ok();
+                next = stream.recv(left).ok();
             }
         }
         causes = read(node, batch, &mut stack, since, seen)?;
+    }
+}
+
+/// What a node is judged with.
+struct Judging<'a> {
+    repo: &'a Path,
+    node: &'a NodeSpec,
+    policy: &'a str,
+    timeout: Duration,
+    transport: &'a Transport,
+}
+
+impl Judging<'_> {
+    /// Judges the node in full, and learns its stack anew from `known`. The judgement runs on a
+    /// thread of its own while the stream is still heard: an engine frozen during one is not
+    /// checked once the stream is silent for its bound, not only when the judgement's own
+    /// requests give up (`--timeout`). A judgement given up on ends within that timeout, unread.
+    fn judge(&self, stream: &mut Stream, known: Stack) -> Result<(NodeReport, Stack)> {
+        let (send, judged) = mpsc::channel();
+        let (repo, node, policy) = (
+            self.repo.to_path_buf(),
+            self.node.clone(),
+            self.policy.to_string(),
+        );
+        let (transport, timeout) = (self.transport.clone(), self.timeout);
+        std::thread::spawn(move || {
+            let report = verify::verify_nodes(
+                &repo,
+                std::slice::from_ref(&node),
+                &policy,
+                1,
+                timeout,
+                None,
+            )
+            .remove(0);
+            // What the stack is decides which events are drift: not knowing it breaks the
+            // stream (the node is then not checked), never reads the events against an empty
+            // stack.
+            let stack = probe::stack_containers(&transport.bounded(timeout))
+                .context("asking the node's engine for the stack's containers")
+                .map(|containers| known.refreshed(&containers));
+            let _ = send.send(stack.map(|stack| (report, stack)));
+        });
+        loop {
+            match judged.recv_timeout(stream.quiet_left()) {
+                Ok(judged) => return judged,
+                Err(RecvTimeoutError::Disconnected) => {
+                    bail!("the node's judgement ended unfinished")
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    stream.hold();
+                    if stream.quiet_left().is_zero() {
+                        stream.ping(self.transport, self.timeout)?;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -373,27 +489,6 @@ fn drifted(node: &NodeSpec, what: &str, event_time_ns: i64) -> Seen {
         drift: true,
         event_time_ns: Some(event_time_ns),
     }
-}
-
-/// Asks a silent stream's engine whether it still answers.
-fn ping(transport: &Transport, timeout: Duration) -> Result<()> {
-    let argv: Vec<String> = [
-        "curl",
-        "--silent",
-        "--max-time",
-        "2",
-        "--unix-socket",
-        "/var/run/docker.sock",
-        "http://docker/_ping",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
-    let out = transport.bounded(timeout).output_bounded(&argv, 64)?;
-    if !out.status.success() {
-        bail!("the node's Docker engine does not answer (its event stream went silent)");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

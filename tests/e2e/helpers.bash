@@ -268,12 +268,16 @@ restore_kept() {
 }
 
 # Polls CMD (a string for bash) every half second until it succeeds, for at most SECONDS.
+# Timed in microseconds: bash's whole $SECONDS would give anywhere between SECONDS - 1 and SECONDS.
 eventually() {
   local seconds=$1 deadline
   shift
-  deadline=$((SECONDS + seconds))
+  deadline=$(($(now_us) + seconds * 1000000))
   until bash -c "$*"; do
-    ((SECONDS < deadline)) || return 1
+    (($(now_us) < deadline)) || return 1
     sleep 0.5
   done
 }
+
+# The clock's time in microseconds (EPOCHREALTIME's separator is the locale's).
+now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }

@@ -21,7 +21,7 @@ teardown() {
   kill "$WATCHER" 2>/dev/null || true
   root_on "$NODE" "pkill -CONT -x dockerd; docker network disconnect -f prov-e2e-watch prov-api; \
     docker network rm prov-e2e-watch; \
-    docker rm -f prov-e2e-kept prov-e2e-one-off; docker image rm prov-api:latest; \
+    docker rm -f prov-e2e-kept prov-e2e-one-off; docker image rm prov-api:latest prov-e2e-watch:frozen; \
     rm -f \$(docker inspect prov-db --format '{{range .Mounts}}{{.Source}}{{end}}')/prov-e2e-watch; \
     if [ -e /root/prov-e2e-record ]; then cp -a /root/prov-e2e-record /vagrant/provenance/$NODE/\$(jq -r .build_id /vagrant/provenance/$NODE/latest).json; rm /root/prov-e2e-record; fi; \
     true" >/dev/null 2>&1 || true
@@ -91,9 +91,13 @@ judged() {
   grep -q "verification summary of node $NODE (FAILED)" "$BATS_TEST_TMPDIR/watch.err"
 }
 
-@test "an engine frozen is NOT CHECKED within 6 s; thawed, judged in full before it passes" {
+@test "an engine frozen, even while a judgement asks it, is NOT CHECKED within 6 s; thawed, judged in full before it passes" {
   before=$(wc -l <"$LINES")
-  root_on "$NODE" "pkill -STOP -x dockerd"
+  # Frozen just after an event that calls for a judgement (an image tagged): watch judges while
+  # the engine cannot answer. The stream's silence (3 s) and its ping's bound (2 s) decide, not
+  # the judgement's own timeout (20 s).
+  root_on "$NODE" "docker tag \$(docker images --format '{{.Repository}}:{{.Tag}}' prov-builder | head -n 1) \
+    prov-e2e-watch:frozen && sleep 0.1 && pkill -STOP -x dockerd"
   eventually 6 "tail -n +$((before + 1)) '$LINES' | grep -q 'NOT CHECKED'"
   root_on "$NODE" "pkill -CONT -x dockerd"
   eventually 20 "tail -n +$((before + 1)) '$LINES' | grep -q 'judged in full'"
