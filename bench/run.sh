@@ -147,7 +147,8 @@ restore_node() {
 }
 
 # build_pair NODE: prov build against the plain build, and prov's own time outside the build by
-# phase (materials, context, SBOM, record on the node; the host's import and attestation).
+# phase (materials, the context's plan, prov's CPU while docker builds, SBOM, record on the node;
+# the host's import and attestation).
 build_pair() {
   local node=$1 flavour goal i ta tb tt phases as="" bs="" rs="" own=""
   flavour="$(prov nodes --flavour "$node")"

@@ -145,12 +145,9 @@ pub(super) fn run_docker_build(
     // The context is written while docker reads it; its output is copied meanwhile.
     let (sent, copied) = std::thread::scope(|scope| {
         let sent = scope.spawn(|| {
-            let start = std::time::Instant::now();
-            m.context
-                .stream(context_out, || {
-                    let _ = reader.kill();
-                })
-                .map(|context| (context, start.elapsed().as_secs_f64()))
+            m.context.stream(context_out, || {
+                let _ = reader.kill();
+            })
         });
         let copied = copy_output(&reader, echo, &mut log, log_path);
         (sent.join(), copied)
@@ -168,7 +165,7 @@ pub(super) fn run_docker_build(
     }
     // A context withdrawn is a build that never ran (docker never had the whole context): no
     // log, no record, as when an input is refused before the build.
-    let (context, context_secs) = match sent {
+    let context = match sent {
         Ok(sent) => sent,
         Err(e) => {
             drop(log);
@@ -198,7 +195,6 @@ pub(super) fn run_docker_build(
             bytes,
         },
         context,
-        context_secs,
         result,
     })
 }
@@ -207,8 +203,6 @@ pub(super) fn run_docker_build(
 pub(super) struct Ran {
     pub(super) log: BuildLog,
     pub(super) context: BuildContext,
-    /// How long prov took to write the context, while docker read it.
-    pub(super) context_secs: f64,
     /// Whether docker build succeeded.
     pub(super) result: Result<()>,
 }

@@ -113,7 +113,7 @@ pub fn build(req: &BuildRequest) -> crate::error::Result<Manifest> {
         .join(names::log(&build_id));
     let (made, compose) = std::thread::scope(|scope| {
         let compose = scope.spawn(|| ask_compose(req, materials.store));
-        let made = phases.time("build", || {
+        let made = phases.time_with_cpu("build", "while_building", || {
             make_image(
                 req,
                 &materials,
@@ -125,8 +125,6 @@ pub fn build(req: &BuildRequest) -> crate::error::Result<Manifest> {
         (made, compose.join())
     });
     let made = made?;
-    // prov's own work, though docker read the context as it was written.
-    phases.add("context", made.context_secs);
     let (compose_version, compose) = compose
         .map_err(|_| anyhow!("asking Compose panicked"))?
         .with_context(|| {
@@ -264,8 +262,6 @@ struct Made {
     log: BuildLog,
     /// The build context's record.
     context: BuildContext,
-    /// How long prov took to write it, while docker read it (inside the build's time).
-    context_secs: f64,
     /// Whether the builder (and, for BuildKit, loading the image) succeeded.
     result: Result<()>,
     image: Option<ImageRecord>,
@@ -293,7 +289,6 @@ fn make_image(
     let Ran {
         log,
         context,
-        context_secs,
         mut result,
     } = run_docker_build(
         req,
@@ -322,7 +317,6 @@ fn make_image(
     Ok(Made {
         log,
         context,
-        context_secs,
         result,
         image,
         statement,
