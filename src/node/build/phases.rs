@@ -20,8 +20,8 @@ impl Phases {
     }
 
     /// Times `f` under `phase`, and the CPU prov itself used meanwhile (all its threads, not the
-    /// processes it waits for) under `cpu_phase`: while docker builds, prov writes the context
-    /// and copies the log, and only that work is its own.
+    /// processes it waits for) under `cpu_phase`: while docker builds, prov writes the context,
+    /// copies the log and asks Compose, and only that work is its own.
     pub(super) fn time_with_cpu<T>(
         &mut self,
         phase: &'static str,
